@@ -1,0 +1,6 @@
+//! Lambda function: the brands job, started by an EventBridge schedule.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    ig_collector::lambda::main(ig_collector::collect::Job::Brands).await
+}

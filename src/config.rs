@@ -1,0 +1,752 @@
+//! Configuration: `configure.toml` (embedded in the binaries at build time, or the file named by
+//! `CONFIG_PATH`) plus a few environment overrides, checked once into a [`Config`] before anything
+//! runs.
+//!
+//! Every problem is collected and reported at once, each naming the file and the key, so an
+//! operator fixes a bad file in one round instead of one error per deploy.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+/// The repository's `configure.toml`, compiled in so a Lambda needs no file next to it.
+pub const EMBEDDED: &str = include_str!("../configure.toml");
+/// How the embedded file is named in error messages.
+pub const EMBEDDED_NAME: &str = "configure.toml (embedded)";
+
+/// The oldest Graph API major version we accept: older ones are expired or close to it.
+const MIN_API_MAJOR: u32 = 24;
+
+/// One problem in the configuration: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key (`graph.concurrency`, `targets[3].user_id`) or environment variable name.
+    pub key: String,
+    pub message: String,
+}
+
+/// The configuration could not be used. Lists every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or `configure.toml (embedded)`) the problems are in.
+    pub file: String,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration in {}: ", self.file)?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", p.key, p.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON array per file, as the replaced system wrote (Spark `multiLine`, DuckDB `format='array'`).
+    Json,
+    /// One JSON object per line (Athena, `jq -c`).
+    Ndjson,
+}
+
+impl Format {
+    fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" => Some(Format::Json),
+            "ndjson" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file, as written. Field docs are the user documentation; defaults sit beside the fields.
+
+#[derive(Debug, Deserialize)]
+struct FileConfig {
+    graph: GraphSection,
+    #[serde(default)]
+    retry: RetrySection,
+    #[serde(default)]
+    output: OutputSection,
+    #[serde(default)]
+    targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphSection {
+    api_version: String,
+    #[serde(default = "default_base_url")]
+    base_url: String,
+    #[serde(default = "default_concurrency")]
+    concurrency: u32,
+    #[serde(default = "default_request_timeout_secs")]
+    request_timeout_secs: u64,
+    #[serde(default = "default_brand_media_limit")]
+    brand_media_limit: u32,
+    #[serde(default = "default_hashtag_media_limit")]
+    hashtag_media_limit: u32,
+}
+
+fn default_base_url() -> String {
+    "https://graph.facebook.com".to_string()
+}
+fn default_concurrency() -> u32 {
+    4
+}
+fn default_request_timeout_secs() -> u64 {
+    20
+}
+fn default_brand_media_limit() -> u32 {
+    25
+}
+fn default_hashtag_media_limit() -> u32 {
+    25
+}
+
+#[derive(Debug, Deserialize)]
+struct RetrySection {
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_base_delay_ms")]
+    base_delay_ms: u64,
+    #[serde(default = "default_max_delay_ms")]
+    max_delay_ms: u64,
+    #[serde(default = "default_usage_threshold_percent")]
+    usage_threshold_percent: u32,
+    #[serde(default = "default_deadline_margin_secs")]
+    deadline_margin_secs: u64,
+    #[serde(default = "default_max_throttle_wait_secs")]
+    max_throttle_wait_secs: u64,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        RetrySection {
+            max_attempts: default_max_attempts(),
+            base_delay_ms: default_base_delay_ms(),
+            max_delay_ms: default_max_delay_ms(),
+            usage_threshold_percent: default_usage_threshold_percent(),
+            deadline_margin_secs: default_deadline_margin_secs(),
+            max_throttle_wait_secs: default_max_throttle_wait_secs(),
+        }
+    }
+}
+
+fn default_max_attempts() -> u32 {
+    4
+}
+fn default_base_delay_ms() -> u64 {
+    500
+}
+fn default_max_delay_ms() -> u64 {
+    8000
+}
+fn default_usage_threshold_percent() -> u32 {
+    80
+}
+fn default_deadline_margin_secs() -> u64 {
+    8
+}
+fn default_max_throttle_wait_secs() -> u64 {
+    120
+}
+
+#[derive(Debug, Deserialize)]
+struct OutputSection {
+    #[serde(default = "default_format")]
+    format: String,
+    #[serde(default = "default_brand_key")]
+    brand_key: String,
+    #[serde(default = "default_media_key")]
+    media_key: String,
+    #[serde(default = "default_media_hashtag_key")]
+    media_hashtag_key: String,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            format: default_format(),
+            brand_key: default_brand_key(),
+            media_key: default_media_key(),
+            media_hashtag_key: default_media_hashtag_key(),
+        }
+    }
+}
+
+fn default_format() -> String {
+    "json".to_string()
+}
+fn default_brand_key() -> String {
+    "raw/brand_{%Y-%m-%d}/brand_{%Y-%m-%d_%H%M%S}.json".to_string()
+}
+fn default_media_key() -> String {
+    "raw/media_{%Y-%m-%d}/media_{%Y-%m-%d_%H%M%S}.json".to_string()
+}
+fn default_media_hashtag_key() -> String {
+    "raw/media_hashtag_{%Y-%m-%d}/media_hashtag_{%Y-%m-%d_%H%M%S}.json".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+struct TargetEntry {
+    username: String,
+    user_id: String,
+    hashtag: String,
+    #[serde(default)]
+    hashtag_id: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checked configuration the rest of the program uses.
+
+/// A checked configuration. Built only by [`Config::parse`] / [`Config::load`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages.
+    pub file: String,
+    pub graph: GraphSettings,
+    pub retry: RetryPolicy,
+    pub output: OutputSettings,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    pub api_version: String,
+    /// Base URL without trailing slash.
+    pub base_url: String,
+    pub concurrency: usize,
+    pub request_timeout: Duration,
+    pub brand_media_limit: u32,
+    pub hashtag_media_limit: u32,
+}
+
+/// How Graph calls are retried; read by the pure decision in `graph::retry`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub usage_threshold_percent: u32,
+    pub deadline_margin: Duration,
+    /// The longest a throttled call waits for the API's announced regain time.
+    pub max_throttle_wait: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputSettings {
+    pub format: Format,
+    pub brand_key: KeyTemplate,
+    pub media_key: KeyTemplate,
+    pub media_hashtag_key: KeyTemplate,
+}
+
+/// One tracked account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub username: String,
+    /// The account's Instagram user id; `media_hashtag.user_id` carries it.
+    pub user_id: String,
+    /// Tracked hashtag, without `#`.
+    pub hashtag: String,
+    /// Pinned id of the hashtag, when known.
+    pub hashtag_id: Option<String>,
+}
+
+/// An object key pattern: literal text with `{strftime}` holes filled from the scheduled time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTemplate {
+    source: String,
+}
+
+impl KeyTemplate {
+    /// Checks the pattern: balanced braces, valid strftime items, no absolute path or `..`.
+    pub fn parse(source: &str) -> Result<KeyTemplate, String> {
+        if source.is_empty() {
+            return Err("is empty".into());
+        }
+        if source.starts_with('/') || source.split('/').any(|s| s == ".." || s.is_empty()) {
+            return Err(format!(
+                "`{source}` must be a relative key without empty or `..` segments"
+            ));
+        }
+        let mut rest = source;
+        let mut holes = 0;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest.as_bytes()[open] == b'}' {
+                return Err(format!("`{source}` has a `}}` without `{{`"));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("`{source}` has a `{{` without `}}`"))?;
+            let pattern = &after[..close];
+            if pattern.is_empty() || pattern.contains('{') {
+                return Err(format!("`{source}` has an empty or nested `{{}}`"));
+            }
+            if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
+                return Err(format!("`{{{pattern}}}` is not a valid strftime pattern"));
+            }
+            holes += 1;
+            rest = &after[close + 1..];
+        }
+        if holes == 0 {
+            return Err(format!(
+                "`{source}` has no `{{%...}}` time hole: every run would overwrite the same key"
+            ));
+        }
+        Ok(KeyTemplate {
+            source: source.to_string(),
+        })
+    }
+
+    /// The key for a run scheduled at `at`. Pure: the same time always gives the same key, which
+    /// is what makes a redelivered event overwrite its own objects instead of adding new ones.
+    pub fn render(&self, at: DateTime<Utc>) -> String {
+        let mut out = String::with_capacity(self.source.len() + 16);
+        let mut rest = self.source.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            // `parse` guarantees the closing brace.
+            let close = after.find('}').unwrap_or(after.len());
+            out.push_str(&at.format(&after[..close]).to_string());
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        out
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// Environment overrides, read once; tests build one by hand instead of setting variables.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub graph_api_url: Option<String>,
+    pub graph_api_version: Option<String>,
+    pub output_format: Option<String>,
+}
+
+impl Overrides {
+    /// `GRAPH_API_URL`, `GRAPH_API_VERSION`, `OUTPUT_FORMAT`; empty values count as unset.
+    pub fn from_env() -> Overrides {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Overrides {
+            graph_api_url: var("GRAPH_API_URL"),
+            graph_api_version: var("GRAPH_API_VERSION"),
+            output_format: var("OUTPUT_FORMAT"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads `CONFIG_PATH` if set, else the embedded file, then applies the environment overrides.
+    pub fn load() -> Result<Config, ConfigError> {
+        let overrides = Overrides::from_env();
+        match std::env::var("CONFIG_PATH") {
+            Ok(path) if !path.trim().is_empty() => Config::load_file(Path::new(&path), &overrides),
+            _ => Config::parse(EMBEDDED, EMBEDDED_NAME, &overrides),
+        }
+    }
+
+    /// Loads a file from disk.
+    pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            problems: vec![Problem {
+                key: "CONFIG_PATH".into(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Config::parse(&text, &name, overrides)
+    }
+
+    /// Parses and checks a configuration text. `file` names it in errors.
+    pub fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            file: file.to_string(),
+            problems,
+        };
+        // Unknown keys are collected (all of them) by a first pass, before the typed parse reports
+        // the first type error with its line; serde's `deny_unknown_fields` would stop at the
+        // first unknown key.
+        let mut unknown = Vec::new();
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            fail(vec![Problem {
+                key: "(syntax)".into(),
+                message: toml_message(text, &e),
+            }])
+        })?;
+        let _: Result<FileConfig, _> =
+            serde_ignored::deserialize(toml::Value::Table(table.clone()), |path| {
+                unknown.push(path.to_string())
+            });
+        if !unknown.is_empty() {
+            return Err(fail(
+                unknown
+                    .into_iter()
+                    .map(|k| Problem {
+                        key: k,
+                        message: "unknown key".into(),
+                    })
+                    .collect(),
+            ));
+        }
+        let raw: FileConfig = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .and_then(|s| key_at(text, s.start))
+                .unwrap_or_else(|| "(value)".into());
+            fail(vec![Problem {
+                key,
+                message: toml_message(text, &e),
+            }])
+        })?;
+        let mut problems = Vec::new();
+        let config = check(raw, overrides, &mut problems, file);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// The key template of a record kind.
+    pub fn key_template(&self, kind: crate::records::Kind) -> &KeyTemplate {
+        use crate::records::Kind;
+        match kind {
+            Kind::Brand => &self.output.brand_key,
+            Kind::Media => &self.output.media_key,
+            Kind::MediaHashtag => &self.output.media_hashtag_key,
+        }
+    }
+}
+
+/// The dotted key whose value starts at byte `offset`: the `key =` of that line under the
+/// nearest `[section]` or `[[section]]` header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let mut section = None;
+    let mut index: i64 = -1;
+    for l in before.lines() {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            if section.as_deref() == Some(name) {
+                index += 1;
+            } else {
+                index = 0;
+            }
+            section = Some(name.to_string());
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            section = Some(name.to_string());
+            index = -1;
+        }
+    }
+    Some(match section {
+        Some(s) if index >= 0 => format!("{s}[{index}].{key}"),
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{msg} (line {line})")
+        }
+        None => msg,
+    }
+}
+
+fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &str) -> Config {
+    let mut bad = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.to_string(),
+            message,
+        })
+    };
+
+    let (version_key, api_version) = match &o.graph_api_version {
+        Some(v) => ("GRAPH_API_VERSION (environment)", v.clone()),
+        None => ("graph.api_version", raw.graph.api_version.clone()),
+    };
+    if let Err(m) = check_api_version(&api_version) {
+        bad(version_key, m);
+    }
+    let (url_key, base_url) = match &o.graph_api_url {
+        Some(v) => ("GRAPH_API_URL (environment)", v.clone()),
+        None => ("graph.base_url", raw.graph.base_url.clone()),
+    };
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || !validator::ValidateUrl::validate_url(&base_url)
+    {
+        bad(url_key, format!("`{base_url}` is not an http(s) URL"));
+    }
+    let g = &raw.graph;
+    if !(1..=64).contains(&g.concurrency) {
+        bad(
+            "graph.concurrency",
+            format!("{} is not in 1..=64", g.concurrency),
+        );
+    }
+    if !(1..=300).contains(&g.request_timeout_secs) {
+        bad(
+            "graph.request_timeout_secs",
+            format!("{} is not in 1..=300", g.request_timeout_secs),
+        );
+    }
+    if !(1..=100).contains(&g.brand_media_limit) {
+        bad(
+            "graph.brand_media_limit",
+            format!("{} is not in 1..=100", g.brand_media_limit),
+        );
+    }
+    if !(1..=50).contains(&g.hashtag_media_limit) {
+        bad(
+            "graph.hashtag_media_limit",
+            format!(
+                "{} is not in 1..=50 (the API's page limit)",
+                g.hashtag_media_limit
+            ),
+        );
+    }
+
+    let r = &raw.retry;
+    if !(1..=10).contains(&r.max_attempts) {
+        bad(
+            "retry.max_attempts",
+            format!("{} is not in 1..=10", r.max_attempts),
+        );
+    }
+    if r.base_delay_ms > r.max_delay_ms {
+        bad(
+            "retry.base_delay_ms",
+            format!(
+                "{} is larger than retry.max_delay_ms ({})",
+                r.base_delay_ms, r.max_delay_ms
+            ),
+        );
+    }
+    if !(1..=100).contains(&r.usage_threshold_percent) {
+        bad(
+            "retry.usage_threshold_percent",
+            format!("{} is not in 1..=100", r.usage_threshold_percent),
+        );
+    }
+
+    let (format_key, format_text) = match &o.output_format {
+        Some(v) => ("OUTPUT_FORMAT (environment)", v.clone()),
+        None => ("output.format", raw.output.format.clone()),
+    };
+    let format = Format::parse(&format_text).unwrap_or_else(|| {
+        bad(
+            format_key,
+            format!("`{format_text}` is not one of \"json\", \"ndjson\""),
+        );
+        Format::Json
+    });
+    let mut template = |key: &str, text: &str| {
+        KeyTemplate::parse(text).unwrap_or_else(|m| {
+            bad(key, m);
+            KeyTemplate {
+                source: text.to_string(),
+            }
+        })
+    };
+    let brand_key = template("output.brand_key", &raw.output.brand_key);
+    let media_key = template("output.media_key", &raw.output.media_key);
+    let media_hashtag_key = template("output.media_hashtag_key", &raw.output.media_hashtag_key);
+    let keys = [&brand_key, &media_key, &media_hashtag_key];
+    if keys[0] == keys[1] || keys[1] == keys[2] || keys[0] == keys[2] {
+        bad(
+            "output",
+            "brand_key, media_key and media_hashtag_key must differ, or one kind overwrites another"
+                .into(),
+        );
+    }
+
+    if raw.targets.is_empty() {
+        bad("targets", "no [[targets]]: nothing to collect".into());
+    }
+    let mut seen_users = HashSet::new();
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, t) in raw.targets.iter().enumerate() {
+        let key = |field: &str| format!("targets[{i}].{field}");
+        if !is_username(&t.username) {
+            bad(
+                &key("username"),
+                format!(
+                    "`{}` is not an Instagram username (1-30 of a-z, 0-9, '.', '_')",
+                    t.username
+                ),
+            );
+        } else if !seen_users.insert(t.username.to_ascii_lowercase()) {
+            bad(
+                &key("username"),
+                format!("`{}` is listed twice", t.username),
+            );
+        }
+        if !is_digits(&t.user_id) {
+            bad(
+                &key("user_id"),
+                format!("`{}` is not a numeric Instagram user id", t.user_id),
+            );
+        }
+        if t.hashtag.is_empty()
+            || t.hashtag.starts_with('#')
+            || !t.hashtag.chars().all(|c| c.is_alphanumeric() || c == '_')
+        {
+            bad(
+                &key("hashtag"),
+                format!(
+                    "`{}` is not a hashtag name (letters, digits, '_', without '#')",
+                    t.hashtag
+                ),
+            );
+        }
+        if !t.hashtag_id.is_empty() && !is_digits(&t.hashtag_id) {
+            bad(
+                &key("hashtag_id"),
+                format!(
+                    "`{}` is not numeric; leave it empty to resolve it at run time",
+                    t.hashtag_id
+                ),
+            );
+        }
+        targets.push(Target {
+            username: t.username.clone(),
+            user_id: t.user_id.clone(),
+            hashtag: t.hashtag.clone(),
+            hashtag_id: Some(t.hashtag_id.clone()).filter(|s| !s.is_empty()),
+        });
+    }
+
+    Config {
+        file: _file.to_string(),
+        graph: GraphSettings {
+            api_version,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            concurrency: g.concurrency.max(1) as usize,
+            request_timeout: Duration::from_secs(g.request_timeout_secs),
+            brand_media_limit: g.brand_media_limit,
+            hashtag_media_limit: g.hashtag_media_limit,
+        },
+        retry: RetryPolicy {
+            max_attempts: r.max_attempts.max(1),
+            base_delay: Duration::from_millis(r.base_delay_ms),
+            max_delay: Duration::from_millis(r.max_delay_ms),
+            usage_threshold_percent: r.usage_threshold_percent,
+            deadline_margin: Duration::from_secs(r.deadline_margin_secs),
+            max_throttle_wait: Duration::from_secs(r.max_throttle_wait_secs),
+        },
+        output: OutputSettings {
+            format,
+            brand_key,
+            media_key,
+            media_hashtag_key,
+        },
+        targets,
+    }
+}
+
+fn check_api_version(v: &str) -> Result<(), String> {
+    let parsed = v
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .and_then(|(major, minor)| {
+            let minor_ok = !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit());
+            major.parse::<u32>().ok().filter(|_| minor_ok)
+        });
+    match parsed {
+        None => Err(format!("`{v}` is not a Graph API version like \"v24.0\"")),
+        Some(major) if major < MIN_API_MAJOR => Err(format!(
+            "`{v}` is too old: use v{MIN_API_MAJOR}.0 or newer (v17.0 expired on 2025-09-12)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// True for a non-empty string of ASCII digits: the shape of every Instagram id.
+pub fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_username(s: &str) -> bool {
+    (1..=30).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_shipped_file_is_valid_and_lists_the_eleven_brands() {
+        let c = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default()).expect("valid");
+        let names: Vec<_> = c.targets.iter().map(|t| t.username.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "hermes",
+                "chanelofficial",
+                "dior",
+                "louisvuitton",
+                "gucci",
+                "prada",
+                "ysl",
+                "celine",
+                "maisonvalentino",
+                "miumiu",
+                "fendi"
+            ]
+        );
+        assert_eq!(c.output.format, Format::Json);
+    }
+
+    #[test]
+    fn key_templates_render_the_contract_layout() {
+        let t = KeyTemplate::parse(&default_brand_key()).expect("valid");
+        let at = Utc
+            .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+            .single()
+            .expect("time");
+        assert_eq!(
+            t.render(at),
+            "raw/brand_2023-09-02/brand_2023-09-02_000015.json"
+        );
+    }
+
+    #[test]
+    fn key_templates_without_a_time_hole_or_with_bad_patterns_are_refused() {
+        assert!(KeyTemplate::parse("raw/brand.json").is_err());
+        assert!(KeyTemplate::parse("raw/{%Q}.json").is_err());
+        assert!(KeyTemplate::parse("raw/{%Y.json").is_err());
+        assert!(KeyTemplate::parse("/raw/{%Y}.json").is_err());
+        assert!(KeyTemplate::parse("raw/../{%Y}.json").is_err());
+    }
+}

@@ -1,0 +1,652 @@
+//! The Instagram Graph API: **the only module that knows Graph HTTP and JSON.**
+//!
+//! A [`Source`] answers the three calls the collector makes (`business_discovery`,
+//! `ig_hashtag_search`, `recent_media`), either live over HTTP or from recorded response files
+//! (`--replay`). Both go through [`decode`], so a replayed run exercises the same parsing as a live
+//! one. Errors are decoded once, into a [`GraphError`] whose [`ErrorKind`] drives the pure retry
+//! decision in [`retry`].
+
+pub mod retry;
+pub mod usage;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::config::{GraphSettings, RetryPolicy};
+use crate::records::Kind;
+pub use retry::{classify, decide, Decision, ErrorKind};
+pub use usage::Usage;
+
+/// The Graph API access token. Its `Debug` and `Display` print nothing of it, and every message
+/// that came from the network is scrubbed of it before it is kept, so it cannot reach a log.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: impl Into<String>) -> AccessToken {
+        AccessToken(token.into().trim().to_string())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Replaces any occurrence of the token in `text`.
+    pub fn scrub(&self, text: &str) -> String {
+        if self.0.len() >= 8 && text.contains(&self.0) {
+            text.replace(&self.0, "[redacted]")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// `appsecret_proof`: hex HMAC-SHA256 of the token keyed by the app secret. Graph API apps
+    /// that require it refuse calls without it; it proves the caller knows the app secret.
+    pub fn appsecret_proof(&self, app_secret: &str) -> String {
+        // HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256>>::new_from_slice(app_secret.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(self.0.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+impl std::fmt::Display for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The `error` object of a Graph API error body. Only `message` and `code` are always there.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ApiError {
+    #[serde(default)]
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub error_type: Option<String>,
+    pub code: i64,
+    #[serde(default)]
+    pub error_subcode: Option<i64>,
+    #[serde(default)]
+    pub is_transient: Option<bool>,
+    #[serde(default)]
+    pub error_user_title: Option<String>,
+    #[serde(default)]
+    pub error_user_msg: Option<String>,
+    #[serde(default)]
+    pub fbtrace_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ApiError,
+}
+
+/// A failed Graph call, after retries. Carries no token.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}{}", self.detail())]
+pub struct GraphError {
+    pub kind: ErrorKind,
+    /// Graph error code and subcode, when the API sent an error body.
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What happened, scrubbed of the token; for non-JSON bodies a short excerpt.
+    pub message: String,
+    pub fbtrace_id: Option<String>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// For throttling: when the API says access comes back.
+    pub regain_after: Option<Duration>,
+}
+
+impl GraphError {
+    fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.code {
+            parts.push(match self.subcode {
+                Some(s) => format!("code {c}, subcode {s}"),
+                None => format!("code {c}"),
+            });
+        }
+        if let Some(s) = self.status {
+            parts.push(format!("HTTP {s}"));
+        }
+        if self.attempts > 1 {
+            parts.push(format!("after {} attempts", self.attempts));
+        }
+        if let Some(t) = &self.fbtrace_id {
+            parts.push(format!("fbtrace_id {t}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    }
+
+    fn local(kind: ErrorKind, message: impl Into<String>) -> GraphError {
+        GraphError {
+            kind,
+            code: None,
+            subcode: None,
+            status: None,
+            message: message.into(),
+            fbtrace_id: None,
+            attempts: 0,
+            regain_after: None,
+        }
+    }
+}
+
+/// Decodes one response body. Errors can come with any status, or inside a 200.
+pub fn decode(status: u16, body: &[u8], token: Option<&AccessToken>) -> Result<Value, GraphError> {
+    let scrub = |s: &str| match token {
+        Some(t) => t.scrub(s),
+        None => s.to_string(),
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) => {
+            if value.get("error").is_some() {
+                let error = serde_json::from_value::<ErrorBody>(value)
+                    .map(|b| b.error)
+                    .map_err(|_| GraphError {
+                        status: Some(status),
+                        ..GraphError::local(
+                            ErrorKind::BadResponse,
+                            format!(
+                                "unreadable error body: {}",
+                                excerpt(&scrub(&String::from_utf8_lossy(body)))
+                            ),
+                        )
+                    })?;
+                let kind = classify(status, Some(&error));
+                return Err(GraphError {
+                    kind,
+                    code: Some(error.code),
+                    subcode: error.error_subcode,
+                    status: Some(status),
+                    message: scrub(&error.message),
+                    fbtrace_id: error.fbtrace_id.clone(),
+                    attempts: 1,
+                    regain_after: None,
+                });
+            }
+            if (200..300).contains(&status) {
+                Ok(value)
+            } else {
+                Err(GraphError {
+                    status: Some(status),
+                    attempts: 1,
+                    ..GraphError::local(
+                        classify(status, None),
+                        format!("HTTP {status} without an error object"),
+                    )
+                })
+            }
+        }
+        Err(e) => {
+            let kind = if status >= 500 {
+                ErrorKind::Transient
+            } else {
+                ErrorKind::BadResponse
+            };
+            let what = if e.is_eof() {
+                "cut-off JSON"
+            } else {
+                "a body that is not JSON"
+            };
+            Err(GraphError {
+                status: Some(status),
+                attempts: 1,
+                ..GraphError::local(
+                    kind,
+                    format!(
+                        "{what}: {}",
+                        excerpt(&scrub(&String::from_utf8_lossy(body)))
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// A short, single-line excerpt of a body for error messages.
+fn excerpt(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    if text.chars().count() > 120 {
+        format!("{flat:?}…")
+    } else {
+        format!("{flat:?}")
+    }
+}
+
+/// The `fields=` expression of `business_discovery`, derived from the record tables.
+pub fn business_discovery_fields(username: &str, media_limit: u32) -> String {
+    format!(
+        "business_discovery.username({username}){{{},media.limit({media_limit}){{{}}}}}",
+        Kind::Brand.api_fields(),
+        Kind::Media.api_fields()
+    )
+}
+
+/// Counters of one run's Graph traffic, for the summary and the metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct GraphStats {
+    /// HTTP requests sent (or replayed responses read), retries included.
+    pub calls: u64,
+    pub retries: u64,
+    /// Calls answered with a throttling error.
+    pub throttled: u64,
+    /// The highest usage percentage any response header reported.
+    pub max_usage_percent: u32,
+    /// Optional calls (extra pages) not made because usage was high.
+    pub optional_calls_skipped: u64,
+}
+
+/// Credentials of a live source.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The Instagram business account the calls are made as.
+    pub ig_user_id: String,
+    pub token: AccessToken,
+    /// When set, every call carries `appsecret_proof`.
+    pub app_secret: Option<AccessToken>,
+}
+
+/// Where Graph responses come from.
+#[derive(Debug)]
+pub enum Source {
+    Live(Box<LiveClient>),
+    /// Recorded response bodies in a folder: `brands/{username}.json`,
+    /// `hashtag_search/{hashtag}.json`, `hashtags/{hashtag}.json` (or `.json.gz`).
+    Replay(PathBuf),
+}
+
+/// The HTTP side: one per process, reused across runs (connection pool, parsed settings).
+#[derive(Debug)]
+pub struct LiveClient {
+    http: reqwest::Client,
+    base: String,
+    credentials: Credentials,
+    proof: Option<String>,
+}
+
+impl Source {
+    /// A live source. Fails only if the TLS stack cannot be set up.
+    pub fn live(settings: &GraphSettings, credentials: Credentials) -> Result<Source, GraphError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("ig-collector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                GraphError::local(ErrorKind::Network, format!("HTTP client setup failed: {e}"))
+            })?;
+        let proof = credentials
+            .app_secret
+            .as_ref()
+            .map(|secret| credentials.token.appsecret_proof(secret.expose()));
+        Ok(Source::Live(Box::new(LiveClient {
+            http,
+            base: format!("{}/{}", settings.base_url, settings.api_version),
+            credentials,
+            proof,
+        })))
+    }
+
+    /// Starts a run: its counters, its deadline and its stop switch.
+    pub fn session<'a>(
+        &'a self,
+        policy: &'a RetryPolicy,
+        settings: &'a GraphSettings,
+        deadline: Option<Instant>,
+    ) -> Session<'a> {
+        Session {
+            source: self,
+            policy,
+            settings,
+            deadline,
+            stats: Mutex::new(GraphStats::default()),
+            calls: AtomicU64::new(0),
+            max_usage: AtomicU32::new(0),
+            stop: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One run's view of a [`Source`]: it counts calls, honours the run deadline, and stops every
+/// further call once the token is rejected or the app is throttled as a whole.
+#[derive(Debug)]
+pub struct Session<'a> {
+    source: &'a Source,
+    policy: &'a RetryPolicy,
+    settings: &'a GraphSettings,
+    deadline: Option<Instant>,
+    stats: Mutex<GraphStats>,
+    calls: AtomicU64,
+    max_usage: AtomicU32,
+    /// The error that stopped the run's calls, repeated to every later call.
+    stop: Mutex<Option<GraphError>>,
+    stopped: AtomicBool,
+}
+
+/// A call's role: optional calls (extra pages) are the first dropped under high usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Required,
+    Optional,
+}
+
+impl Session<'_> {
+    /// The Graph traffic of this run so far.
+    pub fn stats(&self) -> GraphStats {
+        let mut s = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        s.calls = self.calls.load(Ordering::Relaxed);
+        s.max_usage_percent = self.max_usage.load(Ordering::Relaxed);
+        s
+    }
+
+    /// The error that stopped the run, if the token was rejected or the app throttled.
+    pub fn stopped_by(&self) -> Option<GraphError> {
+        self.stop.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// True when usage headers report at least the configured threshold.
+    pub fn usage_is_high(&self) -> bool {
+        self.max_usage.load(Ordering::Relaxed) >= self.policy.usage_threshold_percent
+    }
+
+    /// Time left before the run deadline, if there is one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// `GET /{ig-user-id}?fields=business_discovery.username(…){…}`: a profile and its latest media.
+    pub async fn business_discovery(&self, username: &str) -> Result<Value, GraphError> {
+        match self.source {
+            Source::Replay(dir) => self.replay(dir.join("brands").join(username)).await,
+            Source::Live(c) => {
+                let fields = business_discovery_fields(username, self.settings.brand_media_limit);
+                let path = format!("{}/{}", c.base, c.credentials.ig_user_id);
+                self.get(c, &path, vec![("fields", fields)], Need::Required)
+                    .await
+            }
+        }
+    }
+
+    /// `GET /ig_hashtag_search?user_id=…&q=…`: the id of a hashtag.
+    pub async fn hashtag_search(&self, hashtag: &str) -> Result<String, GraphError> {
+        let body = match self.source {
+            Source::Replay(dir) => {
+                self.replay(dir.join("hashtag_search").join(hashtag))
+                    .await?
+            }
+            Source::Live(c) => {
+                let path = format!("{}/ig_hashtag_search", c.base);
+                let query = vec![
+                    ("user_id", c.credentials.ig_user_id.clone()),
+                    ("q", hashtag.to_string()),
+                ];
+                self.get(c, &path, query, Need::Required).await?
+            }
+        };
+        let id = body
+            .get("data")
+            .and_then(Value::as_array)
+            .and_then(|d| d.first())
+            .and_then(|h| crate::validate::valid_id(h.get("id")));
+        id.ok_or_else(|| GraphError {
+            attempts: 1,
+            ..GraphError::local(
+                ErrorKind::NotFound,
+                format!("ig_hashtag_search found no id for #{hashtag}"),
+            )
+        })
+    }
+
+    /// `GET /{hashtag-id}/recent_media?user_id=…&fields=…&limit=…[&after=…]`: one page.
+    ///
+    /// In replay, page `n` of hashtag `h` is `hashtags/{h}.json` for the first page and
+    /// `hashtags/{h}.{n}.json` after it.
+    pub async fn recent_media(
+        &self,
+        hashtag: &str,
+        hashtag_id: &str,
+        after: Option<&str>,
+        page: u32,
+        need: Need,
+    ) -> Result<Value, GraphError> {
+        match self.source {
+            Source::Replay(dir) => {
+                let name = if page <= 1 {
+                    hashtag.to_string()
+                } else {
+                    format!("{hashtag}.{page}")
+                };
+                self.replay(dir.join("hashtags").join(name)).await
+            }
+            Source::Live(c) => {
+                let path = format!("{}/{}/recent_media", c.base, hashtag_id);
+                let mut query = vec![
+                    ("user_id", c.credentials.ig_user_id.clone()),
+                    ("fields", Kind::MediaHashtag.api_fields()),
+                    ("limit", self.settings.hashtag_media_limit.to_string()),
+                ];
+                if let Some(a) = after {
+                    query.push(("after", a.to_string()));
+                }
+                self.get(c, &path, query, need).await
+            }
+        }
+    }
+
+    /// Reads a recorded body (`.json` or `.json.gz`) and decodes it like a live one.
+    async fn replay(&self, stem: PathBuf) -> Result<Value, GraphError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        // Names may contain dots (`dior.2`), so the extension is appended, not set.
+        let stem_name = stem
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let plain = stem.with_file_name(format!("{stem_name}.json"));
+        let gz = stem.with_file_name(format!("{stem_name}.json.gz"));
+        let display = plain.display().to_string();
+        let bytes = match tokio::fs::read(&plain).await {
+            Ok(b) => b,
+            Err(_) => match tokio::fs::read(&gz).await {
+                Ok(b) => {
+                    let mut out = Vec::new();
+                    use std::io::Read;
+                    flate2::read::GzDecoder::new(&b[..])
+                        .read_to_end(&mut out)
+                        .map_err(|e| {
+                            GraphError::local(
+                                ErrorKind::BadResponse,
+                                format!("{}: not gzip: {e}", gz.display()),
+                            )
+                        })?;
+                    out
+                }
+                Err(_) => {
+                    return Err(GraphError::local(
+                        ErrorKind::NotFound,
+                        format!("no recorded response {display} (nor .json.gz)"),
+                    ))
+                }
+            },
+        };
+        decode(200, &bytes, None)
+    }
+
+    /// One logical call with retries, throttling and the deadline applied.
+    async fn get(
+        &self,
+        c: &LiveClient,
+        url: &str,
+        mut query: Vec<(&str, String)>,
+        need: Need,
+    ) -> Result<Value, GraphError> {
+        if let Some(p) = &c.proof {
+            query.push(("appsecret_proof", p.clone()));
+        }
+        if need == Need::Optional && self.usage_is_high() {
+            if let Ok(mut s) = self.stats.lock() {
+                s.optional_calls_skipped += 1;
+            }
+            return Err(GraphError::local(
+                ErrorKind::Skipped,
+                "optional call skipped: API usage at or above the threshold",
+            ));
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if self.stopped.load(Ordering::Relaxed) {
+                if let Some(e) = self.stopped_by() {
+                    return Err(GraphError { attempts: 0, ..e });
+                }
+            }
+            let time_left = self.time_left();
+            if time_left.is_some_and(|t| t.is_zero()) {
+                return Err(GraphError {
+                    attempts: attempt - 1,
+                    ..GraphError::local(ErrorKind::Deadline, "run deadline reached before the call")
+                });
+            }
+            let timeout = match time_left {
+                Some(t) => t.min(self.settings.request_timeout),
+                None => self.settings.request_timeout,
+            };
+            let result = self.send(c, url, &query, timeout).await;
+            let mut err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            err.attempts = attempt;
+            if err.kind == ErrorKind::Throttled {
+                if let Ok(mut s) = self.stats.lock() {
+                    s.throttled += 1;
+                }
+            }
+            let decision = decide(
+                err.kind,
+                attempt,
+                err.regain_after,
+                self.time_left(),
+                self.policy,
+                rand::random::<f64>(),
+            );
+            match decision {
+                Decision::GiveUp => {
+                    self.maybe_stop(&err);
+                    return Err(err);
+                }
+                Decision::RetryAfter(delay) => {
+                    if let Ok(mut s) = self.stats.lock() {
+                        s.retries += 1;
+                    }
+                    tracing::warn!(
+                        error_kind = %err.kind, code = ?err.code, status = ?err.status, attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        "Graph call failed and will be retried"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Token errors stop the whole run; app- and user-level throttling (codes 4 and 17) stop
+    /// all further calls, so a throttled app is not hammered by the remaining targets.
+    fn maybe_stop(&self, err: &GraphError) {
+        let stops = err.kind == ErrorKind::Token
+            || (err.kind == ErrorKind::Throttled && matches!(err.code, Some(4) | Some(17)));
+        if stops {
+            if let Ok(mut s) = self.stop.lock() {
+                if s.is_none() {
+                    *s = Some(err.clone());
+                }
+            }
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn send(
+        &self,
+        c: &LiveClient,
+        url: &str,
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Value, GraphError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let token = &c.credentials.token;
+        let response = c
+            .http
+            .get(url)
+            .query(query)
+            .bearer_auth(token.expose())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, token))?;
+        let status = response.status().as_u16();
+        let usage = Usage::from_headers(response.headers());
+        self.max_usage
+            .fetch_max(usage.max_percent(), Ordering::Relaxed);
+        if usage.max_percent() >= self.policy.usage_threshold_percent {
+            tracing::warn!(
+                usage_percent = usage.max_percent(),
+                "Graph API usage is high: optional calls stop"
+            );
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, token))?;
+        decode(status, &body, Some(token)).map_err(|mut e| {
+            if e.kind == ErrorKind::Throttled {
+                e.regain_after = usage.regain_after;
+            }
+            e
+        })
+    }
+}
+
+fn transport_error(e: reqwest::Error, token: &AccessToken) -> GraphError {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Network
+    };
+    // Without the URL: it carries the appsecret_proof, and the token scrub covers the rest.
+    let e = e.without_url();
+    let mut message = token.scrub(&e.to_string());
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&token.scrub(&s.to_string()));
+        source = s.source();
+    }
+    GraphError::local(kind, message)
+}

@@ -1,0 +1,141 @@
+//! The Lambda side: a scheduled event in, a [`RunSummary`] out.
+//!
+//! Setup (config, secret, clients) runs once at cold start. If it fails, every invocation fails
+//! with the setup error, so the failure shows as an invocation error (alarms, retries, the failure
+//! queue) with a message that says what to fix, instead of a crash loop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use crate::collect::{self, App, Job, RunError, RunSummary};
+use crate::setup::{self, Choice, SetupError};
+use crate::telemetry;
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("{0}")]
+    Setup(Arc<SetupError>),
+    #[error("{0}")]
+    BadEvent(String),
+    #[error("{0}")]
+    Run(#[from] RunError),
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Diagnostic {
+        let error_type = match &e {
+            InvocationError::Setup(s) => s.kind_name(),
+            InvocationError::BadEvent(_) => "BadEvent",
+            InvocationError::Run(r) => r.kind_name(),
+        };
+        Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The scheduled time of an event: its `time` field, RFC 3339. Both the classic EventBridge
+/// "Scheduled Event" and the EventBridge Scheduler input in `template.yaml` carry it. Keys derive
+/// from it, never from the clock, so a redelivered event rewrites the same keys.
+pub fn scheduled_time(event: &Value) -> Result<DateTime<Utc>, InvocationError> {
+    const EXPECTED: &str = "expected an EventBridge scheduled event: a JSON object with a `time` field in RFC 3339, e.g. {\"time\": \"2023-09-02T00:00:00Z\"}";
+    let time = event
+        .get("time")
+        .ok_or_else(|| InvocationError::BadEvent(format!("{EXPECTED}; the event has no `time`")))?;
+    let text = time
+        .as_str()
+        .ok_or_else(|| InvocationError::BadEvent(format!("{EXPECTED}; `time` is {time}")))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; `time` is \"{text}\": {e}")))
+}
+
+/// The handler state kept across invocations.
+pub struct Handler {
+    job: Job,
+    app: Result<App, Arc<SetupError>>,
+    cold: AtomicBool,
+}
+
+impl Handler {
+    pub async fn init(job: Job) -> Handler {
+        let app = setup::app_from_env(&Choice::default())
+            .await
+            .map_err(Arc::new);
+        if let Err(e) = &app {
+            tracing::error!(
+                error_kind = e.kind_name(),
+                "setup failed; every invocation will fail until fixed: {e}"
+            );
+        }
+        Handler {
+            job,
+            app,
+            cold: AtomicBool::new(true),
+        }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunSummary, InvocationError> {
+        let cold = self.cold.swap(false, Ordering::Relaxed);
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
+        let _enter = span.enter();
+        let app = self
+            .app
+            .as_ref()
+            .map_err(|e| InvocationError::Setup(e.clone()))?;
+        let scheduled = scheduled_time(&event.payload)?;
+        let deadline = deadline_of(event.context.deadline, app.config.retry.deadline_margin);
+        drop(_enter);
+        let result = tracing::Instrument::instrument(
+            collect::run(app, self.job, scheduled, deadline),
+            span.clone(),
+        )
+        .await;
+        let _enter = span.enter();
+        let summary = match &result {
+            Ok(s) => s,
+            Err(e) => e.summary(),
+        };
+        telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        println!("{}", telemetry::emf(summary, cold, now_ms));
+        if let Err(e) = &result {
+            tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
+        }
+        Ok(result?)
+    }
+}
+
+/// The run deadline: the invocation's deadline (epoch ms) less the margin, as an `Instant`.
+fn deadline_of(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    if deadline_ms == 0 {
+        return None;
+    }
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(margin);
+    Some(Instant::now() + left)
+}
+
+/// The whole of a Lambda binary: JSON logs, cold-start setup, then the runtime loop.
+pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
+    telemetry::init_json();
+    let handler = Arc::new(Handler::init(job).await);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let handler = handler.clone();
+        async move { handler.handle(event).await }
+    }))
+    .await
+}

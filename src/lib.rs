@@ -1,0 +1,24 @@
+//! An Instagram Graph API collector for brand monitoring.
+//!
+//! Two scheduled jobs read the Graph API and write dated JSON records:
+//! - **brands** (hourly): `business_discovery` per account → `brand` and `media` records;
+//! - **hashtags** (every 5 minutes): `recent_media` per hashtag → `media_hashtag` records.
+//!
+//! Modules, in the order data flows through them:
+//! - [`config`]: `configure.toml` and environment overrides, checked once;
+//! - [`graph`]: the Graph API (live HTTP or recorded responses), errors, retries, rate limits;
+//! - [`records`]: the record kinds and their fields, the output contract;
+//! - [`validate`]: API objects → records, with defaults and counts (pure);
+//! - [`sink`]: S3 or a local folder;
+//! - [`collect`]: the two jobs, from fetch to write, and the run summary;
+//! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
+
+pub mod collect;
+pub mod config;
+pub mod graph;
+pub mod lambda;
+pub mod records;
+pub mod setup;
+pub mod sink;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,222 @@
+//! The three record kinds and their fields: the output contract.
+//!
+//! Each kind is a table of [`Field`]s, in output order. The table is the single definition of a
+//! record: `validate` builds records from it, and `graph` derives the `fields=` expression it asks
+//! the API for from it, so the request and the output cannot drift apart.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A record kind, one output file each per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Brand,
+    Media,
+    MediaHashtag,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Brand, Kind::Media, Kind::MediaHashtag];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Brand => "brand",
+            Kind::Media => "media",
+            Kind::MediaHashtag => "media_hashtag",
+        }
+    }
+
+    /// The fields taken from the API object, in output order.
+    pub fn fields(self) -> &'static [Field] {
+        match self {
+            Kind::Brand => BRAND,
+            Kind::Media => MEDIA,
+            Kind::MediaHashtag => MEDIA_HASHTAG,
+        }
+    }
+
+    /// The output field filled from the owning brand rather than from the API object; it comes
+    /// first. `media_hashtag` needs it because the API does not say who posted.
+    pub fn parent_field(self) -> Option<&'static str> {
+        match self {
+            Kind::Brand => None,
+            Kind::Media | Kind::MediaHashtag => Some("user_id"),
+        }
+    }
+
+    /// The output name of the record's own id (the record is dropped without a valid one).
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Kind::Brand => "user_id",
+            Kind::Media | Kind::MediaHashtag => "media_id",
+        }
+    }
+
+    /// Output field names in order, the parent field included.
+    pub fn columns(self) -> Vec<&'static str> {
+        self.parent_field()
+            .into_iter()
+            .chain(self.fields().iter().map(|f| f.name))
+            .collect()
+    }
+
+    /// The comma-separated Graph API field list for this kind, e.g. `id,timestamp,caption`.
+    pub fn api_fields(self) -> String {
+        let names: Vec<&str> = self.fields().iter().map(|f| f.api).collect();
+        names.join(",")
+    }
+}
+
+/// How a field's value is checked; see `validate` for the exact rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// All digits (string, or a non-negative JSON integer); the record is dropped otherwise.
+    Id,
+    /// Any string; default `""`.
+    Text,
+    /// An http(s) URL; default `""`.
+    Url,
+    /// `%Y-%m-%dT%H:%M:%S%z`; default `1970-01-01T00:00:00+0000`.
+    Timestamp,
+    /// A non-negative integer; default `0`.
+    Count,
+    /// One of the listed strings; default `""`.
+    OneOf(&'static [&'static str]),
+}
+
+/// One output field: its name, where it comes from in the API object, and its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub api: &'static str,
+    pub rule: Rule,
+}
+
+pub const MEDIA_TYPES: &[&str] = &["IMAGE", "VIDEO", "CAROUSEL_ALBUM"];
+pub const MEDIA_PRODUCT_TYPES: &[&str] = &["AD", "FEED", "STORY", "REELS"];
+
+const fn field(name: &'static str, api: &'static str, rule: Rule) -> Field {
+    Field { name, api, rule }
+}
+
+pub const BRAND: &[Field] = &[
+    field("user_id", "id", Rule::Id),
+    field("user_name", "username", Rule::Text),
+    field("name", "name", Rule::Text),
+    field("profile_picture_url", "profile_picture_url", Rule::Url),
+    field("followers_count", "followers_count", Rule::Count),
+    field("media_count", "media_count", Rule::Count),
+];
+
+pub const MEDIA: &[Field] = &[
+    field("media_id", "id", Rule::Id),
+    field("timestamp", "timestamp", Rule::Timestamp),
+    field("caption", "caption", Rule::Text),
+    field("media_type", "media_type", Rule::OneOf(MEDIA_TYPES)),
+    field(
+        "media_product_type",
+        "media_product_type",
+        Rule::OneOf(MEDIA_PRODUCT_TYPES),
+    ),
+    field("media_url", "media_url", Rule::Url),
+    field("permalink", "permalink", Rule::Url),
+    field("like_count", "like_count", Rule::Count),
+    field("comments_count", "comments_count", Rule::Count),
+];
+
+pub const MEDIA_HASHTAG: &[Field] = &[
+    field("media_id", "id", Rule::Id),
+    field("timestamp", "timestamp", Rule::Timestamp),
+    field("caption", "caption", Rule::Text),
+    field("media_type", "media_type", Rule::OneOf(MEDIA_TYPES)),
+    field("like_count", "like_count", Rule::Count),
+    field("comments_count", "comments_count", Rule::Count),
+];
+
+/// One output record: an ordered JSON object whose fields follow its kind's table.
+pub type Record = Map<String, Value>;
+
+/// A run's records, one list per kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub brand: Vec<Record>,
+    pub media: Vec<Record>,
+    pub media_hashtag: Vec<Record>,
+}
+
+impl Batch {
+    pub fn get(&self, kind: Kind) -> &Vec<Record> {
+        match kind {
+            Kind::Brand => &self.brand,
+            Kind::Media => &self.media,
+            Kind::MediaHashtag => &self.media_hashtag,
+        }
+    }
+
+    pub fn get_mut(&mut self, kind: Kind) -> &mut Vec<Record> {
+        match kind {
+            Kind::Brand => &mut self.brand,
+            Kind::Media => &mut self.media,
+            Kind::MediaHashtag => &mut self.media_hashtag,
+        }
+    }
+
+    pub fn append(&mut self, other: Batch) {
+        self.brand.extend(other.brand);
+        self.media.extend(other.media);
+        self.media_hashtag.extend(other.media_hashtag);
+    }
+}
+
+/// Serialises records in the configured format. Field order is the record's own order.
+pub fn render(records: &[Record], format: crate::config::Format) -> Vec<u8> {
+    use crate::config::Format;
+    let mut out = Vec::with_capacity(records.len() * 512 + 4);
+    match format {
+        Format::Json => {
+            out.push(b'[');
+            for (i, r) in records.iter().enumerate() {
+                out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+                // A map of strings and integers always serialises.
+                let _ = serde_json::to_writer(&mut out, r);
+            }
+            out.extend_from_slice(if records.is_empty() { b"]\n" } else { b"\n]\n" });
+        }
+        Format::Ndjson => {
+            for r in records {
+                let _ = serde_json::to_writer(&mut out, r);
+                out.push(b'\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_follow_the_contract_order() {
+        assert_eq!(
+            Kind::Media.columns(),
+            [
+                "user_id",
+                "media_id",
+                "timestamp",
+                "caption",
+                "media_type",
+                "media_product_type",
+                "media_url",
+                "permalink",
+                "like_count",
+                "comments_count"
+            ]
+        );
+        assert_eq!(
+            Kind::Brand.api_fields(),
+            "id,username,name,profile_picture_url,followers_count,media_count"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Field-level validation: turns Graph API objects into records of a [`Kind`].
+//!
+//! **Pure: no IO, never fails as a whole.** A bad field gets its default and is counted; an object
+//! without a valid id is dropped and counted. Values that pass are copied verbatim (timestamps
+//! exactly as the API gave them), so the output matches what the replaced system wrote.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use validator::ValidateUrl;
+
+use crate::records::{Field, Kind, Record, Rule};
+
+/// The default timestamp, written when the API's value is missing or malformed.
+pub const EPOCH: &str = "1970-01-01T00:00:00+0000";
+/// The timestamp format of the contract.
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
+
+/// Why a value was replaced by its default, or a record dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The field is absent or null.
+    Missing,
+    /// The field has another JSON type than its rule needs (a number for a caption, …).
+    WrongType,
+    /// A string that is not an http(s) URL.
+    NotHttpUrl,
+    /// A string that is not `%Y-%m-%dT%H:%M:%S%z`.
+    BadTimestamp,
+    /// A string outside the field's allowed values.
+    NotInDomain,
+    /// A number that is negative or not an integer.
+    NotACount,
+    /// An id that is not all digits.
+    NotNumeric,
+    /// The element is not a JSON object at all.
+    NotAnObject,
+}
+
+/// What validation replaced or rejected, counted by (kind, field, reason).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub defaulted: BTreeMap<(Kind, &'static str, Reason), u64>,
+    pub dropped: BTreeMap<(Kind, &'static str, Reason), u64>,
+}
+
+/// One row of a [`Tally`], as it appears in logs and summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TallyRow {
+    pub kind: Kind,
+    pub field: &'static str,
+    pub reason: Reason,
+    pub count: u64,
+}
+
+impl Tally {
+    pub fn default_field(&mut self, kind: Kind, field: &'static str, reason: Reason) {
+        *self.defaulted.entry((kind, field, reason)).or_default() += 1;
+    }
+
+    pub fn drop_record(&mut self, kind: Kind, field: &'static str, reason: Reason) {
+        *self.dropped.entry((kind, field, reason)).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        for (k, v) in &other.defaulted {
+            *self.defaulted.entry(*k).or_default() += v;
+        }
+        for (k, v) in &other.dropped {
+            *self.dropped.entry(*k).or_default() += v;
+        }
+    }
+
+    pub fn defaulted_total(&self) -> u64 {
+        self.defaulted.values().sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    pub fn dropped_of(&self, kind: Kind) -> u64 {
+        self.dropped
+            .iter()
+            .filter(|((k, _, _), _)| *k == kind)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    fn rows(map: &BTreeMap<(Kind, &'static str, Reason), u64>) -> Vec<TallyRow> {
+        map.iter()
+            .map(|(&(kind, field, reason), &count)| TallyRow {
+                kind,
+                field,
+                reason,
+                count,
+            })
+            .collect()
+    }
+
+    pub fn defaulted_rows(&self) -> Vec<TallyRow> {
+        Tally::rows(&self.defaulted)
+    }
+
+    pub fn dropped_rows(&self) -> Vec<TallyRow> {
+        Tally::rows(&self.dropped)
+    }
+}
+
+/// Builds a record of `kind` from one API object, or drops it.
+///
+/// `parent_id` fills the kind's parent field (the brand's user id for media kinds).
+pub fn record(
+    kind: Kind,
+    object: &Value,
+    parent_id: Option<&str>,
+    tally: &mut Tally,
+) -> Option<Record> {
+    let Some(obj) = object.as_object() else {
+        tally.drop_record(kind, kind.id_field(), Reason::NotAnObject);
+        return None;
+    };
+    let mut out = Map::new();
+    if let Some(parent) = kind.parent_field() {
+        out.insert(
+            parent.to_string(),
+            Value::String(parent_id.unwrap_or_default().to_string()),
+        );
+    }
+    for f in kind.fields() {
+        match check(f, obj.get(f.api)) {
+            Ok(v) => {
+                out.insert(f.name.to_string(), v);
+            }
+            Err(reason) if f.rule == Rule::Id => {
+                tally.drop_record(kind, f.name, reason);
+                return None;
+            }
+            Err(reason) => {
+                tally.default_field(kind, f.name, reason);
+                out.insert(f.name.to_string(), default_of(f.rule));
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Records of `kind` from a list of API objects (a `data` array), in order.
+pub fn records(
+    kind: Kind,
+    objects: &[Value],
+    parent_id: Option<&str>,
+    tally: &mut Tally,
+) -> Vec<Record> {
+    objects
+        .iter()
+        .filter_map(|o| record(kind, o, parent_id, tally))
+        .collect()
+}
+
+/// The id of an object if it is valid, as the record would carry it.
+pub fn valid_id(value: Option<&Value>) -> Option<String> {
+    match check_id(value) {
+        Ok(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn default_of(rule: Rule) -> Value {
+    match rule {
+        Rule::Count => Value::from(0u64),
+        Rule::Timestamp => Value::String(EPOCH.to_string()),
+        Rule::Id | Rule::Text | Rule::Url | Rule::OneOf(_) => Value::String(String::new()),
+    }
+}
+
+fn check(field: &Field, value: Option<&Value>) -> Result<Value, Reason> {
+    let value = match value {
+        None | Some(Value::Null) => return Err(Reason::Missing),
+        Some(v) => v,
+    };
+    match field.rule {
+        Rule::Id => check_id(Some(value)),
+        Rule::Text => value
+            .as_str()
+            .map(|s| Value::String(s.to_string()))
+            .ok_or(Reason::WrongType),
+        Rule::Url => {
+            let s = value.as_str().ok_or(Reason::WrongType)?;
+            if is_http_url(s) {
+                Ok(Value::String(s.to_string()))
+            } else {
+                Err(Reason::NotHttpUrl)
+            }
+        }
+        Rule::Timestamp => {
+            let s = value.as_str().ok_or(Reason::WrongType)?;
+            DateTime::parse_from_str(s, TIMESTAMP_FORMAT)
+                .map(|_| Value::String(s.to_string()))
+                .map_err(|_| Reason::BadTimestamp)
+        }
+        Rule::Count => match value {
+            Value::Number(n) => n.as_u64().map(Value::from).ok_or(Reason::NotACount),
+            _ => Err(Reason::WrongType),
+        },
+        Rule::OneOf(allowed) => {
+            let s = value.as_str().ok_or(Reason::WrongType)?;
+            if allowed.contains(&s) {
+                Ok(Value::String(s.to_string()))
+            } else {
+                Err(Reason::NotInDomain)
+            }
+        }
+    }
+}
+
+fn check_id(value: Option<&Value>) -> Result<Value, Reason> {
+    match value {
+        None | Some(Value::Null) => Err(Reason::Missing),
+        Some(Value::String(s)) if crate::config::is_digits(s) => Ok(Value::String(s.clone())),
+        Some(Value::String(_)) => Err(Reason::NotNumeric),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|n| Value::String(n.to_string()))
+            .ok_or(Reason::NotNumeric),
+        Some(_) => Err(Reason::WrongType),
+    }
+}
+
+/// An absolute http or https URL with a host.
+pub fn is_http_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://")) && s.validate_url()
+}

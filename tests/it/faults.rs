@@ -1,0 +1,423 @@
+//! The fault matrix: each way Meta's API fails, against the fake Graph API over HTTP, with the
+//! outcome asserted. Backoff runs on millisecond settings. Every row also checks that the token
+//! appears nowhere in what the run produced.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use ig_collector::collect::{run, App, Job, RunError, RunSummary};
+use ig_collector::config::Config;
+use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
+use ig_collector::sink::Sink;
+use serde_json::Value;
+
+use crate::support::graph::{FakeGraph, Fault};
+use crate::support::{config_for, replay_dir, CALLER_ID, TOKEN};
+
+/// Captures the run's logs (the test runs on one thread, so a thread-local subscriber sees all).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Outcome {
+    result: Result<RunSummary, RunError>,
+    out: tempfile::TempDir,
+    logs: String,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn summary(&self) -> &RunSummary {
+        match &self.result {
+            Ok(s) => s,
+            Err(e) => e.summary(),
+        }
+    }
+
+    /// Records written for a kind, read back from the output folder.
+    fn written(&self, dir: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        for entry in walk(self.out.path()) {
+            if entry.to_string_lossy().contains(&format!("/{dir}_2023")) {
+                let v: Value =
+                    serde_json::from_slice(&std::fs::read(&entry).expect("read")).expect("json");
+                all.extend(v.as_array().cloned().unwrap_or_default());
+            }
+        }
+        all
+    }
+
+    fn failed(&self) -> Vec<(String, ErrorKind)> {
+        self.summary()
+            .failed_targets
+            .iter()
+            .map(|f| (f.target.clone(), f.error_kind))
+            .collect()
+    }
+
+    /// The token must be in none of: logs, summary, error message, error debug.
+    fn assert_no_token(&self) {
+        let summary = serde_json::to_string(self.summary()).expect("json");
+        let error = match &self.result {
+            Ok(_) => String::new(),
+            Err(e) => format!("{e} {e:?}"),
+        };
+        for (what, text) in [
+            ("logs", &self.logs),
+            ("summary", &summary),
+            ("error", &error),
+        ] {
+            assert!(
+                !text.contains(TOKEN),
+                "the token leaked into the {what}: {text}"
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+async fn run_with(fake: &FakeGraph, job: Job, tweak: impl FnOnce(&mut Config)) -> Outcome {
+    let mut config = config_for(&fake.url());
+    tweak(&mut config);
+    let source = Source::live(
+        &config.graph,
+        Credentials {
+            ig_user_id: CALLER_ID.into(),
+            token: AccessToken::new(TOKEN),
+            app_secret: None,
+        },
+    )
+    .expect("client");
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = App {
+        config,
+        source,
+        sink: Sink::Dir(out.path().to_path_buf()),
+    };
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let at = Utc
+        .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+        .single()
+        .expect("time");
+    let started = Instant::now();
+    let result = run(
+        &app,
+        job,
+        at,
+        Some(Instant::now() + Duration::from_secs(20)),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let logs = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
+    Outcome {
+        result,
+        out,
+        logs,
+        elapsed,
+    }
+}
+
+async fn fake() -> FakeGraph {
+    FakeGraph::start(TOKEN, &replay_dir()).await
+}
+
+fn error(status: u16, code: i64, subcode: Option<i64>) -> Fault {
+    Fault::Error {
+        status,
+        code,
+        subcode,
+        transient: None,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_5xx_twice_then_success_is_recovered_and_nothing_is_lost() {
+    let fake = fake().await;
+    fake.fault(
+        "hermes",
+        [
+            error(500, 1, None),
+            Fault::Raw {
+                status: 502,
+                body: "<html>Bad Gateway</html>".into(),
+            },
+        ],
+    );
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert!(
+        o.result.is_ok(),
+        "{:?}",
+        o.result.as_ref().err().map(|e| e.to_string())
+    );
+    assert_eq!(o.written("brand").len(), 11);
+    assert_eq!(o.written("media").len(), 275);
+    assert_eq!(o.summary().graph.retries, 2);
+    assert_eq!(fake.calls_for("username(hermes)"), 3);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_2_then_success_is_recovered() {
+    let fake = fake().await;
+    fake.fault("dior", [error(400, 2, None)]);
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    assert_eq!(o.written("brand").len(), 11);
+    assert_eq!(o.summary().graph.retries, 1);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_4_without_a_regain_time_stops_all_calls_without_a_retry() {
+    let fake = fake().await;
+    fake.fault(
+        "hermes",
+        [Fault::Throttle {
+            code: 4,
+            regain_minutes: 0,
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    // The app is throttled as a whole: no other account is called, every target is reported.
+    assert_eq!(fake.seen().len(), 1);
+    assert!(matches!(o.result, Err(RunError::AllTargetsFailed(_))));
+    assert_eq!(o.failed().len(), 11);
+    assert!(
+        o.failed().iter().all(|(_, k)| *k == ErrorKind::Throttled),
+        "{:?}",
+        o.failed()
+    );
+    assert_eq!(o.summary().graph.throttled, 1);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_4_with_a_regain_time_longer_than_the_time_left_is_not_waited_for() {
+    let fake = fake().await;
+    fake.fault(
+        "hermes",
+        [Fault::Throttle {
+            code: 4,
+            regain_minutes: 5,
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    assert!(
+        o.elapsed < Duration::from_secs(10),
+        "waited {:?}",
+        o.elapsed
+    );
+    assert_eq!(fake.calls_for("username(hermes)"), 1);
+    assert_eq!(o.failed()[0], ("hermes".to_string(), ErrorKind::Throttled));
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_80002_on_one_account_fails_only_that_account() {
+    let fake = fake().await;
+    fake.fault(
+        "gucci",
+        [Fault::Throttle {
+            code: 80002,
+            regain_minutes: 0,
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert!(o.result.is_ok());
+    assert_eq!(
+        o.failed(),
+        vec![("gucci".to_string(), ErrorKind::Throttled)]
+    );
+    assert_eq!(fake.calls_for("username(gucci)"), 1);
+    let brands = o.written("brand");
+    assert_eq!(brands.len(), 10);
+    assert!(brands.iter().all(|b| b["user_name"] != "gucci"));
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_expired_token_aborts_the_run_and_writes_nothing() {
+    let fake = fake().await;
+    fake.fault("*", [error(400, 190, Some(463))]);
+    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    let Err(e) = &o.result else {
+        panic!("the run must fail")
+    };
+    assert!(matches!(e, RunError::TokenRejected(..)), "{e}");
+    assert!(e.to_string().contains("expired (subcode 463)"), "{e}");
+    assert_eq!(fake.seen().len(), 1, "no call after the token was rejected");
+    assert!(walk(o.out.path()).is_empty(), "no object may claim success");
+    assert!(o.logs.contains("CRITICAL"), "{}", o.logs);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_unknown_username_fails_only_that_brand() {
+    let fake = fake().await;
+    fake.fault(
+        "prada",
+        [Fault::Error {
+            status: 400,
+            code: 110,
+            subcode: Some(2207013),
+            transient: Some(false),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert!(o.result.is_ok());
+    assert_eq!(
+        o.failed(),
+        vec![("prada".to_string(), ErrorKind::UnknownAccount)]
+    );
+    let message = &o.summary().failed_targets[0].message;
+    assert!(message.contains("code 110, subcode 2207013"), "{message}");
+    assert_eq!(o.written("brand").len(), 10);
+    assert_eq!(o.written("media").len(), 250);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_response_that_hangs_past_the_timeout_is_retried() {
+    let fake = fake().await;
+    fake.fault("celine", [Fault::Hang(Duration::from_secs(3))]);
+    let o = run_with(&fake, Job::Brands, |c| {
+        c.graph.request_timeout = Duration::from_millis(400)
+    })
+    .await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    assert_eq!(fake.calls_for("username(celine)"), 2);
+    assert_eq!(o.written("brand").len(), 11);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
+    let fake = fake().await;
+    fake.fault(
+        "ysl",
+        [Fault::Raw {
+            status: 200,
+            body: r#"{"business_discovery": {"username": "ysl", "name": "Saint Lau"#.into(),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert_eq!(
+        o.failed(),
+        vec![("ysl".to_string(), ErrorKind::BadResponse)]
+    );
+    let message = &o.summary().failed_targets[0].message;
+    assert!(
+        message.contains("cut-off JSON") && message.contains("Saint Lau"),
+        "{message}"
+    );
+    assert_eq!(
+        fake.calls_for("username(ysl)"),
+        1,
+        "a bad body is not retried"
+    );
+    assert_eq!(o.written("brand").len(), 10);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_error_inside_a_200_is_decided_by_its_code() {
+    let fake = fake().await;
+    let body = r#"{"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100, "fbtrace_id": "A1"}}"#;
+    fake.fault(
+        "fendi",
+        [Fault::Raw {
+            status: 200,
+            body: body.into(),
+        }],
+    );
+    fake.fault(
+        "miumiu",
+        [Fault::Raw {
+            status: 200,
+            body: r#"{"error": {"message": "Service temporarily unavailable", "code": 2}}"#.into(),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    assert_eq!(
+        o.failed(),
+        vec![("fendi".to_string(), ErrorKind::InvalidParameter)]
+    );
+    assert_eq!(
+        fake.calls_for("username(miumiu)"),
+        2,
+        "code 2 in a 200 is retried"
+    );
+    assert_eq!(o.written("brand").len(), 10);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_token_travels_in_a_header_never_in_a_url() {
+    let fake = fake().await;
+    let o = run_with(&fake, Job::Hashtags, |_| {}).await;
+    assert!(o.result.is_ok());
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 22, "a search and a page per hashtag");
+    for s in &seen {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert!(
+            !s.path.contains(TOKEN) && !s.query.values().any(|v| v.contains(TOKEN)),
+            "{s:?}"
+        );
+    }
+    assert_eq!(o.summary().graph.max_usage_percent, 12);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn high_usage_is_reported_in_the_summary_and_logged() {
+    let fake = fake().await;
+    fake.fault("hermes", [Fault::Usage(93)]);
+    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    assert_eq!(o.summary().graph.max_usage_percent, 93);
+    assert!(o.logs.contains("usage is high"), "{}", o.logs);
+}
+
+#[test]
+fn appsecret_proof_is_the_hex_hmac_sha256_of_the_token() {
+    // Reference value: python3 -c "import hmac,hashlib;print(hmac.new(b'appsecret', b'token', hashlib.sha256).hexdigest())"
+    assert_eq!(
+        AccessToken::new("token").appsecret_proof("appsecret"),
+        "3beefbd785800f442c4b86c52b7711fb28156279a8e8db5e4f34436a3207fd19"
+    );
+    assert_eq!(
+        format!("{:?} {}", AccessToken::new(TOKEN), AccessToken::new(TOKEN)),
+        "AccessToken([redacted]) [redacted]"
+    );
+}

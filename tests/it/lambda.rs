@@ -1,0 +1,212 @@
+//! The Lambda binaries, built in the same profile as the tests, driven through the Lambda
+//! Runtime API protocol on loopback with the sample events from `events/` as payloads.
+
+use serde_json::{json, Value};
+
+use crate::support::graph::{FakeGraph, Fault};
+use crate::support::runtime::{Function, RuntimeApi};
+use crate::support::s3::S3Server;
+use crate::support::{read_json, replay_dir, root, CALLER_ID, TOKEN};
+
+const BUCKET: &str = "lambda-out";
+
+fn event(name: &str) -> Value {
+    read_json(root().join("events").join(name))
+}
+
+fn env(fake: &FakeGraph, s3: &S3Server) -> Vec<(String, String)> {
+    let mut env = s3.env(BUCKET);
+    env.extend(
+        [
+            ("IG_USER_ID", CALLER_ID.to_string()),
+            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
+            ("GRAPH_API_URL", fake.url()),
+            ("RUST_LOG", "info".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env
+}
+
+#[tokio::test]
+async fn the_brands_function_writes_keys_from_the_event_time_and_a_redelivery_adds_nothing() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let classic = event("brands-scheduled-event.json");
+    let scheduler = event("brands-scheduler.json");
+    let api = RuntimeApi::start(vec![classic.clone(), classic.clone(), scheduler.clone()]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env(&fake, &s3));
+    let outcomes = api.outcomes(3).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 3, "{output}");
+    for o in &outcomes {
+        let summary = o
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e:?}", o.request_id));
+        assert_eq!(summary["records"]["brand"], 11);
+        assert_eq!(summary["records"]["media"], 275);
+        assert!(summary["failed_targets"]
+            .as_array()
+            .is_some_and(Vec::is_empty));
+    }
+    let stamp = |e: &Value| {
+        let t = chrono::DateTime::parse_from_rfc3339(e["time"].as_str().expect("time"))
+            .expect("rfc3339");
+        t.format("%Y-%m-%d_%H%M%S").to_string()
+    };
+    let mut expected = Vec::new();
+    for e in [&classic, &scheduler] {
+        let s = stamp(e);
+        let day = &s[..10];
+        expected.push(format!("raw/brand_{day}/brand_{s}.json"));
+        expected.push(format!("raw/media_{day}/media_{s}.json"));
+    }
+    expected.sort();
+    assert_eq!(
+        s3.keys(BUCKET).await,
+        expected,
+        "one object per key, keys from the event time"
+    );
+    assert_eq!(
+        outcomes[0].result.as_ref().ok().map(|s| &s["keys_written"]),
+        outcomes[1].result.as_ref().ok().map(|s| &s["keys_written"])
+    );
+    assert!(
+        output.contains("\"_aws\""),
+        "an EMF metrics line is printed: {output}"
+    );
+    assert!(
+        !output.contains(TOKEN),
+        "the token leaked into the function's output"
+    );
+}
+
+#[tokio::test]
+async fn the_hashtags_function_answers_both_event_forms() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let api = RuntimeApi::start(vec![
+        event("hashtags-scheduled-event.json"),
+        event("hashtags-scheduler.json"),
+    ])
+    .await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_hashtags"), &api, &env(&fake, &s3));
+    let outcomes = api.outcomes(2).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 2, "{output}");
+    for o in &outcomes {
+        let summary = o.result.as_ref().unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(summary["records"]["media_hashtag"], 275);
+    }
+    let keys = s3.keys(BUCKET).await;
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("raw/media_hashtag_2023-09-02/")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_fails_the_invocation_with_a_clear_error() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.fault(
+        "*",
+        [Fault::Error {
+            status: 400,
+            code: 190,
+            subcode: Some(463),
+            transient: None,
+        }],
+    );
+    let api = RuntimeApi::start(vec![
+        json!({"detail": {}}),
+        json!({"time": "yesterday"}),
+        event("brands-scheduled-event.json"),
+    ])
+    .await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env(&fake, &s3));
+    let outcomes = api.outcomes(3).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 3, "{output}");
+    let errors: Vec<(String, String)> = outcomes
+        .iter()
+        .map(|o| {
+            let (kind, body) = o.result.clone().expect_err("an error");
+            (
+                kind,
+                body["errorType"].as_str().unwrap_or_default().to_string()
+                    + ": "
+                    + body["errorMessage"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        errors[0]
+            .1
+            .starts_with("BadEvent: expected an EventBridge scheduled event")
+            && errors[0].1.contains("no `time`"),
+        "{errors:?}"
+    );
+    assert!(errors[1].1.contains("\"yesterday\""), "{errors:?}");
+    assert!(
+        errors[2].1.starts_with("TokenRejected:") && errors[2].1.contains("expired"),
+        "{errors:?}"
+    );
+    assert!(
+        s3.keys(BUCKET).await.is_empty(),
+        "a rejected token writes nothing"
+    );
+    assert!(!output.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn a_bad_config_or_a_missing_token_fails_every_invocation_naming_what_to_fix() {
+    let s3 = S3Server::start();
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        ig_collector::config::EMBEDDED
+            .replace("concurrency = 4", "concurrency = 4\nparallelism = 2"),
+    )
+    .expect("write");
+
+    let mut env_bad = env(&fake, &s3);
+    env_bad.push(("CONFIG_PATH".into(), bad.display().to_string()));
+    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env_bad);
+    let outcomes = api.outcomes(1).await;
+    drop(f);
+    let (kind, body) = outcomes[0].result.clone().expect_err("an error");
+    assert_eq!(body["errorType"], "ConfigInvalid", "{kind} {body}");
+    let msg = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("bad.toml") && msg.contains("graph.parallelism"),
+        "{msg}"
+    );
+
+    let env_no_token: Vec<_> = env(&fake, &s3)
+        .into_iter()
+        .filter(|(k, _)| k != "IG_ACCESS_TOKEN")
+        .collect();
+    let api = RuntimeApi::start(vec![event("hashtags-scheduled-event.json")]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_hashtags"), &api, &env_no_token);
+    let outcomes = api.outcomes(1).await;
+    drop(f);
+    let (_, body) = outcomes[0].result.clone().expect_err("an error");
+    assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("IG_TOKEN_SECRET_ARN"),
+        "{body}"
+    );
+}

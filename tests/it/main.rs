@@ -1,0 +1,10 @@
+//! Integration tests: one binary, one module per boundary.
+
+mod config_errors;
+mod end_to_end;
+mod faults;
+mod golden;
+mod lambda;
+mod retry_table;
+mod support;
+mod validation;

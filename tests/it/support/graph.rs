@@ -1,0 +1,413 @@
+//! A fake Instagram Graph API over HTTP on 127.0.0.1 that answers like Meta's: bearer-token
+//! auth (code 190 otherwise), `business_discovery` with error 110/2207013 for unknown usernames,
+//! `ig_hashtag_search`, `recent_media` with cursor paging, usage headers on every response, and
+//! scripted faults per target.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// One scripted answer, used instead of the normal one for the next call on a target.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// A Graph error body with this HTTP status.
+    Error {
+        status: u16,
+        code: i64,
+        subcode: Option<i64>,
+        transient: Option<bool>,
+    },
+    /// Any status and raw body.
+    Raw { status: u16, body: String },
+    /// Sleep this long before answering normally.
+    Hang(Duration),
+    /// A throttling error with a regain time (minutes) in `X-Business-Use-Case-Usage`.
+    Throttle { code: i64, regain_minutes: u64 },
+    /// Answer normally, but report this usage percentage in the headers.
+    Usage(u32),
+}
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    token: String,
+    brands: HashMap<String, Value>,
+    hashtag_ids: HashMap<String, String>,
+    /// Pages of posts per hashtag id.
+    pages: HashMap<String, Vec<Vec<Value>>>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    /// Faults for every call, whatever the target.
+    every_call: VecDeque<Fault>,
+    seen: Vec<Seen>,
+    usage_percent: u32,
+}
+
+#[derive(Clone)]
+pub struct FakeGraph {
+    inner: Arc<Mutex<Inner>>,
+    pub addr: SocketAddr,
+    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FakeGraph {
+    /// Starts the server with the brands and hashtags of a replay folder.
+    pub async fn start(token: &str, replay: &std::path::Path) -> FakeGraph {
+        let mut inner = Inner {
+            token: token.to_string(),
+            usage_percent: 12,
+            ..Inner::default()
+        };
+        for entry in std::fs::read_dir(replay.join("brands")).expect("brands fixtures") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("name")
+                .to_string();
+            inner.brands.insert(name, super::read_json(&path));
+        }
+        for entry in std::fs::read_dir(replay.join("hashtags")).expect("hashtag fixtures") {
+            let path = entry.expect("entry").path();
+            let tag = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("name")
+                .to_string();
+            let search =
+                super::read_json(replay.join("hashtag_search").join(format!("{tag}.json")));
+            let id = search["data"][0]["id"].as_str().expect("id").to_string();
+            let body = super::read_json(&path);
+            let posts = body["data"].as_array().cloned().unwrap_or_default();
+            inner.hashtag_ids.insert(tag, id.clone());
+            inner.pages.insert(id, vec![posts]);
+        }
+        let inner = Arc::new(Mutex::new(inner));
+        let app = Router::new()
+            .route("/{version}/ig_hashtag_search", get(hashtag_search))
+            .route("/{version}/{node}", get(node))
+            .route("/{version}/{node}/recent_media", get(recent_media))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        FakeGraph {
+            inner,
+            addr,
+            _shutdown: Arc::new(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues faults for a target: a username, a hashtag name, or `*` for any call.
+    pub fn fault(&self, target: &str, faults: impl IntoIterator<Item = Fault>) {
+        let mut inner = self.inner.lock().expect("lock");
+        if target == "*" {
+            inner.every_call.extend(faults);
+        } else {
+            inner
+                .faults
+                .entry(target.to_string())
+                .or_default()
+                .extend(faults);
+        }
+    }
+
+    /// Replaces the pages of a hashtag.
+    pub fn set_pages(&self, hashtag: &str, pages: Vec<Vec<Value>>) {
+        let mut inner = self.inner.lock().expect("lock");
+        let id = inner
+            .hashtag_ids
+            .get(hashtag)
+            .cloned()
+            .expect("known hashtag");
+        inner.pages.insert(id, pages);
+    }
+
+    pub fn hashtag_id(&self, hashtag: &str) -> String {
+        self.inner
+            .lock()
+            .expect("lock")
+            .hashtag_ids
+            .get(hashtag)
+            .cloned()
+            .expect("known hashtag")
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.lock().expect("lock").seen.clone()
+    }
+
+    /// Requests whose path or query mention `needle`.
+    pub fn calls_for(&self, needle: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.path.contains(needle) || s.query.values().any(|v| v.contains(needle)))
+            .count()
+    }
+}
+
+fn error_body(code: i64, subcode: Option<i64>, transient: Option<bool>, message: &str) -> Value {
+    let mut e = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AbCdEfGhIjK",
+    });
+    if let Some(s) = subcode {
+        e["error_subcode"] = json!(s);
+    }
+    if let Some(t) = transient {
+        e["is_transient"] = json!(t);
+    }
+    json!({ "error": e })
+}
+
+fn headers(usage: u32, regain_minutes: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let app = json!({"call_count": usage, "total_time": usage / 2, "total_cputime": usage / 3})
+        .to_string();
+    let buc = json!({"17841400000000000": [{"type": "instagram", "call_count": usage, "total_cputime": 1, "total_time": 1, "estimated_time_to_regain_access": regain_minutes}]}).to_string();
+    for (k, v) in [
+        ("x-app-usage", app),
+        ("x-business-use-case-usage", buc),
+        ("x-fb-trace-id", "AbCdEfGhIjK".to_string()),
+        ("x-fb-rev", "1008299999".to_string()),
+        (
+            "content-type",
+            "application/json; charset=UTF-8".to_string(),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    h
+}
+
+fn respond(status: u16, body: Value, usage: u32, regain: u64) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, headers(usage, regain), body.to_string()).into_response()
+}
+
+/// Logs the request, checks the token, and applies a queued fault. `Ok(usage)` means: answer
+/// normally with that usage.
+async fn gate(
+    inner: &Arc<Mutex<Inner>>,
+    path: String,
+    query: &HashMap<String, String>,
+    hdrs: &HeaderMap,
+    target: &str,
+) -> Result<u32, Response> {
+    let authorization = hdrs
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (fault, usage, token_ok) = {
+        let mut i = inner.lock().expect("lock");
+        i.seen.push(Seen {
+            path,
+            query: query.clone(),
+            authorization: authorization.clone(),
+        });
+        let fault = match i.every_call.pop_front() {
+            Some(f) => Some(f),
+            None => i.faults.get_mut(target).and_then(VecDeque::pop_front),
+        };
+        let token_ok = authorization.as_deref() == Some(&format!("Bearer {}", i.token))
+            && !query.contains_key("access_token");
+        (fault, i.usage_percent, token_ok)
+    };
+    if !token_ok {
+        return Err(respond(
+            400,
+            error_body(
+                190,
+                None,
+                None,
+                "Invalid OAuth access token - Cannot parse access token",
+            ),
+            usage,
+            0,
+        ));
+    }
+    match fault {
+        None => Ok(usage),
+        Some(Fault::Usage(p)) => Ok(p),
+        Some(Fault::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(usage)
+        }
+        Some(Fault::Error {
+            status,
+            code,
+            subcode,
+            transient,
+        }) => Err(respond(
+            status,
+            error_body(code, subcode, transient, "An error occurred"),
+            usage,
+            0,
+        )),
+        Some(Fault::Throttle {
+            code,
+            regain_minutes,
+        }) => Err(respond(
+            if code == 4 { 403 } else { 400 },
+            error_body(code, None, Some(true), "Application request limit reached"),
+            100,
+            regain_minutes,
+        )),
+        Some(Fault::Raw { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err((status, headers(usage, 0), body).into_response())
+        }
+    }
+}
+
+async fn node(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let fields = q.get("fields").cloned().unwrap_or_default();
+    let username = fields
+        .strip_prefix("business_discovery.username(")
+        .and_then(|r| r.split_once(')'))
+        .map(|(u, _)| u.to_string())
+        .unwrap_or_default();
+    let usage = match gate(&inner, format!("/{version}/{node}"), &q, &h, &username).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if username.is_empty() {
+        return respond(
+            400,
+            error_body(100, None, None, "(#100) Tried accessing nonexisting field"),
+            usage,
+            0,
+        );
+    }
+    let body = inner.lock().expect("lock").brands.get(&username).cloned();
+    match body {
+        Some(b) => respond(200, b, usage, 0),
+        None => {
+            let mut e = error_body(110, Some(2207013), Some(false), "Invalid user id");
+            e["error"]["error_user_title"] = json!("Cannot find User");
+            e["error"]["error_user_msg"] = json!(format!(
+                "The user with username: {username} cannot be found."
+            ));
+            respond(400, e, usage, 0)
+        }
+    }
+}
+
+async fn hashtag_search(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(version): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let tag = q.get("q").cloned().unwrap_or_default();
+    let usage = match gate(
+        &inner,
+        format!("/{version}/ig_hashtag_search"),
+        &q,
+        &h,
+        &format!("search:{tag}"),
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let id = inner.lock().expect("lock").hashtag_ids.get(&tag).cloned();
+    match id {
+        Some(id) => respond(200, json!({"data": [{"id": id}]}), usage, 0),
+        None => respond(200, json!({"data": []}), usage, 0),
+    }
+}
+
+async fn recent_media(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    let tag = {
+        let i = inner.lock().expect("lock");
+        i.hashtag_ids
+            .iter()
+            .find(|(_, id)| **id == node)
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default()
+    };
+    let usage = match gate(
+        &inner,
+        format!("/{version}/{node}/recent_media"),
+        &q,
+        &h,
+        &tag,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let pages = inner.lock().expect("lock").pages.get(&node).cloned();
+    let Some(pages) = pages else {
+        return respond(
+            400,
+            error_body(
+                100,
+                Some(33),
+                None,
+                "Unsupported get request. Object does not exist",
+            ),
+            usage,
+            0,
+        );
+    };
+    let index: usize = q
+        .get("after")
+        .and_then(|a| a.strip_prefix("page"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let posts = pages.get(index).cloned().unwrap_or_default();
+    let mut paging = json!({"cursors": {"after": format!("page{}", index + 1)}});
+    if index + 1 < pages.len() {
+        paging["next"] = json!(format!(
+            "http://fake/{version}/{node}/recent_media?after=page{}",
+            index + 1
+        ));
+    }
+    respond(200, json!({"data": posts, "paging": paging}), usage, 0)
+}

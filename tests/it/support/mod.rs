@@ -1,0 +1,55 @@
+//! Test harness: real servers on 127.0.0.1 (a fake Graph API, a moto S3 server, a fake Lambda
+//! Runtime API), fixtures, and small helpers. Every server stops when its handle is dropped.
+
+pub mod graph;
+pub mod runtime;
+pub mod s3;
+
+use std::path::PathBuf;
+
+use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The recorded responses shipped for `--replay`.
+pub fn replay_dir() -> PathBuf {
+    root().join("fixtures/replay")
+}
+
+/// The replaced system's real outputs (`../shared/samples`), or the copies under fixtures/.
+pub fn samples_dir() -> PathBuf {
+    let shared = root().join("../shared/samples");
+    if shared.is_dir() {
+        shared
+    } else {
+        root().join("fixtures/samples")
+    }
+}
+
+pub fn read_json(path: impl Into<PathBuf>) -> Value {
+    let path = path.into();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The shipped configuration with the Graph base URL pointed at `base_url` and fast retries.
+pub fn config_for(base_url: &str) -> Config {
+    let overrides = Overrides {
+        graph_api_url: Some(base_url.to_string()),
+        ..Overrides::default()
+    };
+    let mut c =
+        Config::parse(EMBEDDED, EMBEDDED_NAME, &overrides).expect("the shipped config is valid");
+    c.retry.base_delay = std::time::Duration::from_millis(5);
+    c.retry.max_delay = std::time::Duration::from_millis(20);
+    c.graph.request_timeout = std::time::Duration::from_secs(5);
+    c
+}
+
+/// A token distinctive enough that finding it anywhere is proof of a leak.
+pub const TOKEN: &str = "EAAGsecretTOKEN0123456789leakcanary";
+pub const CALLER_ID: &str = "17841400000000000";

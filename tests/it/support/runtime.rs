@@ -1,0 +1,242 @@
+//! A fake Lambda Runtime API on 127.0.0.1 and a runner that drives a real Lambda binary through
+//! it: `GET /2018-06-01/runtime/invocation/next` hands out the queued events with
+//! `Lambda-Runtime-Aws-Request-Id` and `Lambda-Runtime-Deadline-Ms`; the binary answers with
+//! `POST …/{id}/response` or `…/{id}/error`.
+
+use std::collections::VecDeque;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+
+/// What the function answered for one invocation.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub request_id: String,
+    /// `Ok(response body)` or `Err((error type header, error body))`.
+    pub result: Result<Value, (String, Value)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    queue: VecDeque<(String, Value)>,
+    outcomes: Vec<Outcome>,
+    next_calls: usize,
+}
+
+pub struct RuntimeApi {
+    inner: Arc<Mutex<Inner>>,
+    pub addr: std::net::SocketAddr,
+    notify: Arc<tokio::sync::Notify>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+type St = (Arc<Mutex<Inner>>, Arc<tokio::sync::Notify>);
+
+impl RuntimeApi {
+    pub async fn start(events: Vec<Value>) -> RuntimeApi {
+        let inner = Arc::new(Mutex::new(Inner {
+            queue: events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| (format!("req-{i}"), e))
+                .collect(),
+            ..Inner::default()
+        }));
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state((inner.clone(), notify.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        RuntimeApi {
+            inner,
+            addr,
+            notify,
+            _shutdown: tx,
+        }
+    }
+
+    /// Waits until `n` invocations are answered (or 120 s pass), and returns the answers.
+    pub async fn outcomes(&self, n: usize) -> Vec<Outcome> {
+        let wait = async {
+            loop {
+                let notified = self.notify.notified();
+                if self.inner.lock().expect("lock").outcomes.len() >= n {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(120), wait).await;
+        self.inner.lock().expect("lock").outcomes.clone()
+    }
+}
+
+async fn next(State((inner, _)): State<St>) -> Response {
+    loop {
+        let item = {
+            let mut i = inner.lock().expect("lock");
+            i.next_calls += 1;
+            i.queue.pop_front()
+        };
+        if let Some((id, event)) = item {
+            let deadline = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+                + 60_000;
+            let mut h = HeaderMap::new();
+            for (k, v) in [
+                ("lambda-runtime-aws-request-id", id),
+                ("lambda-runtime-deadline-ms", deadline.to_string()),
+                (
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:eu-west-1:123456789012:function:test".to_string(),
+                ),
+                (
+                    "lambda-runtime-trace-id",
+                    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                        .to_string(),
+                ),
+                ("content-type", "application/json".to_string()),
+            ] {
+                if let Ok(v) = v.parse() {
+                    h.insert(k, v);
+                }
+            }
+            return (StatusCode::OK, h, event.to_string()).into_response();
+        }
+        // Long poll, as the real API does, until the test ends the process.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn response(
+    State((inner, notify)): State<St>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.lock().expect("lock").outcomes.push(Outcome {
+        request_id: id,
+        result: Ok(value),
+    });
+    notify.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn error(
+    State((inner, notify)): State<St>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let kind = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.lock().expect("lock").outcomes.push(Outcome {
+        request_id: id,
+        result: Err((kind, value)),
+    });
+    notify.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(
+    State((inner, notify)): State<St>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let kind = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.lock().expect("lock").outcomes.push(Outcome {
+        request_id: "init".into(),
+        result: Err((kind, value)),
+    });
+    notify.notify_waiters();
+    StatusCode::ACCEPTED
+}
+
+/// A Lambda binary running against a [`RuntimeApi`]; killed on drop. Its stdout and stderr are
+/// captured for leak checks.
+pub struct Function {
+    child: Option<Child>,
+}
+
+impl Function {
+    pub fn spawn(binary: &str, api: &RuntimeApi, env: &[(String, String)]) -> Function {
+        let mut cmd = Command::new(binary);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "ig-collector-test")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ig-collector-test")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2023/09/02/[$LATEST]test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Function {
+            child: Some(cmd.spawn().expect("the Lambda binary starts")),
+        }
+    }
+
+    /// Stops the function and returns everything it printed.
+    pub fn stop(mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        let _ = child.kill();
+        match child.wait_with_output() {
+            Ok(out) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
