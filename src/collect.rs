@@ -5,18 +5,21 @@
 //! or an operator must act.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, Format, Target};
-use crate::graph::{ErrorKind, GraphError, GraphStats, Need, Session, Source};
-use crate::records::{render, Batch, Kind};
+use crate::graph::{Captured, ErrorKind, GraphError, GraphStats, Need, Session, Source};
+use crate::health::{self, TokenHealth};
+use crate::records::{render, Batch, Kind, Record};
 use crate::sink::{Sink, SinkError};
-use crate::validate::{self, Tally, TallyRow};
+use crate::state::{State, TagState};
+use crate::validate::{self, Rules, Tally, TallyRow};
 
 /// The scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,6 +100,18 @@ pub struct RunSummary {
     /// Hashtag ids looked up this run: pin them in configure.toml to save search calls.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub resolved_hashtag_ids: BTreeMap<String, String>,
+    /// Pages fetched per hashtag (hashtags job).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashtag_pages: BTreeMap<String, u32>,
+    /// Why the hashtag state was not used, when it was not (missing, unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The daily token check (first brands run after 00:00 UTC).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_health: Vec<TokenHealth>,
+    /// Where the run's raw Graph responses were stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_capture: Option<String>,
     pub graph: GraphStats,
     pub duration_ms: u64,
 }
@@ -135,14 +150,23 @@ impl RunError {
 }
 
 /// What fetching and flattening produced, before anything is written.
+#[derive(Default)]
 struct Collected {
     batch: Batch,
     tally: Tally,
     failed: Vec<FailedTarget>,
     resolved: BTreeMap<String, String>,
+    /// Pages fetched per hashtag.
+    pages: BTreeMap<String, u32>,
+    /// The hashtag state the run started from (hashtags job).
+    prev_state: Option<State>,
 }
 
 /// Runs `job` for the run scheduled at `scheduled`, stopping Graph calls at `deadline`.
+///
+/// Writes, in this order: the data objects, the raw capture, then (hashtags) the state. The state
+/// comes last so that a crash in between means some posts are collected twice, never that one is
+/// lost. A replayed run reads state from the replay folder and writes neither capture nor state.
 pub async fn run(
     app: &App,
     job: Job,
@@ -153,9 +177,33 @@ pub async fn run(
     let session = app
         .source
         .session(&app.config.retry, &app.config.graph, deadline);
+    let replaying = matches!(app.source, Source::Replay(_));
+    let mut state_note = None;
+    let mut next_state = None;
+    let mut token_health = Vec::new();
     let collected = match job {
-        Job::Brands => collect_brands(&app.config, &session).await,
-        Job::Hashtags => collect_hashtags(&app.config, &session).await,
+        Job::Brands => {
+            let collected = collect_brands(&app.config, &session).await;
+            // Once a day: the first brands run after 00:00 UTC.
+            if !replaying && scheduled.hour() == 0 {
+                token_health = health::check(&session, app.source.lanes())
+                    .await
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .collect();
+            }
+            collected
+        }
+        Job::Hashtags => {
+            let (prev, note) = load_state(app).await;
+            if let Some(n) = &note {
+                tracing::warn!("hashtag state: {n}");
+            }
+            state_note = note;
+            let (collected, state) = collect_hashtags(&app.config, &session, &prev).await;
+            next_state = Some(state);
+            collected
+        }
     };
     let mut summary = RunSummary {
         job,
@@ -173,6 +221,10 @@ pub async fn run(
         targets_total: app.config.targets.len(),
         failed_targets: collected.failed,
         resolved_hashtag_ids: collected.resolved,
+        hashtag_pages: collected.pages,
+        state: state_note,
+        token_health,
+        raw_capture: None,
         graph: session.stats(),
         duration_ms: 0,
     };
@@ -182,12 +234,15 @@ pub async fn run(
         Box::new(s)
     };
 
-    if let Some(e) = session.stopped_by().filter(|e| e.kind == ErrorKind::Token) {
+    for (lane, e) in session.rejected_tokens() {
         tracing::error!(
-            severity = "CRITICAL", code = ?e.code, subcode = ?e.subcode,
-            "the access token was rejected: {}; no object was written. Create a new long-lived (or system user) token and update the secret",
+            severity = "CRITICAL", ig_user_id = session.lane_user(lane).unwrap_or_default(), code = ?e.code, subcode = ?e.subcode,
+            "the access token was rejected: {}. Its targets were not collected. Create a new long-lived (or system user) token and update the secret",
             token_reason(e.subcode)
         );
+    }
+    if session.all_tokens_rejected() {
+        let e = session.rejected_tokens().remove(0).1;
         return Err(RunError::TokenRejected(e, finish(summary)));
     }
     if !app.config.targets.is_empty() && summary.failed_targets.len() == app.config.targets.len() {
@@ -208,7 +263,81 @@ pub async fn run(
         tracing::info!(kind = kind.name(), location = %app.sink.location(&key), records = collected.batch.get(*kind).len(), "object written");
         summary.keys_written.push(app.sink.location(&key));
     }
+
+    if app.config.output.raw_capture && !replaying {
+        let prefix = app
+            .config
+            .output
+            .raw_capture_key
+            .render_for(job.name(), scheduled);
+        let mut files = session.take_captured();
+        if let Some(state) = &collected.prev_state {
+            // The state the run started from, so a reprocess recognises the same posts as known.
+            files.push(Captured {
+                path: "state.json".into(),
+                body: state.to_bytes(),
+            });
+        }
+        let count = files.len();
+        for file in files {
+            let key = format!("{prefix}/{}.gz", file.path);
+            if let Err(e) = app
+                .sink
+                .put(&key, gzip(&file.body), "application/gzip")
+                .await
+            {
+                return Err(RunError::Write(e, finish(summary)));
+            }
+        }
+        tracing::info!(location = %app.sink.location(&prefix), files = count, "raw responses captured");
+        summary.raw_capture = Some(app.sink.location(&prefix));
+    }
+
+    if let (Some(state), false) = (next_state, replaying) {
+        let key = &app.config.hashtags.state_key;
+        if let Err(e) = app
+            .sink
+            .put(key, state.to_bytes(), "application/json")
+            .await
+        {
+            return Err(RunError::Write(e, finish(summary)));
+        }
+    }
     Ok(*finish(summary))
+}
+
+/// Loads the hashtag state: from the replay folder when replaying, else from the sink. A missing
+/// or unreadable state is a note, never an error: the run then takes one page per hashtag.
+async fn load_state(app: &App) -> (State, Option<String>) {
+    let fresh = "no state: first run (or state deleted), one page per hashtag".to_string();
+    let bytes = match &app.source {
+        Source::Replay(dir) => match tokio::fs::read(dir.join("state.json")).await {
+            Ok(b) => Some(b),
+            Err(_) => match tokio::fs::read(dir.join("state.json.gz")).await {
+                Ok(gz) => crate::graph::gunzip(&gz).ok(),
+                Err(_) => None,
+            },
+        },
+        Source::Live(_) => match app.sink.get(&app.config.hashtags.state_key).await {
+            Ok(b) => b,
+            Err(e) => return (State::default(), Some(format!("{e}; one page per hashtag"))),
+        },
+    };
+    match bytes {
+        None => (State::default(), Some(fresh)),
+        Some(b) => match State::parse(&b) {
+            Ok(s) => (s, None),
+            Err(e) => (State::default(), Some(format!("{e}; one page per hashtag"))),
+        },
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
 }
 
 /// What each code-190 subcode means, for the operator.
@@ -227,18 +356,16 @@ pub fn token_reason(subcode: Option<i64>) -> &'static str {
 
 async fn collect_brands(config: &Config, session: &Session<'_>) -> Collected {
     let results: Vec<(&Target, Result<Value, GraphError>)> = stream::iter(&config.targets)
-        .map(|t| async move { (t, session.business_discovery(&t.username).await) })
+        .enumerate()
+        .map(|(i, t)| async move { (t, session.business_discovery(i, &t.username).await) })
         .buffered(config.graph.concurrency)
         .collect()
         .await;
-    let mut out = Collected {
-        batch: Batch::default(),
-        tally: Tally::default(),
-        failed: Vec::new(),
-        resolved: BTreeMap::new(),
-    };
+    let mut out = Collected::default();
     for (target, result) in results {
-        match result.and_then(|body| flatten_brand(&body, target, &mut out.tally)) {
+        match result
+            .and_then(|body| flatten_brand(&body, target, &config.validation, &mut out.tally))
+        {
             Ok(batch) => out.batch.append(batch),
             Err(e) => {
                 tracing::warn!(target_name = %target.username, error_kind = e.kind.name(), code = ?e.code, "brand not collected: {e}");
@@ -253,6 +380,7 @@ async fn collect_brands(config: &Config, session: &Session<'_>) -> Collected {
 pub fn flatten_brand(
     body: &Value,
     target: &Target,
+    rules: &Rules,
     tally: &mut Tally,
 ) -> Result<Batch, GraphError> {
     let Some(bd) = body.get("business_discovery").filter(|v| v.is_object()) else {
@@ -261,7 +389,7 @@ pub fn flatten_brand(
     let mut batch = Batch::default();
     // The media belong to the account even if its own record is dropped for a bad id.
     let owner = validate::valid_id(bd.get("id")).unwrap_or_else(|| target.user_id.clone());
-    if let Some(brand) = validate::record(Kind::Brand, bd, None, tally) {
+    if let Some(brand) = validate::record(Kind::Brand, bd, None, rules, tally) {
         batch.brand.push(brand);
     }
     let media = bd
@@ -272,6 +400,7 @@ pub fn flatten_brand(
         Kind::Media,
         media.map(Vec::as_slice).unwrap_or(&[]),
         Some(&owner),
+        rules,
         tally,
     );
     Ok(batch)
@@ -281,8 +410,9 @@ pub fn flatten_brand(
 pub fn flatten_hashtag_page(
     body: &Value,
     target: &Target,
+    rules: &Rules,
     tally: &mut Tally,
-) -> Result<Vec<crate::records::Record>, GraphError> {
+) -> Result<Vec<Record>, GraphError> {
     let Some(data) = body.get("data").and_then(Value::as_array) else {
         return Err(bad_shape("the response has no data array"));
     };
@@ -290,6 +420,7 @@ pub fn flatten_hashtag_page(
         Kind::MediaHashtag,
         data,
         Some(&target.user_id),
+        rules,
         tally,
     ))
 }
@@ -307,26 +438,44 @@ fn bad_shape(message: &str) -> GraphError {
     }
 }
 
-async fn collect_hashtags(config: &Config, session: &Session<'_>) -> Collected {
-    let results: Vec<_> = stream::iter(&config.targets)
-        .map(|t| async move { (t, collect_hashtag(t, session).await) })
+async fn collect_hashtags(
+    config: &Config,
+    session: &Session<'_>,
+    prev: &State,
+) -> (Collected, State) {
+    let extra_pages = AtomicU32::new(config.hashtags.extra_pages_per_run());
+    let results: Vec<_> = stream::iter(config.targets.iter().enumerate())
+        .map(|(i, t)| {
+            let prev = prev.hashtags.get(&t.hashtag);
+            let extra_pages = &extra_pages;
+            async move {
+                (
+                    t,
+                    collect_hashtag(config, i, t, session, prev, extra_pages).await,
+                )
+            }
+        })
         .buffered(config.graph.concurrency)
         .collect()
         .await;
     let mut out = Collected {
-        batch: Batch::default(),
-        tally: Tally::default(),
-        failed: Vec::new(),
-        resolved: BTreeMap::new(),
+        prev_state: Some(prev.clone()),
+        ..Collected::default()
+    };
+    let mut next = State {
+        version: 1,
+        hashtags: prev.hashtags.clone(),
     };
     for (target, result) in results {
         match result {
-            Ok((records, tally, resolved)) => {
-                out.batch.media_hashtag.extend(records);
-                out.tally.merge(&tally);
-                if let Some(id) = resolved {
+            Ok(h) => {
+                out.batch.media_hashtag.extend(h.records);
+                out.tally.merge(&h.tally);
+                out.pages.insert(target.hashtag.clone(), h.pages);
+                if let Some(id) = h.resolved {
                     out.resolved.insert(target.hashtag.clone(), id);
                 }
+                next.hashtags.insert(target.hashtag.clone(), h.state);
             }
             Err(e) => {
                 tracing::warn!(hashtag = %target.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
@@ -334,40 +483,130 @@ async fn collect_hashtags(config: &Config, session: &Session<'_>) -> Collected {
             }
         }
     }
-    out
+    (out, next)
 }
 
-type HashtagResult = (Vec<crate::records::Record>, Tally, Option<String>);
+/// One hashtag's run.
+struct HashtagOutcome {
+    /// Posts not written by an earlier run, each once.
+    records: Vec<Record>,
+    tally: Tally,
+    /// The id, when this run looked it up.
+    resolved: Option<String>,
+    pages: u32,
+    state: TagState,
+}
 
+/// Fetches a hashtag's pages while they still hold posts the previous run did not see.
+///
+/// The first page is always fetched. Another follows only when the state exists (without it
+/// there is nothing to compare with), the page held a new post inside the state's window, the
+/// API gave a `paging.next` with a cursor not used yet, the hashtag's page limit and the run's
+/// extra-page budget allow it, and usage is below the threshold.
 async fn collect_hashtag(
+    config: &Config,
+    lane: usize,
     target: &Target,
     session: &Session<'_>,
-) -> Result<HashtagResult, GraphError> {
-    let (id, resolved) = match &target.hashtag_id {
-        Some(id) => (id.clone(), None),
+    prev: Option<&TagState>,
+    extra_pages: &AtomicU32,
+) -> Result<HashtagOutcome, GraphError> {
+    let settings = &config.hashtags;
+    let known_id = target
+        .hashtag_id
+        .clone()
+        .or_else(|| prev.and_then(|p| p.hashtag_id.clone()));
+    let (id, resolved) = match known_id {
+        Some(id) => (id, None),
         None => {
-            let id = session.hashtag_search(&target.hashtag).await?;
+            let id = session.hashtag_search(lane, &target.hashtag).await?;
             tracing::info!(
                 hashtag = %target.hashtag, hashtag_id = %id,
-                "hashtag id resolved with ig_hashtag_search; pin it in configure.toml as hashtag_id = \"{id}\" to save the search call"
+                "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
             );
             (id.clone(), Some(id))
         }
     };
+    let empty = TagState::default();
+    let prev_state = prev.unwrap_or(&empty);
     let mut tally = Tally::default();
-    let body = session
-        .recent_media(&target.hashtag, &id, None, 1, Need::Required)
-        .await?;
-    let mut records = flatten_hashtag_page(&body, target, &mut tally)?;
-    // The API can repeat a post within a response; each post appears once per hashtag.
-    let mut seen = HashSet::new();
-    records.retain(|r| {
-        seen.insert(
-            r.get("media_id")
+    let mut records = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut seen_ids = HashSet::new();
+    let mut cursors = HashSet::new();
+    let mut after: Option<String> = None;
+    let mut page = 0u32;
+    loop {
+        page += 1;
+        let need = if page == 1 {
+            Need::Required
+        } else {
+            Need::Optional
+        };
+        let body = match session
+            .recent_media(lane, &target.hashtag, &id, after.as_deref(), page, need)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if page == 1 => return Err(e),
+            Err(e) => {
+                tracing::warn!(hashtag = %target.hashtag, page, error_kind = e.kind.name(), "extra page not fetched, posts may be missed: {e}");
+                page -= 1;
+                break;
+            }
+        };
+        let mut page_has_new_recent = false;
+        for r in flatten_hashtag_page(&body, target, &config.validation, &mut tally)? {
+            let media_id = r
+                .get("media_id")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
-                .to_string(),
-        )
-    });
-    Ok((records, tally, resolved))
+                .to_string();
+            let ts = r
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // The API can repeat a post within a run; each post appears once per hashtag.
+            if !seen_ids.insert(media_id.clone()) {
+                continue;
+            }
+            seen.push((media_id.clone(), ts.clone()));
+            if !prev_state.is_known(&media_id) {
+                page_has_new_recent |= prev_state.is_recent(&ts, settings.known_window);
+                records.push(r);
+            }
+        }
+        if prev.is_none() || !page_has_new_recent || page >= settings.max_pages {
+            if prev.is_some() && page_has_new_recent {
+                tracing::warn!(hashtag = %target.hashtag, pages = page, "page limit reached with new posts still coming: raise hashtags.max_pages");
+            }
+            break;
+        }
+        let paging = body.get("paging");
+        let next_cursor = paging
+            .filter(|p| p.get("next").is_some())
+            .and_then(|p| p.pointer("/cursors/after"))
+            .and_then(Value::as_str);
+        let Some(cursor) = next_cursor.filter(|c| cursors.insert(c.to_string())) else {
+            break;
+        };
+        let budget_left = extra_pages
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !budget_left {
+            session.skipped_optional();
+            tracing::warn!(hashtag = %target.hashtag, "extra-page budget of this run spent: posts may be missed (hashtags.extra_pages_per_hour)");
+            break;
+        }
+        after = Some(cursor.to_string());
+    }
+    let state = prev_state.advance(&seen, settings.known_window, Some(id));
+    Ok(HashtagOutcome {
+        records,
+        tally,
+        resolved,
+        pages: page,
+        state,
+    })
 }

@@ -82,7 +82,85 @@ struct FileConfig {
     #[serde(default)]
     output: OutputSection,
     #[serde(default)]
+    hashtags: HashtagsSection,
+    #[serde(default)]
+    budget: BudgetSection,
+    #[serde(default)]
+    validation: ValidationSection,
+    #[serde(default)]
     targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct ValidationSection {
+    media_types: Option<Vec<String>>,
+    media_product_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HashtagsSection {
+    #[serde(default = "default_max_pages")]
+    max_pages: u32,
+    #[serde(default = "default_extra_pages_per_hour")]
+    extra_pages_per_hour: u32,
+    #[serde(default = "default_runs_per_hour")]
+    runs_per_hour: u32,
+    #[serde(default = "default_known_window_mins")]
+    known_window_mins: u64,
+    #[serde(default = "default_state_key")]
+    state_key: String,
+}
+
+impl Default for HashtagsSection {
+    fn default() -> Self {
+        HashtagsSection {
+            max_pages: default_max_pages(),
+            extra_pages_per_hour: default_extra_pages_per_hour(),
+            runs_per_hour: default_runs_per_hour(),
+            known_window_mins: default_known_window_mins(),
+            state_key: default_state_key(),
+        }
+    }
+}
+
+fn default_max_pages() -> u32 {
+    4
+}
+fn default_extra_pages_per_hour() -> u32 {
+    36
+}
+fn default_runs_per_hour() -> u32 {
+    12
+}
+fn default_known_window_mins() -> u64 {
+    60
+}
+fn default_state_key() -> String {
+    "state/hashtags.json".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+struct BudgetSection {
+    #[serde(default = "default_calls_per_hour")]
+    calls_per_hour_per_credential: u32,
+    #[serde(default = "default_brands_runs_per_hour")]
+    brands_runs_per_hour: u32,
+}
+
+impl Default for BudgetSection {
+    fn default() -> Self {
+        BudgetSection {
+            calls_per_hour_per_credential: default_calls_per_hour(),
+            brands_runs_per_hour: default_brands_runs_per_hour(),
+        }
+    }
+}
+
+fn default_calls_per_hour() -> u32 {
+    200
+}
+fn default_brands_runs_per_hour() -> u32 {
+    1
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +252,17 @@ struct OutputSection {
     media_key: String,
     #[serde(default = "default_media_hashtag_key")]
     media_hashtag_key: String,
+    #[serde(default = "default_raw_capture")]
+    raw_capture: bool,
+    #[serde(default = "default_raw_capture_key")]
+    raw_capture_key: String,
+}
+
+fn default_raw_capture() -> bool {
+    true
+}
+fn default_raw_capture_key() -> String {
+    "raw_api/{job}/{%Y-%m-%d}/{%Y-%m-%d_%H%M%S}".to_string()
 }
 
 impl Default for OutputSection {
@@ -183,6 +272,8 @@ impl Default for OutputSection {
             brand_key: default_brand_key(),
             media_key: default_media_key(),
             media_hashtag_key: default_media_hashtag_key(),
+            raw_capture: default_raw_capture(),
+            raw_capture_key: default_raw_capture_key(),
         }
     }
 }
@@ -220,7 +311,49 @@ pub struct Config {
     pub graph: GraphSettings,
     pub retry: RetryPolicy,
     pub output: OutputSettings,
+    pub hashtags: HashtagSettings,
+    pub budget: BudgetSettings,
+    /// The allowed values of the closed-list fields.
+    pub validation: crate::validate::Rules,
     pub targets: Vec<Target>,
+}
+
+/// How the hashtags job pages and remembers what it has seen.
+#[derive(Debug, Clone)]
+pub struct HashtagSettings {
+    /// Pages per hashtag per run, the first included.
+    pub max_pages: u32,
+    /// Extra pages (beyond each hashtag's first) the schedule may spend per hour, all hashtags
+    /// together; a run may spend `extra_pages_per_hour / runs_per_hour` of them.
+    pub extra_pages_per_hour: u32,
+    /// How often the hashtags job runs (12: every 5 minutes).
+    pub runs_per_hour: u32,
+    /// How far behind the newest post ids are remembered, to recognise posts already written.
+    pub known_window: Duration,
+    /// Object key of the per-hashtag state (ids, watermark, resolved hashtag ids).
+    pub state_key: String,
+}
+
+impl HashtagSettings {
+    /// Extra pages one run may fetch, over all hashtags.
+    pub fn extra_pages_per_run(&self) -> u32 {
+        self.extra_pages_per_hour / self.runs_per_hour.max(1)
+    }
+}
+
+/// The hourly call budget the schedule must fit.
+#[derive(Debug, Clone)]
+pub struct BudgetSettings {
+    pub calls_per_hour_per_credential: u32,
+    pub brands_runs_per_hour: u32,
+}
+
+/// The schedule's calls per hour against the budget, with the arithmetic for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub calls_per_hour: u64,
+    pub limit: u64,
+    pub arithmetic: String,
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +385,10 @@ pub struct OutputSettings {
     pub brand_key: KeyTemplate,
     pub media_key: KeyTemplate,
     pub media_hashtag_key: KeyTemplate,
+    /// Store every Graph response body, gzip-compressed, under `raw_capture_key`.
+    pub raw_capture: bool,
+    /// Folder key of a run's raw capture; `{job}` is the job name.
+    pub raw_capture_key: KeyTemplate,
 }
 
 /// One tracked account.
@@ -275,6 +412,9 @@ pub struct KeyTemplate {
 impl KeyTemplate {
     /// Checks the pattern: balanced braces, valid strftime items, no absolute path or `..`.
     pub fn parse(source: &str) -> Result<KeyTemplate, String> {
+        let source_text = source;
+        let replaced = source.replace("{job}", "job");
+        let source = replaced.as_str();
         if source.is_empty() {
             return Err("is empty".into());
         }
@@ -309,8 +449,16 @@ impl KeyTemplate {
             ));
         }
         Ok(KeyTemplate {
-            source: source.to_string(),
+            source: source_text.to_string(),
         })
+    }
+
+    /// The key for a job's run: `{job}` becomes the job name, then the time holes are filled.
+    pub fn render_for(&self, job: &str, at: DateTime<Utc>) -> String {
+        KeyTemplate {
+            source: self.source.replace("{job}", job),
+        }
+        .render(at)
     }
 
     /// The key for a run scheduled at `at`. Pure: the same time always gives the same key, which
@@ -426,6 +574,45 @@ impl Config {
         } else {
             Err(fail(problems))
         }
+    }
+
+    /// The schedule's Graph calls per hour against the budget of `credentials` credentials:
+    /// accounts × brands runs + hashtags × hashtag runs + the extra-page allowance. Hashtag
+    /// searches are not counted: ids are resolved once and kept.
+    pub fn budget_use(&self, credentials: usize) -> BudgetUse {
+        let accounts = self.targets.len() as u64;
+        let b = &self.budget;
+        let h = &self.hashtags;
+        let calls = accounts * b.brands_runs_per_hour as u64
+            + accounts * h.runs_per_hour as u64
+            + h.extra_pages_per_hour as u64;
+        let limit = b.calls_per_hour_per_credential as u64 * credentials.max(1) as u64;
+        BudgetUse {
+            calls_per_hour: calls,
+            limit,
+            arithmetic: format!(
+                "{accounts} accounts × {} brands run/h + {accounts} hashtags × {} runs/h + {} extra pages/h = {calls} calls/h; budget {} calls/h × {} credential(s) = {limit}",
+                b.brands_runs_per_hour, h.runs_per_hour, h.extra_pages_per_hour, b.calls_per_hour_per_credential, credentials.max(1)
+            ),
+        }
+    }
+
+    /// Refuses a schedule above the hourly call budget, showing the arithmetic.
+    pub fn check_budget(&self, credentials: usize) -> Result<BudgetUse, ConfigError> {
+        let used = self.budget_use(credentials);
+        if used.calls_per_hour > used.limit {
+            return Err(ConfigError {
+                file: self.file.clone(),
+                problems: vec![Problem {
+                    key: "budget".into(),
+                    message: format!(
+                        "the schedule is over the Graph API budget: {}. Lower hashtags.extra_pages_per_hour or hashtags.runs_per_hour, track fewer targets, or add credentials",
+                        used.arithmetic
+                    ),
+                }],
+            });
+        }
+        Ok(used)
     }
 
     /// The key template of a record kind.
@@ -588,6 +775,60 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
         );
     }
 
+    let hs = &raw.hashtags;
+    if !(1..=20).contains(&hs.max_pages) {
+        bad(
+            "hashtags.max_pages",
+            format!("{} is not in 1..=20", hs.max_pages),
+        );
+    }
+    if !(1..=60).contains(&hs.runs_per_hour) {
+        bad(
+            "hashtags.runs_per_hour",
+            format!("{} is not in 1..=60", hs.runs_per_hour),
+        );
+    }
+    if hs.state_key.is_empty() || hs.state_key.starts_with('/') {
+        bad(
+            "hashtags.state_key",
+            format!("`{}` is not a relative key", hs.state_key),
+        );
+    }
+    if !(1..=100).contains(&raw.budget.brands_runs_per_hour) {
+        bad(
+            "budget.brands_runs_per_hour",
+            format!("{} is not in 1..=100", raw.budget.brands_runs_per_hour),
+        );
+    }
+    let raw_capture_key = KeyTemplate::parse(&raw.output.raw_capture_key).unwrap_or_else(|m| {
+        bad("output.raw_capture_key", m);
+        KeyTemplate {
+            source: raw.output.raw_capture_key.clone(),
+        }
+    });
+
+    let defaults = crate::validate::Rules::default();
+    let mut domain = |key: &str, list: &Option<Vec<String>>, default: Vec<String>| match list {
+        None => default,
+        Some(l) if l.is_empty() || l.iter().any(|v| v.is_empty()) => {
+            bad(key, "must list at least one non-empty value".into());
+            default
+        }
+        Some(l) => l.clone(),
+    };
+    let validation = crate::validate::Rules {
+        media_types: domain(
+            "validation.media_types",
+            &raw.validation.media_types,
+            defaults.media_types,
+        ),
+        media_product_types: domain(
+            "validation.media_product_types",
+            &raw.validation.media_product_types,
+            defaults.media_product_types,
+        ),
+    };
+
     if raw.targets.is_empty() {
         bad("targets", "no [[targets]]: nothing to collect".into());
     }
@@ -667,7 +908,21 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
             brand_key,
             media_key,
             media_hashtag_key,
+            raw_capture: raw.output.raw_capture,
+            raw_capture_key,
         },
+        hashtags: HashtagSettings {
+            max_pages: hs.max_pages,
+            extra_pages_per_hour: hs.extra_pages_per_hour,
+            runs_per_hour: hs.runs_per_hour,
+            known_window: Duration::from_secs(hs.known_window_mins * 60),
+            state_key: hs.state_key.clone(),
+        },
+        budget: BudgetSettings {
+            calls_per_hour_per_credential: raw.budget.calls_per_hour_per_credential,
+            brands_runs_per_hour: raw.budget.brands_runs_per_hour,
+        },
+        validation,
         targets,
     }
 }

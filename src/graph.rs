@@ -262,7 +262,7 @@ pub struct GraphStats {
     pub optional_calls_skipped: u64,
 }
 
-/// Credentials of a live source.
+/// Credentials of a live source: one Instagram business account and its token.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     /// The Instagram business account the calls are made as.
@@ -275,13 +275,16 @@ pub struct Credentials {
 /// Where Graph responses come from.
 #[derive(Debug)]
 pub enum Source {
-    Live(Box<LiveClient>),
+    /// The Graph API over HTTP, with one or more credentials ("lanes"). Targets are spread over
+    /// the lanes, so each credential's hourly budget adds to the schedule's.
+    Live(Vec<LiveClient>),
     /// Recorded response bodies in a folder: `brands/{username}.json`,
-    /// `hashtag_search/{hashtag}.json`, `hashtags/{hashtag}.json` (or `.json.gz`).
+    /// `hashtag_search/{hashtag}.json`, `hashtags/{hashtag}.json` then `hashtags/{hashtag}.{n}.json`
+    /// for page n (each also as `.json.gz`). Raw captures use the same layout.
     Replay(PathBuf),
 }
 
-/// The HTTP side: one per process, reused across runs (connection pool, parsed settings).
+/// The HTTP side of one credential: built once per process, reused across runs.
 #[derive(Debug)]
 pub struct LiveClient {
     http: reqwest::Client,
@@ -291,8 +294,11 @@ pub struct LiveClient {
 }
 
 impl Source {
-    /// A live source. Fails only if the TLS stack cannot be set up.
-    pub fn live(settings: &GraphSettings, credentials: Credentials) -> Result<Source, GraphError> {
+    /// A live source over one or more credentials. Fails only if the TLS stack cannot be set up.
+    pub fn live(
+        settings: &GraphSettings,
+        credentials: Vec<Credentials>,
+    ) -> Result<Source, GraphError> {
         let http = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
@@ -301,19 +307,30 @@ impl Source {
             .map_err(|e| {
                 GraphError::local(ErrorKind::Network, format!("HTTP client setup failed: {e}"))
             })?;
-        let proof = credentials
-            .app_secret
-            .as_ref()
-            .map(|secret| credentials.token.appsecret_proof(secret.expose()));
-        Ok(Source::Live(Box::new(LiveClient {
-            http,
-            base: format!("{}/{}", settings.base_url, settings.api_version),
-            credentials,
-            proof,
-        })))
+        let clients = credentials
+            .into_iter()
+            .map(|credentials| LiveClient {
+                http: http.clone(),
+                base: format!("{}/{}", settings.base_url, settings.api_version),
+                proof: credentials
+                    .app_secret
+                    .as_ref()
+                    .map(|secret| credentials.token.appsecret_proof(secret.expose())),
+                credentials,
+            })
+            .collect();
+        Ok(Source::Live(clients))
     }
 
-    /// Starts a run: its counters, its deadline and its stop switch.
+    /// How many credentials calls are spread over (1 for replay).
+    pub fn lanes(&self) -> usize {
+        match self {
+            Source::Live(c) => c.len().max(1),
+            Source::Replay(_) => 1,
+        }
+    }
+
+    /// Starts a run: its counters, its deadline and its stop switches.
     pub fn session<'a>(
         &'a self,
         policy: &'a RetryPolicy,
@@ -328,14 +345,31 @@ impl Source {
             stats: Mutex::new(GraphStats::default()),
             calls: AtomicU64::new(0),
             max_usage: AtomicU32::new(0),
-            stop: Mutex::new(None),
+            stops: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
+            captured: Mutex::new(Vec::new()),
         }
     }
 }
 
-/// One run's view of a [`Source`]: it counts calls, honours the run deadline, and stops every
-/// further call once the token is rejected or the app is throttled as a whole.
+/// One response body as received, named as `--replay` reads it (`brands/dior.json`).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+/// Which calls a stop applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The app is throttled as a whole (code 4): every lane.
+    All,
+    /// One credential: its token was rejected or its user is throttled (code 17).
+    Lane(usize),
+}
+
+/// One run's view of a [`Source`]: it counts calls, honours the run deadline, keeps every body
+/// for the raw capture, and stops further calls once a token is rejected or the app throttled.
 #[derive(Debug)]
 pub struct Session<'a> {
     source: &'a Source,
@@ -345,9 +379,10 @@ pub struct Session<'a> {
     stats: Mutex<GraphStats>,
     calls: AtomicU64,
     max_usage: AtomicU32,
-    /// The error that stopped the run's calls, repeated to every later call.
-    stop: Mutex<Option<GraphError>>,
+    /// The errors that stopped calls, repeated to every later call in their scope.
+    stops: Mutex<Vec<(Scope, GraphError)>>,
     stopped: AtomicBool,
+    captured: Mutex<Vec<Captured>>,
 }
 
 /// A call's role: optional calls (extra pages) are the first dropped under high usage.
@@ -366,9 +401,38 @@ impl Session<'_> {
         s
     }
 
-    /// The error that stopped the run, if the token was rejected or the app throttled.
-    pub fn stopped_by(&self) -> Option<GraphError> {
-        self.stop.lock().ok().and_then(|s| s.clone())
+    /// Counts an optional call not made (page budget or high usage).
+    pub fn skipped_optional(&self) {
+        if let Ok(mut s) = self.stats.lock() {
+            s.optional_calls_skipped += 1;
+        }
+    }
+
+    /// Lanes whose token was rejected, with the error.
+    pub fn rejected_tokens(&self) -> Vec<(usize, GraphError)> {
+        let stops = self.stops.lock().map(|s| s.clone()).unwrap_or_default();
+        stops
+            .into_iter()
+            .filter_map(|(scope, e)| match scope {
+                Scope::Lane(l) if e.kind == ErrorKind::Token => Some((l, e)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// True when every lane's token was rejected: nothing this run can succeed.
+    pub fn all_tokens_rejected(&self) -> bool {
+        let rejected = self.rejected_tokens();
+        !rejected.is_empty()
+            && (0..self.source.lanes()).all(|l| rejected.iter().any(|(r, _)| *r == l))
+    }
+
+    /// The bodies received so far, for the raw capture.
+    pub fn take_captured(&self) -> Vec<Captured> {
+        self.captured
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
     }
 
     /// True when usage headers report at least the configured threshold.
@@ -382,33 +446,57 @@ impl Session<'_> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// `GET /{ig-user-id}?fields=business_discovery.username(…){…}`: a profile and its latest media.
-    pub async fn business_discovery(&self, username: &str) -> Result<Value, GraphError> {
+    fn client(&self, lane: usize) -> Option<(usize, &LiveClient)> {
         match self.source {
-            Source::Replay(dir) => self.replay(dir.join("brands").join(username)).await,
-            Source::Live(c) => {
+            Source::Live(c) if !c.is_empty() => Some((lane % c.len(), &c[lane % c.len()])),
+            _ => None,
+        }
+    }
+
+    /// The account a lane's calls are made as (for messages).
+    pub fn lane_user(&self, lane: usize) -> Option<&str> {
+        self.client(lane)
+            .map(|(_, c)| c.credentials.ig_user_id.as_str())
+    }
+
+    /// `GET /{ig-user-id}?fields=business_discovery.username(…){…}`: a profile and its latest media.
+    pub async fn business_discovery(
+        &self,
+        lane: usize,
+        username: &str,
+    ) -> Result<Value, GraphError> {
+        let capture = format!("brands/{username}.json");
+        match self.client(lane) {
+            None => self.replay(&capture).await,
+            Some((lane, c)) => {
                 let fields = business_discovery_fields(username, self.settings.brand_media_limit);
                 let path = format!("{}/{}", c.base, c.credentials.ig_user_id);
-                self.get(c, &path, vec![("fields", fields)], Need::Required)
-                    .await
+                self.get(
+                    lane,
+                    c,
+                    &path,
+                    vec![("fields", fields)],
+                    Need::Required,
+                    capture,
+                )
+                .await
             }
         }
     }
 
     /// `GET /ig_hashtag_search?user_id=…&q=…`: the id of a hashtag.
-    pub async fn hashtag_search(&self, hashtag: &str) -> Result<String, GraphError> {
-        let body = match self.source {
-            Source::Replay(dir) => {
-                self.replay(dir.join("hashtag_search").join(hashtag))
-                    .await?
-            }
-            Source::Live(c) => {
+    pub async fn hashtag_search(&self, lane: usize, hashtag: &str) -> Result<String, GraphError> {
+        let capture = format!("hashtag_search/{hashtag}.json");
+        let body = match self.client(lane) {
+            None => self.replay(&capture).await?,
+            Some((lane, c)) => {
                 let path = format!("{}/ig_hashtag_search", c.base);
                 let query = vec![
                     ("user_id", c.credentials.ig_user_id.clone()),
                     ("q", hashtag.to_string()),
                 ];
-                self.get(c, &path, query, Need::Required).await?
+                self.get(lane, c, &path, query, Need::Required, capture)
+                    .await?
             }
         };
         let id = body
@@ -425,28 +513,24 @@ impl Session<'_> {
         })
     }
 
-    /// `GET /{hashtag-id}/recent_media?user_id=…&fields=…&limit=…[&after=…]`: one page.
-    ///
-    /// In replay, page `n` of hashtag `h` is `hashtags/{h}.json` for the first page and
-    /// `hashtags/{h}.{n}.json` after it.
+    /// `GET /{hashtag-id}/recent_media?user_id=…&fields=…&limit=…[&after=…]`: page `page` (1-based).
     pub async fn recent_media(
         &self,
+        lane: usize,
         hashtag: &str,
         hashtag_id: &str,
         after: Option<&str>,
         page: u32,
         need: Need,
     ) -> Result<Value, GraphError> {
-        match self.source {
-            Source::Replay(dir) => {
-                let name = if page <= 1 {
-                    hashtag.to_string()
-                } else {
-                    format!("{hashtag}.{page}")
-                };
-                self.replay(dir.join("hashtags").join(name)).await
-            }
-            Source::Live(c) => {
+        let capture = if page <= 1 {
+            format!("hashtags/{hashtag}.json")
+        } else {
+            format!("hashtags/{hashtag}.{page}.json")
+        };
+        match self.client(lane) {
+            None => self.replay(&capture).await,
+            Some((lane, c)) => {
                 let path = format!("{}/{}/recent_media", c.base, hashtag_id);
                 let mut query = vec![
                     ("user_id", c.credentials.ig_user_id.clone()),
@@ -456,64 +540,135 @@ impl Session<'_> {
                 if let Some(a) = after {
                     query.push(("after", a.to_string()));
                 }
-                self.get(c, &path, query, need).await
+                self.get(lane, c, &path, query, need, capture).await
             }
         }
     }
 
-    /// Reads a recorded body (`.json` or `.json.gz`) and decodes it like a live one.
-    async fn replay(&self, stem: PathBuf) -> Result<Value, GraphError> {
+    /// `POST /debug_token` with `method=GET`: what the API knows of the token. The token goes in
+    /// the form body (and the header), never in the URL.
+    pub async fn debug_token(&self, lane: usize) -> Result<Value, GraphError> {
+        let Some((lane, c)) = self.client(lane) else {
+            return Err(GraphError::local(
+                ErrorKind::Skipped,
+                "no live credentials (replay)",
+            ));
+        };
+        if let Some(e) = self.stopped_for(lane) {
+            return Err(e);
+        }
+        let timeout = match self.time_left() {
+            Some(t) if t.is_zero() => {
+                return Err(GraphError::local(
+                    ErrorKind::Deadline,
+                    "run deadline reached before the token check",
+                ))
+            }
+            Some(t) => t.min(self.settings.request_timeout),
+            None => self.settings.request_timeout,
+        };
         self.calls.fetch_add(1, Ordering::Relaxed);
-        // Names may contain dots (`dior.2`), so the extension is appended, not set.
-        let stem_name = stem
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let plain = stem.with_file_name(format!("{stem_name}.json"));
-        let gz = stem.with_file_name(format!("{stem_name}.json.gz"));
-        let display = plain.display().to_string();
+        let token = &c.credentials.token;
+        let mut form = vec![
+            ("method", "GET".to_string()),
+            ("input_token", token.expose().to_string()),
+        ];
+        if let Some(p) = &c.proof {
+            form.push(("appsecret_proof", p.clone()));
+        }
+        let response = c
+            .http
+            .post(format!("{}/debug_token", c.base))
+            .bearer_auth(token.expose())
+            .form(&form)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, token))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, token))?;
+        let result = decode(status, &body, Some(token));
+        if let Err(e) = &result {
+            self.maybe_stop(lane, e);
+        }
+        result
+    }
+
+    /// Reads a recorded body (`.json` or `.json.gz`) and decodes it like a live one.
+    async fn replay(&self, relative: &str) -> Result<Value, GraphError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Source::Replay(dir) = self.source else {
+            return Err(GraphError::local(
+                ErrorKind::Skipped,
+                "no recorded responses",
+            ));
+        };
+        let plain = dir.join(relative);
+        let gz = dir.join(format!("{relative}.gz"));
         let bytes = match tokio::fs::read(&plain).await {
             Ok(b) => b,
             Err(_) => match tokio::fs::read(&gz).await {
-                Ok(b) => {
-                    let mut out = Vec::new();
-                    use std::io::Read;
-                    flate2::read::GzDecoder::new(&b[..])
-                        .read_to_end(&mut out)
-                        .map_err(|e| {
-                            GraphError::local(
-                                ErrorKind::BadResponse,
-                                format!("{}: not gzip: {e}", gz.display()),
-                            )
-                        })?;
-                    out
-                }
+                Ok(b) => gunzip(&b).map_err(|e| {
+                    GraphError::local(
+                        ErrorKind::BadResponse,
+                        format!("{}: not gzip: {e}", gz.display()),
+                    )
+                })?,
                 Err(_) => {
                     return Err(GraphError::local(
                         ErrorKind::NotFound,
-                        format!("no recorded response {display} (nor .json.gz)"),
+                        format!("no recorded response {} (nor .gz)", plain.display()),
                     ))
                 }
             },
         };
+        self.capture(relative, &bytes);
         decode(200, &bytes, None)
+    }
+
+    fn capture(&self, path: &str, body: &[u8]) {
+        if let Ok(mut c) = self.captured.lock() {
+            // A retried call keeps the body that decided its outcome: the last one.
+            c.retain(|x| x.path != path);
+            c.push(Captured {
+                path: path.to_string(),
+                body: body.to_vec(),
+            });
+        }
+    }
+
+    fn stopped_for(&self, lane: usize) -> Option<GraphError> {
+        if !self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let stops = self.stops.lock().ok()?;
+        stops
+            .iter()
+            .find(|(scope, _)| *scope == Scope::All || *scope == Scope::Lane(lane))
+            .map(|(_, e)| GraphError {
+                attempts: 0,
+                ..e.clone()
+            })
     }
 
     /// One logical call with retries, throttling and the deadline applied.
     async fn get(
         &self,
+        lane: usize,
         c: &LiveClient,
         url: &str,
         mut query: Vec<(&str, String)>,
         need: Need,
+        capture: String,
     ) -> Result<Value, GraphError> {
         if let Some(p) = &c.proof {
             query.push(("appsecret_proof", p.clone()));
         }
         if need == Need::Optional && self.usage_is_high() {
-            if let Ok(mut s) = self.stats.lock() {
-                s.optional_calls_skipped += 1;
-            }
+            self.skipped_optional();
             return Err(GraphError::local(
                 ErrorKind::Skipped,
                 "optional call skipped: API usage at or above the threshold",
@@ -522,10 +677,8 @@ impl Session<'_> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if self.stopped.load(Ordering::Relaxed) {
-                if let Some(e) = self.stopped_by() {
-                    return Err(GraphError { attempts: 0, ..e });
-                }
+            if let Some(e) = self.stopped_for(lane) {
+                return Err(e);
             }
             let time_left = self.time_left();
             if time_left.is_some_and(|t| t.is_zero()) {
@@ -538,8 +691,7 @@ impl Session<'_> {
                 Some(t) => t.min(self.settings.request_timeout),
                 None => self.settings.request_timeout,
             };
-            let result = self.send(c, url, &query, timeout).await;
-            let mut err = match result {
+            let mut err = match self.send(c, url, &query, timeout, &capture).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -549,17 +701,16 @@ impl Session<'_> {
                     s.throttled += 1;
                 }
             }
-            let decision = decide(
+            match decide(
                 err.kind,
                 attempt,
                 err.regain_after,
                 self.time_left(),
                 self.policy,
                 rand::random::<f64>(),
-            );
-            match decision {
+            ) {
                 Decision::GiveUp => {
-                    self.maybe_stop(&err);
+                    self.maybe_stop(lane, &err);
                     return Err(err);
                 }
                 Decision::RetryAfter(delay) => {
@@ -567,9 +718,9 @@ impl Session<'_> {
                         s.retries += 1;
                     }
                     tracing::warn!(
-                        error_kind = %err.kind, code = ?err.code, status = ?err.status, attempt,
+                        error_kind = err.kind.name(), code = ?err.code, status = ?err.status, attempt,
                         delay_ms = delay.as_millis() as u64,
-                        "Graph call failed and will be retried"
+                        "Graph call failed and will be retried: {err}"
                     );
                     tokio::time::sleep(delay).await;
                 }
@@ -577,19 +728,22 @@ impl Session<'_> {
         }
     }
 
-    /// Token errors stop the whole run; app- and user-level throttling (codes 4 and 17) stop
-    /// all further calls, so a throttled app is not hammered by the remaining targets.
-    fn maybe_stop(&self, err: &GraphError) {
-        let stops = err.kind == ErrorKind::Token
-            || (err.kind == ErrorKind::Throttled && matches!(err.code, Some(4) | Some(17)));
-        if stops {
-            if let Ok(mut s) = self.stop.lock() {
-                if s.is_none() {
-                    *s = Some(err.clone());
-                }
+    /// A rejected token (190) stops its credential's calls; a throttled app (code 4) stops every
+    /// call and a throttled user (17) its credential's, so a throttled API is not hammered by the
+    /// remaining targets.
+    fn maybe_stop(&self, lane: usize, err: &GraphError) {
+        let scope = match (err.kind, err.code) {
+            (ErrorKind::Token, _) => Scope::Lane(lane),
+            (ErrorKind::Throttled, Some(4)) => Scope::All,
+            (ErrorKind::Throttled, Some(17)) => Scope::Lane(lane),
+            _ => return,
+        };
+        if let Ok(mut s) = self.stops.lock() {
+            if !s.iter().any(|(sc, _)| *sc == scope) {
+                s.push((scope, err.clone()));
             }
-            self.stopped.store(true, Ordering::Relaxed);
         }
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     async fn send(
@@ -598,6 +752,7 @@ impl Session<'_> {
         url: &str,
         query: &[(&str, String)],
         timeout: Duration,
+        capture: &str,
     ) -> Result<Value, GraphError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let token = &c.credentials.token;
@@ -624,6 +779,10 @@ impl Session<'_> {
             .bytes()
             .await
             .map_err(|e| transport_error(e, token))?;
+        self.capture(
+            capture,
+            &token.scrub(&String::from_utf8_lossy(&body)).into_bytes(),
+        );
         decode(status, &body, Some(token)).map_err(|mut e| {
             if e.kind == ErrorKind::Throttled {
                 e.regain_after = usage.regain_after;
@@ -631,6 +790,14 @@ impl Session<'_> {
             e
         })
     }
+}
+
+/// Decompresses a gzip body.
+pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn transport_error(e: reqwest::Error, token: &AccessToken) -> GraphError {

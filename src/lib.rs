@@ -11,14 +11,18 @@
 //! - [`validate`]: API objects → records, with defaults and counts (pure);
 //! - [`sink`]: S3 or a local folder;
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
+//! - [`state`]: what the hashtags job remembers between runs (pure);
+//! - [`health`]: the access token's days left, from `debug_token`;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
 
 pub mod collect;
 pub mod config;
 pub mod graph;
+pub mod health;
 pub mod lambda;
 pub mod records;
 pub mod setup;
 pub mod sink;
+pub mod state;
 pub mod telemetry;
 pub mod validate;

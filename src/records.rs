@@ -81,8 +81,17 @@ pub enum Rule {
     Timestamp,
     /// A non-negative integer; default `0`.
     Count,
-    /// One of the listed strings; default `""`.
-    OneOf(&'static [&'static str]),
+    /// One of the allowed values of a [`Domain`]; default `""`.
+    OneOf(Domain),
+}
+
+/// A field whose values come from a closed list. The lists are configuration
+/// (`[validation]`), so a value Meta adds later can be allowed, and history reprocessed, without
+/// a new release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    MediaType,
+    MediaProductType,
 }
 
 /// One output field: its name, where it comes from in the API object, and its rule.
@@ -113,11 +122,11 @@ pub const MEDIA: &[Field] = &[
     field("media_id", "id", Rule::Id),
     field("timestamp", "timestamp", Rule::Timestamp),
     field("caption", "caption", Rule::Text),
-    field("media_type", "media_type", Rule::OneOf(MEDIA_TYPES)),
+    field("media_type", "media_type", Rule::OneOf(Domain::MediaType)),
     field(
         "media_product_type",
         "media_product_type",
-        Rule::OneOf(MEDIA_PRODUCT_TYPES),
+        Rule::OneOf(Domain::MediaProductType),
     ),
     field("media_url", "media_url", Rule::Url),
     field("permalink", "permalink", Rule::Url),
@@ -129,7 +138,7 @@ pub const MEDIA_HASHTAG: &[Field] = &[
     field("media_id", "id", Rule::Id),
     field("timestamp", "timestamp", Rule::Timestamp),
     field("caption", "caption", Rule::Text),
-    field("media_type", "media_type", Rule::OneOf(MEDIA_TYPES)),
+    field("media_type", "media_type", Rule::OneOf(Domain::MediaType)),
     field("like_count", "like_count", Rule::Count),
     field("comments_count", "comments_count", Rule::Count),
 ];

@@ -21,6 +21,8 @@ pub enum SetupError {
     MissingUserId,
     #[error("IG_USER_ID `{0}` is not a numeric Instagram user id")]
     BadUserId(String),
+    #[error("IG_USER_ID lists {ids} ids but IG_ACCESS_TOKEN {tokens} tokens: give one token per id, comma-separated")]
+    CredentialCount { ids: usize, tokens: usize },
     #[error("could not read the token secret {arn}: {message}")]
     Secret { arn: String, message: String },
     #[error("BUCKET is not set: the S3 bucket the records are written to")]
@@ -34,7 +36,9 @@ impl SetupError {
         match self {
             SetupError::Config(_) => "ConfigInvalid",
             SetupError::MissingToken | SetupError::Secret { .. } => "TokenUnavailable",
-            SetupError::MissingUserId | SetupError::BadUserId(_) => "UserIdInvalid",
+            SetupError::MissingUserId
+            | SetupError::BadUserId(_)
+            | SetupError::CredentialCount { .. } => "UserIdInvalid",
             SetupError::MissingBucket => "BucketMissing",
             SetupError::Graph(_) => "GraphClientSetup",
         }
@@ -63,11 +67,22 @@ pub async fn app_from_env(choice: &Choice) -> Result<App, SetupError> {
     build(config, choice).await
 }
 
-/// Builds the app around a loaded config.
+/// Builds the app around a loaded config. A live source must fit the hourly call budget of
+/// its credentials.
 pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
     let source = match &choice.replay {
         Some(dir) => Source::Replay(dir.clone()),
-        None => Source::live(&config.graph, credentials_from_env().await?)?,
+        None => {
+            let credentials = credentials_from_env().await?;
+            let used = config.check_budget(credentials.len())?;
+            tracing::info!(
+                calls_per_hour = used.calls_per_hour,
+                budget = used.limit,
+                "schedule within the Graph API budget: {}",
+                used.arithmetic
+            );
+            Source::live(&config.graph, credentials)?
+        }
     };
     let sink = match (env("BUCKET"), &choice.out_dir) {
         (Some(bucket), _) => Sink::s3_from_env(bucket).await,
@@ -81,33 +96,79 @@ pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
     })
 }
 
-/// `IG_USER_ID` and the token: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else from
-/// `IG_ACCESS_TOKEN`. `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`.
-pub async fn credentials_from_env() -> Result<Credentials, SetupError> {
-    let ig_user_id = env("IG_USER_ID").ok_or(SetupError::MissingUserId)?;
-    if !crate::config::is_digits(&ig_user_id) {
-        return Err(SetupError::BadUserId(ig_user_id));
-    }
-    let (token, secret_app) = match env("IG_TOKEN_SECRET_ARN") {
-        Some(arn) => read_secret(&arn).await?,
-        None => (
-            env("IG_ACCESS_TOKEN").ok_or(SetupError::MissingToken)?,
-            None,
-        ),
+/// The credentials, one or more: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else
+/// `IG_USER_ID` and `IG_ACCESS_TOKEN` (comma-separated lists of the same length for several).
+/// `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`.
+pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
+    let list = |v: Option<String>| -> Vec<String> {
+        v.map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
     };
-    let app_secret = secret_app
-        .or_else(|| env("IG_APP_SECRET"))
-        .map(AccessToken::new);
-    Ok(Credentials {
-        ig_user_id,
-        token: AccessToken::new(token),
-        app_secret,
-    })
+    let app_secret = env("IG_APP_SECRET");
+    let pairs: Vec<(String, String, Option<String>)> = match env("IG_TOKEN_SECRET_ARN") {
+        Some(arn) => {
+            let secret = read_secret(&arn).await?;
+            match secret {
+                SecretValue::Many(many) => many,
+                SecretValue::One(token, app) => {
+                    let ids = list(env("IG_USER_ID"));
+                    if ids.len() != 1 {
+                        return Err(SetupError::MissingUserId);
+                    }
+                    vec![(ids[0].clone(), token, app)]
+                }
+            }
+        }
+        None => {
+            let ids = list(env("IG_USER_ID"));
+            let tokens = list(env("IG_ACCESS_TOKEN"));
+            if tokens.is_empty() {
+                return Err(SetupError::MissingToken);
+            }
+            if ids.is_empty() {
+                return Err(SetupError::MissingUserId);
+            }
+            if ids.len() != tokens.len() {
+                return Err(SetupError::CredentialCount {
+                    ids: ids.len(),
+                    tokens: tokens.len(),
+                });
+            }
+            ids.into_iter()
+                .zip(tokens)
+                .map(|(i, t)| (i, t, None))
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(pairs.len());
+    for (ig_user_id, token, app) in pairs {
+        if !crate::config::is_digits(&ig_user_id) {
+            return Err(SetupError::BadUserId(ig_user_id));
+        }
+        out.push(Credentials {
+            ig_user_id,
+            token: AccessToken::new(token),
+            app_secret: app.or_else(|| app_secret.clone()).map(AccessToken::new),
+        });
+    }
+    Ok(out)
 }
 
-/// Reads the token secret. Its value is the raw token, or JSON with `access_token` (and
-/// optionally `app_secret`).
-async fn read_secret(arn: &str) -> Result<(String, Option<String>), SetupError> {
+/// What the token secret holds.
+enum SecretValue {
+    /// A raw token, or JSON `{"access_token", "app_secret"?}`; the user id comes from `IG_USER_ID`.
+    One(String, Option<String>),
+    /// JSON `{"credentials": [{"ig_user_id", "access_token", "app_secret"?}, …]}`.
+    Many(Vec<(String, String, Option<String>)>),
+}
+
+/// Reads the token secret.
+async fn read_secret(arn: &str) -> Result<SecretValue, SetupError> {
     let shared = aws_config::load_from_env().await;
     let client = aws_sdk_secretsmanager::Client::new(&shared);
     let fail = |message: String| SetupError::Secret {
@@ -125,21 +186,36 @@ async fn read_secret(arn: &str) -> Result<(String, Option<String>), SetupError> 
         .ok_or_else(|| fail("the secret has no SecretString".into()))?
         .trim()
         .to_string();
-    if text.starts_with('{') {
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| fail("the secret looks like JSON but does not parse".into()))?;
-        let token = v
-            .get("access_token")
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| fail("the JSON secret has no string `access_token`".into()))?;
-        let app = v
-            .get("app_secret")
-            .and_then(|t| t.as_str())
-            .map(str::to_string);
-        Ok((token.to_string(), app))
-    } else if text.is_empty() {
-        Err(fail("the secret is empty".into()))
-    } else {
-        Ok((text, None))
+    parse_secret(&text).map_err(fail)
+}
+
+fn parse_secret(text: &str) -> Result<SecretValue, String> {
+    if !text.starts_with('{') {
+        return if text.is_empty() {
+            Err("the secret is empty".into())
+        } else {
+            Ok(SecretValue::One(text.to_string(), None))
+        };
     }
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|_| "the secret looks like JSON but does not parse".to_string())?;
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|t| t.as_str()).map(str::to_string);
+    if let Some(list) = v.get("credentials").and_then(|c| c.as_array()) {
+        let mut many = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            let id = s(c, "ig_user_id")
+                .ok_or_else(|| format!("credentials[{i}] has no string `ig_user_id`"))?;
+            let token = s(c, "access_token")
+                .ok_or_else(|| format!("credentials[{i}] has no string `access_token`"))?;
+            many.push((id, token, s(c, "app_secret")));
+        }
+        if many.is_empty() {
+            return Err("`credentials` is empty".into());
+        }
+        return Ok(SecretValue::Many(many));
+    }
+    let token = s(&v, "access_token").ok_or_else(|| {
+        "the JSON secret has no string `access_token` (nor `credentials`)".to_string()
+    })?;
+    Ok(SecretValue::One(token, s(&v, "app_secret")))
 }

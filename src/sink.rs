@@ -88,4 +88,63 @@ impl Sink {
             }
         }
     }
+
+    /// Reads one object; `Ok(None)` when there is none under that key.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        let location = self.location(key);
+        match self {
+            Sink::S3 { client, bucket } => {
+                match client.get_object().bucket(bucket).key(key).send().await {
+                    Ok(out) => out
+                        .body
+                        .collect()
+                        .await
+                        .map(|b| Some(b.into_bytes().to_vec()))
+                        .map_err(|e| SinkError {
+                            location,
+                            message: e.to_string(),
+                        }),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                    Err(e) => Err(SinkError {
+                        location,
+                        message: DisplayErrorContext(&e).to_string(),
+                    }),
+                }
+            }
+            Sink::Dir(root) => match tokio::fs::read(root.join(key)).await {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(SinkError {
+                    location,
+                    message: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Every key under `prefix` (S3 only; a folder is read directly).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+        let Sink::S3 { client, bucket } = self else {
+            return Ok(Vec::new());
+        };
+        let mut keys = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| SinkError {
+                location: self.location(prefix),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
 }

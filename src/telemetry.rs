@@ -53,7 +53,7 @@ pub fn log_summary(summary: &RunSummary, outcome: &str) {
 /// The Embedded Metric Format document of one run (namespace `IgCollector`, dimension `Job`).
 pub fn emf(summary: &RunSummary, cold_start: bool, timestamp_ms: i64) -> serde_json::Value {
     let records: usize = summary.records.values().sum();
-    let metrics = [
+    let mut metrics = vec![
         ("RecordsWritten", "Count", records as f64),
         ("RecordsDropped", "Count", summary.dropped_total as f64),
         ("FieldsDefaulted", "Count", summary.defaulted_total as f64),
@@ -73,6 +73,15 @@ pub fn emf(summary: &RunSummary, cold_start: bool, timestamp_ms: i64) -> serde_j
         ("RunDurationMs", "Milliseconds", summary.duration_ms as f64),
         ("ColdStart", "Count", if cold_start { 1.0 } else { 0.0 }),
     ];
+    // Only on the daily check, and only for tokens that expire.
+    let days_left = summary
+        .token_health
+        .iter()
+        .filter_map(|h| h.days_left)
+        .reduce(f64::min);
+    if let Some(d) = days_left {
+        metrics.push(("TokenDaysLeft", "None", d));
+    }
     let mut doc = serde_json::Map::new();
     doc.insert(
         "_aws".into(),

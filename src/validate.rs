@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use validator::ValidateUrl;
 
-use crate::records::{Field, Kind, Record, Rule};
+use crate::records::{Domain, Field, Kind, Record, Rule, MEDIA_PRODUCT_TYPES, MEDIA_TYPES};
 
 /// The default timestamp, written when the API's value is missing or malformed.
 pub const EPOCH: &str = "1970-01-01T00:00:00+0000";
@@ -38,6 +38,33 @@ pub enum Reason {
     NotNumeric,
     /// The element is not a JSON object at all.
     NotAnObject,
+}
+
+/// The configurable part of the rules: the allowed values of each [`Domain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub media_types: Vec<String>,
+    pub media_product_types: Vec<String>,
+}
+
+impl Default for Rules {
+    /// The contract's lists.
+    fn default() -> Self {
+        Rules {
+            media_types: MEDIA_TYPES.iter().map(|s| s.to_string()).collect(),
+            media_product_types: MEDIA_PRODUCT_TYPES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl Rules {
+    fn allows(&self, domain: Domain, value: &str) -> bool {
+        let list = match domain {
+            Domain::MediaType => &self.media_types,
+            Domain::MediaProductType => &self.media_product_types,
+        };
+        list.iter().any(|v| v == value)
+    }
 }
 
 /// What validation replaced or rejected, counted by (kind, field, reason).
@@ -117,6 +144,7 @@ pub fn record(
     kind: Kind,
     object: &Value,
     parent_id: Option<&str>,
+    rules: &Rules,
     tally: &mut Tally,
 ) -> Option<Record> {
     let Some(obj) = object.as_object() else {
@@ -131,7 +159,7 @@ pub fn record(
         );
     }
     for f in kind.fields() {
-        match check(f, obj.get(f.api)) {
+        match check(f, obj.get(f.api), rules) {
             Ok(v) => {
                 out.insert(f.name.to_string(), v);
             }
@@ -153,11 +181,12 @@ pub fn records(
     kind: Kind,
     objects: &[Value],
     parent_id: Option<&str>,
+    rules: &Rules,
     tally: &mut Tally,
 ) -> Vec<Record> {
     objects
         .iter()
-        .filter_map(|o| record(kind, o, parent_id, tally))
+        .filter_map(|o| record(kind, o, parent_id, rules, tally))
         .collect()
 }
 
@@ -177,7 +206,7 @@ fn default_of(rule: Rule) -> Value {
     }
 }
 
-fn check(field: &Field, value: Option<&Value>) -> Result<Value, Reason> {
+fn check(field: &Field, value: Option<&Value>, rules: &Rules) -> Result<Value, Reason> {
     let value = match value {
         None | Some(Value::Null) => return Err(Reason::Missing),
         Some(v) => v,
@@ -206,9 +235,9 @@ fn check(field: &Field, value: Option<&Value>) -> Result<Value, Reason> {
             Value::Number(n) => n.as_u64().map(Value::from).ok_or(Reason::NotACount),
             _ => Err(Reason::WrongType),
         },
-        Rule::OneOf(allowed) => {
+        Rule::OneOf(domain) => {
             let s = value.as_str().ok_or(Reason::WrongType)?;
-            if allowed.contains(&s) {
+            if rules.allows(domain, s) {
                 Ok(Value::String(s.to_string()))
             } else {
                 Err(Reason::NotInDomain)

@@ -1,15 +1,17 @@
-//! Command line: run a job locally (against the live API or recorded responses) and check the
-//! configuration.
+//! Command line: run a job locally (against the live API or recorded responses), check the
+//! configuration and the token, resolve hashtag ids, and reprocess captured responses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use ig_collector::collect::{self, Job};
+use ig_collector::collect::{self, App, Job};
 use ig_collector::config::{Config, Overrides};
+use ig_collector::graph::Source;
 use ig_collector::setup::{self, Choice};
-use ig_collector::telemetry;
+use ig_collector::sink::Sink;
+use ig_collector::{health, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +35,35 @@ enum Command {
     Hashtags(RunArgs),
     /// Both jobs, brands then hashtags.
     All(RunArgs),
-    /// Validates the configuration and prints the plan.
-    CheckConfig,
+    /// Validates the configuration and prints the plan and the hourly call budget.
+    CheckConfig {
+        /// Credentials the budget is shared over (default: as many as IG_USER_ID lists, or 1).
+        #[arg(long)]
+        credentials: Option<usize>,
+    },
+    /// Asks debug_token how long each credential's token has left.
+    TokenStatus,
+    /// Looks up the hashtag ids not pinned in the configuration and prints the lines to paste.
+    ResolveHashtags {
+        /// Resolve from recorded responses instead of the API.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+    },
+    /// Runs validation and writing again over a run's captured responses.
+    Reprocess {
+        /// A capture folder (raw_api/{job}/{date}/{time}), local or s3://bucket/prefix.
+        #[arg(long)]
+        from: String,
+        /// Output folder, or s3://bucket (default ./reprocessed).
+        #[arg(long, default_value = "./reprocessed")]
+        to: String,
+        /// The job (default: read from the capture path).
+        #[arg(long, value_parser = parse_job)]
+        job: Option<Job>,
+        /// The scheduled time (default: read from the capture path).
+        #[arg(long)]
+        at: Option<String>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -50,82 +79,274 @@ struct RunArgs {
     replay: Option<PathBuf>,
 }
 
+fn parse_job(s: &str) -> Result<Job, String> {
+    match s {
+        "brands" => Ok(Job::Brands),
+        "hashtags" => Ok(Job::Hashtags),
+        _ => Err(format!("`{s}` is not a job: brands or hashtags")),
+    }
+}
+
+fn parse_at(text: Option<&str>) -> Result<DateTime<Utc>, String> {
+    match text {
+        None => Ok(Utc::now()),
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                format!("--at `{t}` is not an RFC 3339 time like 2023-09-02T00:00:15Z: {e}")
+            }),
+    }
+}
+
+/// Failures of a command: the message and the exit code (2 = setup, 1 = run).
+struct Failure(u8, String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(2, e.to_string())
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init_text();
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
     let config = match &cli.config {
-        Some(path) => Config::load_file(path, &Overrides::from_env()),
-        None => Config::load(),
+        Some(path) => Config::load_file(path, &Overrides::from_env())?,
+        None => Config::load()?,
     };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
+    match cli.command {
+        Command::CheckConfig { credentials } => check_config(&config, credentials),
+        Command::Brands(a) => run_jobs(config, &[Job::Brands], a).await,
+        Command::Hashtags(a) => run_jobs(config, &[Job::Hashtags], a).await,
+        Command::All(a) => run_jobs(config, &[Job::Brands, Job::Hashtags], a).await,
+        Command::TokenStatus => token_status(config).await,
+        Command::ResolveHashtags { replay } => resolve_hashtags(config, replay).await,
+        Command::Reprocess { from, to, job, at } => {
+            reprocess(config, &from, &to, job, at.as_deref()).await
         }
-    };
-    let (jobs, args): (Vec<Job>, RunArgs) = match cli.command {
-        Command::CheckConfig => {
-            println!("{}: ok", config.file);
-            println!(
-                "Graph API {} at {}",
-                config.graph.api_version, config.graph.base_url
-            );
-            println!("{} targets:", config.targets.len());
-            for t in &config.targets {
-                let id = t.hashtag_id.as_deref().unwrap_or("(resolved at run time)");
-                println!("  {:<16} {}  #{} {}", t.username, t.user_id, t.hashtag, id);
-            }
-            println!("output ({:?}):", config.output.format);
-            for k in ig_collector::records::Kind::ALL {
-                println!("  {}", config.key_template(k).as_str());
-            }
-            return ExitCode::SUCCESS;
-        }
-        Command::Brands(a) => (vec![Job::Brands], a),
-        Command::Hashtags(a) => (vec![Job::Hashtags], a),
-        Command::All(a) => (vec![Job::Brands, Job::Hashtags], a),
-    };
-    let at: DateTime<Utc> = match &args.at {
-        None => Utc::now(),
-        Some(text) => {
-            match DateTime::parse_from_rfc3339(text) {
-                Ok(t) => t.with_timezone(&Utc),
-                Err(e) => {
-                    eprintln!("error: --at `{text}` is not an RFC 3339 time like 2023-09-02T00:00:15Z: {e}");
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    };
+    }
+}
+
+fn check_config(config: &Config, credentials: Option<usize>) -> Result<(), Failure> {
+    let credentials = credentials.unwrap_or_else(|| {
+        std::env::var("IG_USER_ID")
+            .map(|v| v.split(',').filter(|s| !s.trim().is_empty()).count())
+            .unwrap_or(1)
+            .max(1)
+    });
+    println!("{}: ok", config.file);
+    println!(
+        "Graph API {} at {}",
+        config.graph.api_version, config.graph.base_url
+    );
+    println!("{} targets:", config.targets.len());
+    for t in &config.targets {
+        let id = t
+            .hashtag_id
+            .as_deref()
+            .unwrap_or("(resolved at run time, then kept in the state)");
+        println!("  {:<16} {}  #{} {}", t.username, t.user_id, t.hashtag, id);
+    }
+    println!("output ({:?}):", config.output.format);
+    for k in ig_collector::records::Kind::ALL {
+        println!("  {}", config.key_template(k).as_str());
+    }
+    let used = config.check_budget(credentials)?;
+    println!("budget: {}", used.arithmetic);
+    Ok(())
+}
+
+async fn run_jobs(config: Config, jobs: &[Job], args: RunArgs) -> Result<(), Failure> {
+    let at = parse_at(args.at.as_deref()).map_err(|m| Failure(2, m))?;
     let choice = Choice {
         replay: args.replay.clone(),
         out_dir: Some(args.out.clone()),
     };
-    let app = match setup::build(config, &choice).await {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut code = ExitCode::SUCCESS;
+    let app = setup::build(config, &choice).await?;
+    let mut failure = None;
     for job in jobs {
-        let result = collect::run(&app, job, at, None).await;
-        let summary = match &result {
-            Ok(s) => s,
-            Err(e) => e.summary(),
-        };
-        telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(summary).unwrap_or_default()
-        );
-        if let Err(e) = result {
-            eprintln!("error: {job} job failed: {e}", job = job.name());
-            code = ExitCode::FAILURE;
+        if let Err(e) = run_one(&app, *job, at).await {
+            failure = Some(e);
         }
     }
-    code
+    failure.map_or(Ok(()), Err)
+}
+
+async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> {
+    let result = collect::run(app, job, at, None).await;
+    let summary = match &result {
+        Ok(s) => s,
+        Err(e) => e.summary(),
+    };
+    telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(summary).unwrap_or_default()
+    );
+    result
+        .map(|_| ())
+        .map_err(|e| Failure(1, format!("{} job failed: {e}", job.name())))
+}
+
+async fn token_status(config: Config) -> Result<(), Failure> {
+    let credentials = setup::credentials_from_env().await?;
+    let lanes = credentials.len();
+    let source = Source::live(&config.graph, credentials)?;
+    let session = source.session(&config.retry, &config.graph, None);
+    let mut worst_ok = true;
+    let mut report = Vec::new();
+    for result in health::check(&session, lanes).await {
+        match result {
+            Ok(h) => {
+                worst_ok &= h.valid && h.days_left.is_none_or(|d| d >= health::ERROR_DAYS);
+                report.push(serde_json::to_value(&h).unwrap_or_default());
+            }
+            Err((user, e)) => {
+                worst_ok = false;
+                report.push(serde_json::json!({"ig_user_id": user, "error": e.to_string()}));
+            }
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    if worst_ok {
+        Ok(())
+    } else {
+        Err(Failure(
+            1,
+            "a token is invalid or expires within days: rotate it".into(),
+        ))
+    }
+}
+
+async fn resolve_hashtags(config: Config, replay: Option<PathBuf>) -> Result<(), Failure> {
+    let source = match replay {
+        Some(dir) => Source::Replay(dir),
+        None => Source::live(&config.graph, setup::credentials_from_env().await?)?,
+    };
+    let session = source.session(&config.retry, &config.graph, None);
+    let mut failed = 0;
+    println!("# Paste under each [[targets]] entry of {}:", config.file);
+    for (i, t) in config.targets.iter().enumerate() {
+        if let Some(id) = &t.hashtag_id {
+            println!("# {} #{}: already pinned ({id})", t.username, t.hashtag);
+            continue;
+        }
+        match session.hashtag_search(i, &t.hashtag).await {
+            Ok(id) => println!("# {} #{}\nhashtag_id = \"{id}\"", t.username, t.hashtag),
+            Err(e) => {
+                failed += 1;
+                eprintln!("#{}: {e}", t.hashtag);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Failure(1, format!("{failed} hashtag(s) not resolved")));
+    }
+    Ok(())
+}
+
+/// The job and scheduled time a capture folder's path names: `…/{job}/{date}/{date_time}`.
+fn capture_identity(path: &str) -> Option<(Job, DateTime<Utc>)> {
+    let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(3).collect();
+    let [time, _date, job] = parts.as_slice() else {
+        return None;
+    };
+    let at = NaiveDateTime::parse_from_str(time, "%Y-%m-%d_%H%M%S")
+        .ok()?
+        .and_utc();
+    Some((parse_job(job).ok()?, at))
+}
+
+async fn reprocess(
+    config: Config,
+    from: &str,
+    to: &str,
+    job: Option<Job>,
+    at: Option<&str>,
+) -> Result<(), Failure> {
+    let identity = capture_identity(from);
+    let job = job
+        .or(identity.map(|(j, _)| j))
+        .ok_or_else(|| Failure(2, format!("cannot tell the job from `{from}`: pass --job")))?;
+    let at = match at {
+        Some(t) => parse_at(Some(t)).map_err(|m| Failure(2, m))?,
+        None => identity
+            .map(|(_, t)| t)
+            .ok_or_else(|| Failure(2, format!("cannot tell the time from `{from}`: pass --at")))?,
+    };
+    let download;
+    let dir: PathBuf = match from.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            download = tempfile_dir()?;
+            fetch_capture(bucket, prefix.trim_end_matches('/'), download.path()).await?;
+            download.path().to_path_buf()
+        }
+        None => PathBuf::from(from),
+    };
+    let sink = match to.strip_prefix("s3://") {
+        Some(bucket) => Sink::s3_from_env(bucket.trim_end_matches('/').to_string()).await,
+        None => Sink::Dir(PathBuf::from(to)),
+    };
+    let app = App {
+        config,
+        source: Source::Replay(dir),
+        sink,
+    };
+    run_one(&app, job, at).await
+}
+
+fn tempfile_dir() -> Result<TempDir, Failure> {
+    let path = std::env::temp_dir().join(format!("ig-collector-reprocess-{}", std::process::id()));
+    std::fs::create_dir_all(&path).map_err(|e| Failure(2, format!("{}: {e}", path.display())))?;
+    Ok(TempDir(path))
+}
+
+/// A folder removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn fetch_capture(bucket: &str, prefix: &str, into: &Path) -> Result<(), Failure> {
+    let source = Sink::s3_from_env(bucket.to_string()).await;
+    let keys = source.list(&format!("{prefix}/")).await?;
+    if keys.is_empty() {
+        return Err(Failure(2, format!("nothing under s3://{bucket}/{prefix}/")));
+    }
+    for key in keys {
+        let relative = key.trim_start_matches(prefix).trim_start_matches('/');
+        let Some(body) = source.get(&key).await? else {
+            continue;
+        };
+        let path = into.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Failure(2, e.to_string()))?;
+        }
+        std::fs::write(&path, body).map_err(|e| Failure(2, e.to_string()))?;
+    }
+    Ok(())
 }

@@ -17,11 +17,11 @@ fn app(fake: &FakeGraph, sink: Sink) -> App {
     let config = config_for(&fake.url());
     let source = Source::live(
         &config.graph,
-        Credentials {
+        vec![Credentials {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
             app_secret: None,
-        },
+        }],
     )
     .expect("client");
     App {
@@ -68,7 +68,9 @@ async fn both_jobs_write_the_sample_records_to_s3() {
         .await
         .expect("brands run");
     assert_eq!(summary.records.values().sum::<usize>(), 11 + 275);
-    assert_eq!(summary.graph.calls, 11);
+    // One business_discovery per account, and the daily token check (the 00:xx run).
+    assert_eq!(summary.graph.calls, 12);
+    assert_eq!(summary.token_health.len(), 1);
     let hashtags_at = Utc
         .with_ymd_and_hms(2023, 9, 2, 0, 0, 47)
         .single()
@@ -82,7 +84,7 @@ async fn both_jobs_write_the_sample_records_to_s3() {
         "every id was looked up and reported for pinning"
     );
 
-    let keys = s3.keys(BUCKET).await;
+    let keys = s3.data_keys(BUCKET).await;
     assert_eq!(
         keys,
         [
@@ -97,6 +99,34 @@ async fn both_jobs_write_the_sample_records_to_s3() {
             &read_json(samples_dir().join(key.trim_start_matches("raw/"))),
         );
     }
+
+    // Every response body is kept, gzip-compressed, in the layout --replay reads.
+    let all = s3.keys(BUCKET).await;
+    let under = |p: &str| all.iter().filter(|k| k.starts_with(p)).count();
+    assert_eq!(
+        under("raw_api/brands/2023-09-02/2023-09-02_000015/brands/"),
+        11
+    );
+    assert_eq!(
+        under("raw_api/hashtags/2023-09-02/2023-09-02_000047/hashtags/"),
+        11
+    );
+    assert_eq!(
+        under("raw_api/hashtags/2023-09-02/2023-09-02_000047/hashtag_search/"),
+        11
+    );
+    assert!(all.contains(&"state/hashtags.json".to_string()), "{all:?}");
+    let body = s3
+        .get(
+            BUCKET,
+            "raw_api/brands/2023-09-02/2023-09-02_000015/brands/dior.json.gz",
+        )
+        .await;
+    let body = ig_collector::graph::gunzip(&body).expect("gzip");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        read_json(replay_dir().join("brands/dior.json"))
+    );
 
     // The request carries exactly the fields of the contract, derived from the record tables.
     let bd = fake
@@ -144,7 +174,17 @@ async fn running_the_same_scheduled_time_twice_leaves_one_object_per_key() {
     let first = run(&app, Job::Brands, at, None).await.expect("first");
     let second = run(&app, Job::Brands, at, None).await.expect("second");
     assert_eq!(first.keys_written, second.keys_written);
-    assert_eq!(s3.keys(BUCKET).await.len(), 2);
+    assert_eq!(s3.data_keys(BUCKET).await.len(), 2);
+    let captured = s3
+        .keys(BUCKET)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("raw_api/brands/2023-09-02/2023-09-02_010000/brands/"))
+        .count();
+    assert_eq!(
+        captured, 11,
+        "the raw capture is overwritten too, one body per account"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
-use crate::support::graph::{FakeGraph, Fault};
+use crate::support::graph::{FakeGraph, Fault, Latency};
 use crate::support::{config_for, replay_dir, CALLER_ID, TOKEN};
 
 /// Captures the run's logs (the test runs on one thread, so a thread-local subscriber sees all).
@@ -98,16 +98,21 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-async fn run_with(fake: &FakeGraph, job: Job, tweak: impl FnOnce(&mut Config)) -> Outcome {
+async fn run_with(
+    fake: &FakeGraph,
+    job: Job,
+    deadline: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Outcome {
     let mut config = config_for(&fake.url());
     tweak(&mut config);
     let source = Source::live(
         &config.graph,
-        Credentials {
+        vec![Credentials {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
             app_secret: None,
-        },
+        }],
     )
     .expect("client");
     let out = tempfile::tempdir().expect("tempdir");
@@ -132,7 +137,7 @@ async fn run_with(fake: &FakeGraph, job: Job, tweak: impl FnOnce(&mut Config)) -
         &app,
         job,
         at,
-        Some(Instant::now() + Duration::from_secs(20)),
+        Some(Instant::now() + deadline),
     )
     .await;
     let elapsed = started.elapsed();
@@ -144,6 +149,8 @@ async fn run_with(fake: &FakeGraph, job: Job, tweak: impl FnOnce(&mut Config)) -
         elapsed,
     }
 }
+
+const SECS20: Duration = Duration::from_secs(20);
 
 async fn fake() -> FakeGraph {
     FakeGraph::start(TOKEN, &replay_dir()).await
@@ -171,7 +178,7 @@ async fn a_5xx_twice_then_success_is_recovered_and_nothing_is_lost() {
             },
         ],
     );
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert!(
         o.result.is_ok(),
         "{:?}",
@@ -188,7 +195,7 @@ async fn a_5xx_twice_then_success_is_recovered_and_nothing_is_lost() {
 async fn code_2_then_success_is_recovered() {
     let fake = fake().await;
     fake.fault("dior", [error(400, 2, None)]);
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert!(o.failed().is_empty(), "{:?}", o.failed());
     assert_eq!(o.written("brand").len(), 11);
     assert_eq!(o.summary().graph.retries, 1);
@@ -205,7 +212,7 @@ async fn code_4_without_a_regain_time_stops_all_calls_without_a_retry() {
             regain_minutes: 0,
         }],
     );
-    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |c| c.graph.concurrency = 1).await;
     // The app is throttled as a whole: no other account is called, every target is reported.
     assert_eq!(fake.seen().len(), 1);
     assert!(matches!(o.result, Err(RunError::AllTargetsFailed(_))));
@@ -229,7 +236,7 @@ async fn code_4_with_a_regain_time_longer_than_the_time_left_is_not_waited_for()
             regain_minutes: 5,
         }],
     );
-    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |c| c.graph.concurrency = 1).await;
     assert!(
         o.elapsed < Duration::from_secs(10),
         "waited {:?}",
@@ -250,7 +257,7 @@ async fn code_80002_on_one_account_fails_only_that_account() {
             regain_minutes: 0,
         }],
     );
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert!(o.result.is_ok());
     assert_eq!(
         o.failed(),
@@ -267,13 +274,18 @@ async fn code_80002_on_one_account_fails_only_that_account() {
 async fn an_expired_token_aborts_the_run_and_writes_nothing() {
     let fake = fake().await;
     fake.fault("*", [error(400, 190, Some(463))]);
-    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |c| c.graph.concurrency = 1).await;
     let Err(e) = &o.result else {
         panic!("the run must fail")
     };
     assert!(matches!(e, RunError::TokenRejected(..)), "{e}");
     assert!(e.to_string().contains("expired (subcode 463)"), "{e}");
-    assert_eq!(fake.seen().len(), 1, "no call after the token was rejected");
+    assert_eq!(
+        fake.seen().len(),
+        1,
+        "no call after the token was rejected: {:?}",
+        fake.seen()
+    );
     assert!(walk(o.out.path()).is_empty(), "no object may claim success");
     assert!(o.logs.contains("CRITICAL"), "{}", o.logs);
     o.assert_no_token();
@@ -291,7 +303,7 @@ async fn an_unknown_username_fails_only_that_brand() {
             transient: Some(false),
         }],
     );
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert!(o.result.is_ok());
     assert_eq!(
         o.failed(),
@@ -308,7 +320,7 @@ async fn an_unknown_username_fails_only_that_brand() {
 async fn a_response_that_hangs_past_the_timeout_is_retried() {
     let fake = fake().await;
     fake.fault("celine", [Fault::Hang(Duration::from_secs(3))]);
-    let o = run_with(&fake, Job::Brands, |c| {
+    let o = run_with(&fake, Job::Brands, SECS20, |c| {
         c.graph.request_timeout = Duration::from_millis(400)
     })
     .await;
@@ -328,7 +340,7 @@ async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
             body: r#"{"business_discovery": {"username": "ysl", "name": "Saint Lau"#.into(),
         }],
     );
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert_eq!(
         o.failed(),
         vec![("ysl".to_string(), ErrorKind::BadResponse)]
@@ -365,7 +377,7 @@ async fn an_error_inside_a_200_is_decided_by_its_code() {
             body: r#"{"error": {"message": "Service temporarily unavailable", "code": 2}}"#.into(),
         }],
     );
-    let o = run_with(&fake, Job::Brands, |_| {}).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert_eq!(
         o.failed(),
         vec![("fendi".to_string(), ErrorKind::InvalidParameter)]
@@ -382,7 +394,7 @@ async fn an_error_inside_a_200_is_decided_by_its_code() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_travels_in_a_header_never_in_a_url() {
     let fake = fake().await;
-    let o = run_with(&fake, Job::Hashtags, |_| {}).await;
+    let o = run_with(&fake, Job::Hashtags, SECS20, |_| {}).await;
     assert!(o.result.is_ok());
     let seen = fake.seen();
     assert_eq!(seen.len(), 22, "a search and a page per hashtag");
@@ -404,7 +416,7 @@ async fn the_token_travels_in_a_header_never_in_a_url() {
 async fn high_usage_is_reported_in_the_summary_and_logged() {
     let fake = fake().await;
     fake.fault("hermes", [Fault::Usage(93)]);
-    let o = run_with(&fake, Job::Brands, |c| c.graph.concurrency = 1).await;
+    let o = run_with(&fake, Job::Brands, SECS20, |c| c.graph.concurrency = 1).await;
     assert_eq!(o.summary().graph.max_usage_percent, 93);
     assert!(o.logs.contains("usage is high"), "{}", o.logs);
 }
@@ -419,5 +431,42 @@ fn appsecret_proof_is_the_hex_hmac_sha256_of_the_token() {
     assert_eq!(
         format!("{:?} {}", AccessToken::new(TOKEN), AccessToken::new(TOKEN)),
         "AccessToken([redacted]) [redacted]"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_api_meets_the_run_deadline_and_what_was_collected_is_written() {
+    let fake = fake().await;
+    fake.set_latency(Latency {
+        business_discovery: Duration::from_secs(2),
+        other: Duration::from_secs(2),
+        jitter: 0.0,
+    });
+    // Four at a time, 2 s each, 3 s to go: the first four arrive, the next four time out at the
+    // deadline, the last three are never sent.
+    let o = run_with(&fake, Job::Brands, Duration::from_secs(3), |c| {
+        c.graph.concurrency = 4
+    })
+    .await;
+    assert!(o.elapsed < Duration::from_millis(3800), "{:?}", o.elapsed);
+    assert!(o.result.is_ok());
+    assert_eq!(o.written("brand").len(), 4);
+    assert_eq!(o.written("media").len(), 100);
+    let kinds: Vec<ErrorKind> = o.failed().into_iter().map(|(_, k)| k).collect();
+    assert_eq!(kinds.len(), 7);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == ErrorKind::Timeout).count(),
+        4,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == ErrorKind::Deadline).count(),
+        3,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        fake.seen().len(),
+        8,
+        "no call is started after the deadline"
     );
 }

@@ -37,7 +37,8 @@ fn recorded_brand_responses_flatten_to_the_sample_brand_and_media_records() {
                 .join("brands")
                 .join(format!("{}.json", target.username)),
         );
-        let batch = flatten_brand(&body, target, &mut tally).expect("a business_discovery body");
+        let batch = flatten_brand(&body, target, &config.validation, &mut tally)
+            .expect("a business_discovery body");
         brands.extend(batch.brand);
         media.extend(batch.media);
     }
@@ -93,7 +94,10 @@ fn recorded_hashtag_pages_flatten_to_the_sample_media_hashtag_records_of_both_ru
                 dir.join("hashtags")
                     .join(format!("{}.json", target.hashtag)),
             );
-            records.extend(flatten_hashtag_page(&body, target, &mut tally).expect("a data array"));
+            records.extend(
+                flatten_hashtag_page(&body, target, &config.validation, &mut tally)
+                    .expect("a data array"),
+            );
         }
         assert_same_records(
             Kind::MediaHashtag,

@@ -1,9 +1,11 @@
 //! Integration tests: one binary, one module per boundary.
 
+mod capture;
 mod config_errors;
 mod end_to_end;
 mod faults;
 mod golden;
+mod hashtag_paging;
 mod lambda;
 mod retry_table;
 mod support;

@@ -29,11 +29,23 @@ fn api(code: i64, subcode: Option<i64>, transient: Option<bool>) -> ApiError {
     }
 }
 
+/// (HTTP status, code, subcode, is_transient, expected kind)
+type ClassifyRow = (u16, i64, Option<i64>, Option<bool>, ErrorKind);
+/// (kind, attempt, regain time, time left, jitter, expected decision)
+type DecideRow = (
+    ErrorKind,
+    u32,
+    Option<Duration>,
+    Option<Duration>,
+    f64,
+    Decision,
+);
+
 const RETRY: fn(u64) -> Decision = |ms| Decision::RetryAfter(Duration::from_millis(ms));
 
 #[test]
 fn errors_are_classified_by_code_not_by_status() {
-    let rows: &[(u16, i64, Option<i64>, Option<bool>, ErrorKind)] = &[
+    let rows: &[ClassifyRow] = &[
         (500, 1, None, None, ErrorKind::Transient),
         (400, 2, None, None, ErrorKind::Transient),
         (200, 2, None, None, ErrorKind::Transient),
@@ -73,14 +85,7 @@ fn the_decision_table() {
     let minute = Some(Duration::from_secs(60));
     let lots = Some(Duration::from_secs(3600));
     // (kind, attempt, regain, time left, jitter) → decision
-    let rows: &[(
-        ErrorKind,
-        u32,
-        Option<Duration>,
-        Option<Duration>,
-        f64,
-        Decision,
-    )] = &[
+    let rows: &[DecideRow] = &[
         (ErrorKind::Transient, 1, None, None, 0.0, RETRY(250)),
         (ErrorKind::Transient, 1, None, None, 1.0, RETRY(500)),
         (ErrorKind::Transient, 2, None, None, 0.0, RETRY(500)),

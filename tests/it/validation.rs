@@ -1,7 +1,7 @@
 //! One test per validation rule: the default written and the count kept.
 
 use ig_collector::records::{Kind, Record};
-use ig_collector::validate::{record, Reason, Tally, EPOCH};
+use ig_collector::validate::{record, Reason, Rules, Tally, EPOCH};
 use serde_json::{json, Value};
 
 fn valid(kind: Kind) -> Value {
@@ -34,7 +34,13 @@ fn with(kind: Kind, api_field: &str, value: Option<Value>) -> (Option<Record>, T
         }
     }
     let mut tally = Tally::default();
-    let r = record(kind, &obj, Some("17841400681603877"), &mut tally);
+    let r = record(
+        kind,
+        &obj,
+        Some("17841400681603877"),
+        &Rules::default(),
+        &mut tally,
+    );
     (r, tally)
 }
 
@@ -91,7 +97,14 @@ fn a_record_whose_id_is_not_all_digits_is_dropped_and_counted() {
 #[test]
 fn an_element_that_is_not_an_object_is_dropped_and_counted() {
     let mut tally = Tally::default();
-    assert!(record(Kind::Media, &json!("17901470705838206"), None, &mut tally).is_none());
+    assert!(record(
+        Kind::Media,
+        &json!("17901470705838206"),
+        None,
+        &Rules::default(),
+        &mut tally
+    )
+    .is_none());
     assert_eq!(
         tally
             .dropped
@@ -317,7 +330,14 @@ fn counts_must_be_non_negative_integers_else_zero_and_counted() {
 fn values_that_pass_are_written_verbatim_in_contract_order() {
     let mut tally = Tally::default();
     let obj = valid(Kind::Media);
-    let r = record(Kind::Media, &obj, Some("17841400681603877"), &mut tally).expect("kept");
+    let r = record(
+        Kind::Media,
+        &obj,
+        Some("17841400681603877"),
+        &Rules::default(),
+        &mut tally,
+    )
+    .expect("kept");
     assert_eq!(tally, Tally::default());
     let keys: Vec<&str> = r.keys().map(String::as_str).collect();
     assert_eq!(keys, Kind::Media.columns());

@@ -55,6 +55,19 @@ struct Inner {
     every_call: VecDeque<Fault>,
     seen: Vec<Seen>,
     usage_percent: u32,
+    /// `expires_at` reported by `debug_token` (0: never expires).
+    token_expires_at: i64,
+    /// Simulated response time: (business_discovery, other calls) means, each ± `jitter`.
+    latency: Option<Latency>,
+}
+
+/// A latency model: each answer waits `mean` ± `jitter` (uniform), per call kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub business_discovery: Duration,
+    pub other: Duration,
+    /// Relative spread, 0.2 for ±20%.
+    pub jitter: f64,
 }
 
 #[derive(Clone)]
@@ -70,6 +83,7 @@ impl FakeGraph {
         let mut inner = Inner {
             token: token.to_string(),
             usage_percent: 12,
+            token_expires_at: chrono::Utc::now().timestamp() + 50 * 86_400,
             ..Inner::default()
         };
         for entry in std::fs::read_dir(replay.join("brands")).expect("brands fixtures") {
@@ -79,7 +93,7 @@ impl FakeGraph {
                 .and_then(|s| s.to_str())
                 .expect("name")
                 .to_string();
-            inner.brands.insert(name, super::read_json(&path));
+            inner.brands.insert(name, read_json(&path));
         }
         for entry in std::fs::read_dir(replay.join("hashtags")).expect("hashtag fixtures") {
             let path = entry.expect("entry").path();
@@ -91,7 +105,7 @@ impl FakeGraph {
             let search =
                 super::read_json(replay.join("hashtag_search").join(format!("{tag}.json")));
             let id = search["data"][0]["id"].as_str().expect("id").to_string();
-            let body = super::read_json(&path);
+            let body = read_json(&path);
             let posts = body["data"].as_array().cloned().unwrap_or_default();
             inner.hashtag_ids.insert(tag, id.clone());
             inner.pages.insert(id, vec![posts]);
@@ -99,6 +113,7 @@ impl FakeGraph {
         let inner = Arc::new(Mutex::new(inner));
         let app = Router::new()
             .route("/{version}/ig_hashtag_search", get(hashtag_search))
+            .route("/{version}/debug_token", axum::routing::post(debug_token))
             .route("/{version}/{node}", get(node))
             .route("/{version}/{node}/recent_media", get(recent_media))
             .with_state(inner.clone());
@@ -139,6 +154,25 @@ impl FakeGraph {
         }
     }
 
+    /// Replaces the `business_discovery` body of an account.
+    pub fn set_brand(&self, username: &str, body: Value) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .brands
+            .insert(username.to_string(), body);
+    }
+
+    /// What `debug_token` reports as `expires_at` (Unix seconds; 0 = never).
+    pub fn set_token_expiry(&self, expires_at: i64) {
+        self.inner.lock().expect("lock").token_expires_at = expires_at;
+    }
+
+    /// Makes every answer wait according to `latency`.
+    pub fn set_latency(&self, latency: Latency) {
+        self.inner.lock().expect("lock").latency = Some(latency);
+    }
+
     /// Replaces the pages of a hashtag.
     pub fn set_pages(&self, hashtag: &str, pages: Vec<Vec<Value>>) {
         let mut inner = self.inner.lock().expect("lock");
@@ -172,6 +206,11 @@ impl FakeGraph {
             .filter(|s| s.path.contains(needle) || s.query.values().any(|v| v.contains(needle)))
             .count()
     }
+}
+
+fn read_json(path: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn error_body(code: i64, subcode: Option<i64>, transient: Option<bool>, message: &str) -> Value {
@@ -217,6 +256,12 @@ fn respond(status: u16, body: Value, usage: u32, regain: u64) -> Response {
     (status, headers(usage, regain), body.to_string()).into_response()
 }
 
+fn i_is_brand(query: &HashMap<String, String>) -> bool {
+    query
+        .get("fields")
+        .is_some_and(|f| f.starts_with("business_discovery"))
+}
+
 /// Logs the request, checks the token, and applies a queued fault. `Ok(usage)` means: answer
 /// normally with that usage.
 async fn gate(
@@ -230,7 +275,7 @@ async fn gate(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (fault, usage, token_ok) = {
+    let (fault, usage, token_ok, latency) = {
         let mut i = inner.lock().expect("lock");
         i.seen.push(Seen {
             path,
@@ -243,8 +288,17 @@ async fn gate(
         };
         let token_ok = authorization.as_deref() == Some(&format!("Bearer {}", i.token))
             && !query.contains_key("access_token");
-        (fault, i.usage_percent, token_ok)
+        (fault, i.usage_percent, token_ok, i.latency)
     };
+    if let Some(l) = latency {
+        let mean = if target.starts_with("search:") || !i_is_brand(query) {
+            l.other
+        } else {
+            l.business_discovery
+        };
+        let spread = (rand::random::<f64>() * 2.0 - 1.0) * l.jitter;
+        tokio::time::sleep(mean.mul_f64((1.0 + spread).max(0.0))).await;
+    }
     if !token_ok {
         return Err(respond(
             400,
@@ -354,6 +408,46 @@ async fn hashtag_search(
         Some(id) => respond(200, json!({"data": [{"id": id}]}), usage, 0),
         None => respond(200, json!({"data": []}), usage, 0),
     }
+}
+
+async fn debug_token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(version): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let usage = match gate(
+        &inner,
+        format!("/{version}/debug_token"),
+        &q,
+        &h,
+        "debug_token",
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (token, expires_at) = {
+        let i = inner.lock().expect("lock");
+        (i.token.clone(), i.token_expires_at)
+    };
+    if form.get("method").map(String::as_str) != Some("GET") {
+        return respond(
+            400,
+            error_body(100, None, None, "Unsupported post request"),
+            usage,
+            0,
+        );
+    }
+    let valid = form.get("input_token") == Some(&token);
+    respond(
+        200,
+        json!({"data": {"app_id": "1234567890", "type": "USER", "application": "ig-collector", "data_access_expires_at": expires_at, "expires_at": expires_at, "is_valid": valid, "scopes": ["instagram_basic", "pages_read_engagement"], "user_id": "10150000000000000"}}),
+        usage,
+        0,
+    )
 }
 
 async fn recent_media(

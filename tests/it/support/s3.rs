@@ -94,6 +94,15 @@ impl S3Server {
         keys
     }
 
+    /// The record objects (`raw/…`), sorted: without the raw capture and the state.
+    pub async fn data_keys(&self, bucket: &str) -> Vec<String> {
+        self.keys(bucket)
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("raw/"))
+            .collect()
+    }
+
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
         let out = self
             .client()

@@ -1,0 +1,254 @@
+//! Hashtag completeness within the budget: paging while pages hold new posts, state between
+//! runs, no search call once an id is known, the hourly budget check, several credentials.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use ig_collector::collect::{run, App, Job, RunSummary};
+use ig_collector::config::Config;
+use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
+use ig_collector::sink::Sink;
+use serde_json::{json, Value};
+
+use crate::support::graph::FakeGraph;
+use crate::support::{config_for, replay_dir, CALLER_ID, TOKEN};
+
+fn app(
+    fake: &FakeGraph,
+    out: &std::path::Path,
+    credentials: Vec<(&str, &str)>,
+    tweak: impl FnOnce(&mut Config),
+) -> App {
+    let mut config = config_for(&fake.url());
+    tweak(&mut config);
+    let credentials = credentials
+        .into_iter()
+        .map(|(id, token)| Credentials {
+            ig_user_id: id.into(),
+            token: AccessToken::new(token),
+            app_secret: None,
+        })
+        .collect();
+    let source = Source::live(&config.graph, credentials).expect("client");
+    App {
+        config,
+        source,
+        sink: Sink::Dir(out.to_path_buf()),
+    }
+}
+
+fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2023, 9, 2, h, m, s)
+        .single()
+        .expect("time")
+}
+
+/// A post of #dior at `t`.
+fn post(id: u64, t: DateTime<Utc>) -> Value {
+    json!({"id": id.to_string(), "timestamp": t.format("%Y-%m-%dT%H:%M:%S+0000").to_string(), "caption": format!("post {id} #dior"), "media_type": "IMAGE", "like_count": 1, "comments_count": 0})
+}
+
+/// The media ids a run wrote for one brand's hashtag.
+fn written(out: &std::path::Path, summary: &RunSummary, user_id: &str) -> Vec<String> {
+    let key = summary.keys_written.first().expect("a key");
+    assert!(key.starts_with(out.to_str().expect("utf-8")));
+    let records: Value = serde_json::from_slice(&std::fs::read(key).expect("read")).expect("json");
+    records
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|r| r["user_id"] == user_id)
+        .map(|r| r["media_id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+const DIOR: &str = "17841401694708594";
+
+#[tokio::test]
+async fn a_burst_of_120_posts_served_unordered_across_pages_is_captured_exactly_once() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |_| {});
+    let base = at(0, 0, 0);
+    let old: Vec<Value> = (0..50)
+        .map(|i| {
+            post(
+                18_000_000_000_000_000 + i,
+                base - Duration::minutes(50 - i as i64),
+            )
+        })
+        .collect();
+    fake.set_pages("dior", vec![old.clone()]);
+
+    let first = run(&app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("first run");
+    assert!(
+        first
+            .state
+            .as_deref()
+            .is_some_and(|s| s.contains("no state")),
+        "{:?}",
+        first.state
+    );
+    assert_eq!(first.hashtag_pages["dior"], 1);
+    assert_eq!(fake.calls_for("ig_hashtag_search"), 11);
+
+    // 120 posts within 5 minutes, shuffled across four pages with the 50 older ones.
+    let burst: Vec<Value> = (0..120)
+        .map(|i| {
+            post(
+                18_100_000_000_000_000 + i,
+                base + Duration::seconds(48 + 2 * i as i64),
+            )
+        })
+        .collect();
+    let mut feed: Vec<Value> = burst.iter().chain(old.iter()).cloned().collect();
+    let n = feed.len();
+    let order: Vec<usize> = (0..n).map(|i| (i * 37) % n).collect();
+    feed = order.into_iter().map(|i| feed[i].clone()).collect();
+    fake.set_pages("dior", feed.chunks(43).map(<[Value]>::to_vec).collect());
+
+    let second = run(&app, Job::Hashtags, at(0, 5, 47), None)
+        .await
+        .expect("second run");
+    assert_eq!(
+        second.hashtag_pages["dior"], 4,
+        "{:?}",
+        second.hashtag_pages
+    );
+    assert!(
+        second
+            .hashtag_pages
+            .iter()
+            .filter(|(k, _)| *k != "dior")
+            .all(|(_, p)| *p == 1),
+        "no new posts elsewhere: one page"
+    );
+    let third = run(&app, Job::Hashtags, at(0, 10, 47), None)
+        .await
+        .expect("third run");
+    assert_eq!(third.hashtag_pages["dior"], 1);
+    assert_eq!(
+        fake.calls_for("ig_hashtag_search"),
+        11,
+        "a normal run makes no search call"
+    );
+
+    let mut all = Vec::new();
+    for s in [&first, &second, &third] {
+        all.extend(written(out.path(), s, DIOR));
+    }
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for id in &all {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 170, "every post captured");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "each exactly once: {:?}",
+        counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
+    assert_eq!(written(out.path(), &second, DIOR).len(), 120);
+    assert!(written(out.path(), &third, DIOR).is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_or_corrupt_state_means_one_page_and_the_run_says_so() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |_| {});
+    std::fs::create_dir_all(out.path().join("state")).expect("mkdir");
+    std::fs::write(
+        out.path().join("state/hashtags.json"),
+        b"{\"version\": 1, \"hashtags\": {\"dior\": [",
+    )
+    .expect("write");
+    let summary = run(&app, Job::Hashtags, at(1, 0, 0), None)
+        .await
+        .expect("the run succeeds");
+    assert!(
+        summary
+            .state
+            .as_deref()
+            .is_some_and(|s| s.contains("unreadable state")),
+        "{:?}",
+        summary.state
+    );
+    assert!(summary.hashtag_pages.values().all(|p| *p == 1));
+    assert_eq!(summary.records.values().sum::<usize>(), 275);
+    // The run rewrote a readable state, with the resolved ids.
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("state/hashtags.json")).expect("read"),
+    )
+    .expect("json");
+    assert_eq!(
+        state["hashtags"]["dior"]["hashtag_id"],
+        fake.hashtag_id("dior")
+    );
+}
+
+#[test]
+fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
+    let mut config = config_for("http://unused");
+    config.hashtags.extra_pages_per_hour = 100;
+    let msg = config.check_budget(1).expect_err("over budget").to_string();
+    assert!(
+        msg.contains("11 accounts × 1 brands run/h + 11 hashtags × 12 runs/h + 100 extra pages/h = 243 calls/h; budget 200 calls/h × 1 credential(s) = 200"),
+        "{msg}"
+    );
+    assert!(msg.contains("budget"), "{msg}");
+    let used = config
+        .check_budget(2)
+        .expect("two credentials double the budget");
+    assert_eq!((used.calls_per_hour, used.limit), (243, 400));
+    assert_eq!(
+        config_for("http://unused")
+            .check_budget(1)
+            .expect("the shipped schedule fits")
+            .calls_per_hour,
+        179
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_rejected_credential_fails_only_its_targets() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let other = "EAAGotherTOKENrevoked000000";
+    let app = app(
+        &fake,
+        out.path(),
+        vec![(CALLER_ID, TOKEN), ("17841400000000001", other)],
+        |c| c.graph.concurrency = 1,
+    );
+    let started = Instant::now();
+    let summary = run(&app, Job::Brands, at(2, 0, 0), None)
+        .await
+        .expect("the healthy credential's targets are written");
+    assert!(started.elapsed().as_secs() < 10);
+    let failed: Vec<(&str, ErrorKind)> = summary
+        .failed_targets
+        .iter()
+        .map(|f| (f.target.as_str(), f.error_kind))
+        .collect();
+    // Targets alternate between the two credentials: every second one used the rejected token.
+    assert_eq!(
+        failed,
+        [
+            ("chanelofficial", ErrorKind::Token),
+            ("louisvuitton", ErrorKind::Token),
+            ("prada", ErrorKind::Token),
+            ("celine", ErrorKind::Token),
+            ("miumiu", ErrorKind::Token)
+        ]
+    );
+    assert_eq!(summary.records[&ig_collector::records::Kind::Brand], 6);
+    let with_other = fake
+        .seen()
+        .iter()
+        .filter(|s| s.authorization.as_deref() == Some(&format!("Bearer {other}")))
+        .count();
+    assert_eq!(with_other, 1, "no call with a token after it was rejected");
+}
