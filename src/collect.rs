@@ -520,10 +520,14 @@ async fn collect_hashtag(
         Some(id) => (id, None),
         None => {
             let id = session.hashtag_search(lane, &target.hashtag).await?;
-            tracing::info!(
-                hashtag = %target.hashtag, hashtag_id = %id,
-                "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
-            );
+            if session.is_replay() {
+                tracing::info!(hashtag = %target.hashtag, hashtag_id = %id, "hashtag id read from a recorded search (replay: not an id to pin)");
+            } else {
+                tracing::info!(
+                    hashtag = %target.hashtag, hashtag_id = %id,
+                    "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
+                );
+            }
             (id.clone(), Some(id))
         }
     };

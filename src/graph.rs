@@ -453,6 +453,11 @@ impl Session<'_> {
         }
     }
 
+    /// True when responses come from recorded files.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.source, Source::Replay(_))
+    }
+
     /// The account a lane's calls are made as (for messages).
     pub fn lane_user(&self, lane: usize) -> Option<&str> {
         self.client(lane)

@@ -4,29 +4,14 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, App, Job};
-use ig_collector::graph::{AccessToken, Credentials, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
 use crate::support::graph::FakeGraph;
-use crate::support::{config_for, read_json, replay_dir, CALLER_ID, TOKEN};
+use crate::support::{self, config_for, read_json, replay_dir, CALLER_ID, TOKEN};
 
 fn live_app(fake: &FakeGraph, out: &Path) -> App {
-    let config = config_for(&fake.url());
-    let source = Source::live(
-        &config.graph,
-        vec![Credentials {
-            ig_user_id: CALLER_ID.into(),
-            token: AccessToken::new(TOKEN),
-            app_secret: None,
-        }],
-    )
-    .expect("client");
-    App {
-        config,
-        source,
-        sink: Sink::Dir(out.to_path_buf()),
-    }
+    support::live_app(config_for(&fake.url()), Sink::Dir(out.to_path_buf()))
 }
 
 fn reprocess(from: &Path, to: &Path, config: Option<&Path>) -> String {

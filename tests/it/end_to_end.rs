@@ -3,32 +3,17 @@
 
 use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, App, Job, RunError};
-use ig_collector::graph::{AccessToken, Credentials, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
 use crate::support::graph::FakeGraph;
 use crate::support::s3::{client_for, S3Server};
-use crate::support::{config_for, read_json, replay_dir, samples_dir, CALLER_ID, TOKEN};
+use crate::support::{self, config_for, read_json, replay_dir, samples_dir, CALLER_ID, TOKEN};
 
 const BUCKET: &str = "ig-raw";
 
 fn app(fake: &FakeGraph, sink: Sink) -> App {
-    let config = config_for(&fake.url());
-    let source = Source::live(
-        &config.graph,
-        vec![Credentials {
-            ig_user_id: CALLER_ID.into(),
-            token: AccessToken::new(TOKEN),
-            app_secret: None,
-        }],
-    )
-    .expect("client");
-    App {
-        config,
-        source,
-        sink,
-    }
+    support::live_app(config_for(&fake.url()), sink)
 }
 
 fn same_records(ours: &[u8], sample: &Value) {

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use ig_collector::collect::{run, App, Job, RunError, RunSummary};
+use ig_collector::collect::{run, Job, RunError, RunSummary};
 use ig_collector::config::Config;
 use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
 use crate::support::graph::{FakeGraph, Fault, Latency};
-use crate::support::{config_for, replay_dir, CALLER_ID, TOKEN};
+use crate::support::{self, config_for, replay_dir, CALLER_ID, TOKEN};
 
 /// Captures the run's logs (the test runs on one thread, so a thread-local subscriber sees all).
 #[derive(Clone, Default)]
@@ -106,21 +106,8 @@ async fn run_with(
 ) -> Outcome {
     let mut config = config_for(&fake.url());
     tweak(&mut config);
-    let source = Source::live(
-        &config.graph,
-        vec![Credentials {
-            ig_user_id: CALLER_ID.into(),
-            token: AccessToken::new(TOKEN),
-            app_secret: None,
-        }],
-    )
-    .expect("client");
     let out = tempfile::tempdir().expect("tempdir");
-    let app = App {
-        config,
-        source,
-        sink: Sink::Dir(out.path().to_path_buf()),
-    };
+    let app = support::live_app(config, Sink::Dir(out.path().to_path_buf()));
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -133,13 +120,7 @@ async fn run_with(
         .single()
         .expect("time");
     let started = Instant::now();
-    let result = run(
-        &app,
-        job,
-        at,
-        Some(Instant::now() + deadline),
-    )
-    .await;
+    let result = run(&app, job, at, Some(Instant::now() + deadline)).await;
     let elapsed = started.elapsed();
     let logs = String::from_utf8_lossy(&logs.0.lock().expect("lock")).to_string();
     Outcome {
@@ -469,4 +450,31 @@ async fn a_slow_api_meets_the_run_deadline_and_what_was_collected_is_written() {
         8,
         "no call is started after the deadline"
     );
+}
+
+#[tokio::test]
+async fn with_an_app_secret_every_call_carries_appsecret_proof() {
+    let fake = fake().await;
+    let config = config_for(&fake.url());
+    let source = Source::live(
+        &config.graph,
+        vec![Credentials {
+            ig_user_id: CALLER_ID.into(),
+            token: AccessToken::new(TOKEN),
+            app_secret: Some(AccessToken::new("app-secret-value")),
+        }],
+    )
+    .expect("client");
+    let session = source.session(&config.retry, &config.graph, None);
+    session
+        .business_discovery(0, "dior")
+        .await
+        .expect("answered");
+    session.hashtag_search(0, "dior").await.expect("answered");
+    let expected = AccessToken::new(TOKEN).appsecret_proof("app-secret-value");
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    for s in seen {
+        assert_eq!(s.query.get("appsecret_proof"), Some(&expected), "{s:?}");
+    }
 }

@@ -7,12 +7,12 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ig_collector::collect::{run, App, Job, RunSummary};
 use ig_collector::config::Config;
-use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
+use ig_collector::graph::{ErrorKind, Source};
 use ig_collector::sink::Sink;
 use serde_json::{json, Value};
 
 use crate::support::graph::FakeGraph;
-use crate::support::{config_for, replay_dir, CALLER_ID, TOKEN};
+use crate::support::{self, config_for, replay_dir, CALLER_ID, TOKEN};
 
 fn app(
     fake: &FakeGraph,
@@ -24,11 +24,7 @@ fn app(
     tweak(&mut config);
     let credentials = credentials
         .into_iter()
-        .map(|(id, token)| Credentials {
-            ig_user_id: id.into(),
-            token: AccessToken::new(token),
-            app_secret: None,
-        })
+        .map(|(id, token)| support::credentials(id, token))
         .collect();
     let source = Source::live(&config.graph, credentials).expect("client");
     App {

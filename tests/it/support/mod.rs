@@ -7,7 +7,10 @@ pub mod s3;
 
 use std::path::PathBuf;
 
+use ig_collector::collect::App;
 use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
+use ig_collector::graph::{AccessToken, Credentials, Source};
+use ig_collector::sink::Sink;
 use serde_json::Value;
 
 /// The repository root.
@@ -53,3 +56,22 @@ pub fn config_for(base_url: &str) -> Config {
 /// A token distinctive enough that finding it anywhere is proof of a leak.
 pub const TOKEN: &str = "EAAGsecretTOKEN0123456789leakcanary";
 pub const CALLER_ID: &str = "17841400000000000";
+
+/// Credentials of the business account the tests call as.
+pub fn credentials(ig_user_id: &str, token: &str) -> Credentials {
+    Credentials {
+        ig_user_id: ig_user_id.into(),
+        token: AccessToken::new(token),
+        app_secret: None,
+    }
+}
+
+/// An app calling the fake Graph API at `config`'s base URL with the test token, writing to `sink`.
+pub fn live_app(config: Config, sink: Sink) -> App {
+    let source = Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client");
+    App {
+        config,
+        source,
+        sink,
+    }
+}
