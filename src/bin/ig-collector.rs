@@ -13,6 +13,14 @@ use ig_collector::setup::{self, Choice};
 use ig_collector::sink::Sink;
 use ig_collector::{health, telemetry};
 
+/// Prints a line to stdout, ignoring a closed pipe (`ig-collector … | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "ig-collector",
@@ -145,25 +153,26 @@ fn check_config(config: &Config, credentials: Option<usize>) -> Result<(), Failu
             .unwrap_or(1)
             .max(1)
     });
-    println!("{}: ok", config.file);
-    println!(
+    say!("{}: ok", config.file);
+    say!(
         "Graph API {} at {}",
-        config.graph.api_version, config.graph.base_url
+        config.graph.api_version,
+        config.graph.base_url
     );
-    println!("{} targets:", config.targets.len());
+    say!("{} targets:", config.targets.len());
     for t in &config.targets {
         let id = t
             .hashtag_id
             .as_deref()
             .unwrap_or("(resolved at run time, then kept in the state)");
-        println!("  {:<16} {}  #{} {}", t.username, t.user_id, t.hashtag, id);
+        say!("  {:<16} {}  #{} {}", t.username, t.user_id, t.hashtag, id);
     }
-    println!("output ({:?}):", config.output.format);
+    say!("output ({:?}):", config.output.format);
     for k in ig_collector::records::Kind::ALL {
-        println!("  {}", config.key_template(k).as_str());
+        say!("  {}", config.key_template(k).as_str());
     }
     let used = config.check_budget(credentials)?;
-    println!("budget: {}", used.arithmetic);
+    say!("budget: {}", used.arithmetic);
     Ok(())
 }
 
@@ -190,7 +199,7 @@ async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> 
         Err(e) => e.summary(),
     };
     telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(summary).unwrap_or_default()
     );
@@ -218,7 +227,7 @@ async fn token_status(config: Config) -> Result<(), Failure> {
             }
         }
     }
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(&report).unwrap_or_default()
     );
@@ -239,14 +248,14 @@ async fn resolve_hashtags(config: Config, replay: Option<PathBuf>) -> Result<(),
     };
     let session = source.session(&config.retry, &config.graph, None);
     let mut failed = 0;
-    println!("# Paste under each [[targets]] entry of {}:", config.file);
+    say!("# Paste under each [[targets]] entry of {}:", config.file);
     for (i, t) in config.targets.iter().enumerate() {
         if let Some(id) = &t.hashtag_id {
-            println!("# {} #{}: already pinned ({id})", t.username, t.hashtag);
+            say!("# {} #{}: already pinned ({id})", t.username, t.hashtag);
             continue;
         }
         match session.hashtag_search(i, &t.hashtag).await {
-            Ok(id) => println!("# {} #{}\nhashtag_id = \"{id}\"", t.username, t.hashtag),
+            Ok(id) => say!("# {} #{}\nhashtag_id = \"{id}\"", t.username, t.hashtag),
             Err(e) => {
                 failed += 1;
                 eprintln!("#{}: {e}", t.hashtag);

@@ -23,14 +23,9 @@ pub fn replay_dir() -> PathBuf {
     root().join("fixtures/replay")
 }
 
-/// The replaced system's real outputs (`../shared/samples`), or the copies under fixtures/.
+/// The replaced system's real outputs (a copy of the shared samples).
 pub fn samples_dir() -> PathBuf {
-    let shared = root().join("../shared/samples");
-    if shared.is_dir() {
-        shared
-    } else {
-        root().join("fixtures/samples")
-    }
+    root().join("fixtures/samples")
 }
 
 pub fn read_json(path: impl Into<PathBuf>) -> Value {
