@@ -1,13 +1,14 @@
 //! Capture rate per hashtag and Graph calls per hour over a replayed day of hashtag posts.
 //!
 //! 1. **Arrival rates** come from the replaced system's two consecutive hashtag runs of
-//!    2023-09-02 (00:00:47 and 00:05:47, 25 posts per hashtag; `../shared/samples`, or the same
-//!    pages in `fixtures/replay` and `fixtures/replay-000547`). Per hashtag: the span of each
-//!    page's 20 newest timestamps, the share of ids new after 5 minutes, and the pooled rate
-//!    used for the feed: the distinct posts of both pages at or after the first page's 20th
-//!    newest timestamp, divided by the time from that timestamp to the second run. The share of
-//!    *late* posts (new in the second run but older than the first page's newest post, so not
-//!    yet visible to the first run) is pooled over all hashtags.
+//!    2023-09-02 (00:00:47 and 00:05:47, 25 posts per hashtag; `fixtures/samples` or
+//!    `../shared/samples`, else the same pages in `fixtures/replay` and
+//!    `fixtures/replay-000547`). Per hashtag: the span of each page's 20 newest timestamps, the
+//!    share of ids new after 5 minutes, and the pooled rate used for the feed: the distinct
+//!    posts of both pages at or after the first page's 20th newest timestamp, divided by the
+//!    time from that timestamp to the second run. The share of *late* posts (new in the second
+//!    run but older than the first page's newest post, so not yet visible to the first run) is
+//!    pooled over all hashtags.
 //! 2. **A synthetic day feed** per hashtag: Poisson arrivals at that rate (fixed seed), each
 //!    post visible in the API some lag after its timestamp (most after a few seconds, the late
 //!    share after 1 to 20 minutes), listed newest first by timestamp plus up to 30 s of random
@@ -20,6 +21,10 @@
 //! 4. **The replaced behaviour**: the same feed, one page of 25 per run, no paging and no
 //!    state (`hashtag_media_limit = 25`, `max_pages = 1`, the state object deleted before each
 //!    run), so every run writes its 25 posts again, as the replaced system did.
+//! 5. **A tuned schedule**: the shipped settings with every call the hour has left spent on
+//!    extra pages (`extra_pages_per_hour` = budget - brands calls - first pages), post ids kept
+//!    180 minutes (`known_window_mins`) and the busiest hashtags first in `[[targets]]`, so they
+//!    are first in line for a run's extra pages.
 //!
 //! Printed per hashtag: the posts created during the simulated period and visible by its last
 //! run, the distinct ones written, the capture rate, the copies written more than once, the
@@ -27,16 +32,18 @@
 //! against the hourly budget left to the hashtags job (one credential, minus the brands calls).
 //!
 //! Environment: `CAPTURE_HOURS` (24), `CAPTURE_SEED` (20230902), `CAPTURE_RATE_SCALE` (1.0,
-//! multiplies every rate), `CAPTURE_PAGES` (10, pages the fake serves). Run through
+//! multiplies every rate), `CAPTURE_PAGES` (10, pages the fake serves); for the tuned schedule
+//! `CAPTURE_TUNED_EXTRA_PAGES_PER_HOUR`, `CAPTURE_TUNED_KNOWN_WINDOW_MINS` (180),
+//! `CAPTURE_TUNED_MAX_PAGES` and `CAPTURE_TUNED_BUSIEST_FIRST` (1). Run through
 //! `scripts/capture-report.sh`.
 
 #[allow(dead_code)]
 #[path = "../tests/it/support/graph.rs"]
 mod graph;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use ig_collector::collect::{run, App, Job};
@@ -135,12 +142,19 @@ fn load_samples(config: &Config) -> (String, Vec<SamplePages>) {
             })
             .collect()
     };
-    let shared = root().join("../shared/samples/media_hashtag_2023-09-02");
-    let files = [
-        shared.join("media_hashtag_2023-09-02_000047.json"),
-        shared.join("media_hashtag_2023-09-02_000547.json"),
-    ];
-    if files.iter().all(|f| f.is_file()) {
+    for dir in ["fixtures/samples", "../shared/samples"] {
+        let folder = format!("{dir}/media_hashtag_2023-09-02");
+        let files = [
+            root()
+                .join(&folder)
+                .join("media_hashtag_2023-09-02_000047.json"),
+            root()
+                .join(&folder)
+                .join("media_hashtag_2023-09-02_000547.json"),
+        ];
+        if !files.iter().all(|f| f.is_file()) {
+            continue;
+        }
         let runs: Vec<Vec<(Option<String>, String, i64)>> = files
             .iter()
             .map(|f| pairs(&read_json(f), "media_id", "timestamp"))
@@ -160,10 +174,7 @@ fn load_samples(config: &Config) -> (String, Vec<SamplePages>) {
                 second: of(&runs[1], &t.user_id),
             })
             .collect();
-        return (
-            "../shared/samples/media_hashtag_2023-09-02 (000047, 000547)".into(),
-            pages,
-        );
+        return (format!("{folder} (000047, 000547)"), pages);
     }
     let page = |dir: &str, tag: &str| {
         let body = read_json(
@@ -344,11 +355,11 @@ fn pages_at(
 // 3, 4. The schedule.
 
 struct Variant {
-    name: &'static str,
+    name: String,
     page_size: usize,
     /// Keep the state between runs (ours); without it every run starts fresh.
     keep_state: bool,
-    tweak: fn(&mut Config),
+    tweak: Box<dyn Fn(&mut Config)>,
 }
 
 #[derive(Default, Clone)]
@@ -363,7 +374,7 @@ struct TagResult {
 }
 
 struct VariantResult {
-    name: &'static str,
+    name: String,
     settings: String,
     tags: Vec<(String, TagResult)>,
     calls: u64,
@@ -400,11 +411,20 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     }
     (variant.tweak)(&mut config);
     let settings = format!(
-        "hashtag_media_limit {}, max_pages {}, extra_pages_per_hour {}, state {}",
+        "hashtag_media_limit {}, max_pages {}, extra_pages_per_hour {}, known_window_mins {}, state {}, planned {} of {} calls/h, order {}",
         config.graph.hashtag_media_limit,
         config.hashtags.max_pages,
         config.hashtags.extra_pages_per_hour,
-        if variant.keep_state { "kept" } else { "none" }
+        config.hashtags.known_window.as_secs() / 60,
+        if variant.keep_state { "kept" } else { "none" },
+        config.budget_use(1).calls_per_hour,
+        config.budget_use(1).limit,
+        config
+            .targets
+            .iter()
+            .map(|t| t.hashtag.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let source = Source::live(
         &config.graph,
@@ -416,11 +436,17 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     )
     .expect("client");
     let state_path = out.path().join(&config.hashtags.state_key);
+    // Feeds are indexed in the shipped order; a variant may reorder its targets.
+    let feed_of: HashMap<&str, usize> = schedule
+        .feeds
+        .iter()
+        .enumerate()
+        .map(|(i, (tag, _))| (tag.as_str(), i))
+        .collect();
     let tag_of: HashMap<String, usize> = config
         .targets
         .iter()
-        .enumerate()
-        .map(|(i, t)| (t.user_id.clone(), i))
+        .filter_map(|t| Some((t.user_id.clone(), *feed_of.get(t.hashtag.as_str())?)))
         .collect();
     let app = App {
         config,
@@ -458,8 +484,8 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
         };
         calls += summary.graph.calls;
         optional_skipped += summary.graph.optional_calls_skipped;
-        for (i, target) in app.config.targets.iter().enumerate() {
-            if let Some(p) = summary.hashtag_pages.get(&target.hashtag) {
+        for (tag, p) in &summary.hashtag_pages {
+            if let Some(&i) = feed_of.get(tag.as_str()) {
                 tags[i].pages_sum += u64::from(*p);
                 tags[i].pages_max = tags[i].pages_max.max(*p);
                 tags[i].runs += 1;
@@ -494,7 +520,7 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
         rows.push((tag.clone(), r.clone()));
     }
     VariantResult {
-        name: variant.name,
+        name: variant.name.clone(),
         settings,
         tags: rows,
         calls,
@@ -709,32 +735,65 @@ async fn main() {
         schedule.population.iter().map(HashSet::len).sum::<usize>()
     );
 
-    let variants = [
-        Variant {
-            name: "ours: shipped configure.toml",
-            page_size: shipped.graph.hashtag_media_limit as usize,
-            keep_state: true,
-            tweak: |_| {},
-        },
-        Variant {
-            name: "replaced behaviour: one page of 25 per run",
-            page_size: REPLACED_PAGE,
-            keep_state: false,
-            tweak: |c| {
-                c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
-                c.hashtags.max_pages = 1;
-                c.output.raw_capture = false;
-            },
-        },
-    ];
     let budget = shipped.budget_use(1);
     let brands_calls = shipped.targets.len() as f64 * shipped.budget.brands_runs_per_hour as f64;
     let for_hashtags = budget.limit as f64 - brands_calls;
-    let mut results = BTreeMap::new();
+    // The tuned schedule: every call left in the hour spent on extra pages, ids remembered long
+    // enough to cover the pages a slow hashtag is read to, the busiest hashtags first in line
+    // for the run's extra pages.
+    let first_pages = shipped.targets.len() as u64 * u64::from(shipped.hashtags.runs_per_hour);
+    let spare = budget
+        .limit
+        .saturating_sub(brands_calls as u64)
+        .saturating_sub(first_pages);
+    let tuned_extra: u32 = env_or("CAPTURE_TUNED_EXTRA_PAGES_PER_HOUR", spare as u32);
+    let tuned_window: u64 = env_or("CAPTURE_TUNED_KNOWN_WINDOW_MINS", 180u64);
+    let tuned_max_pages: u32 = env_or("CAPTURE_TUNED_MAX_PAGES", shipped.hashtags.max_pages);
+    let busiest_first = env_or("CAPTURE_TUNED_BUSIEST_FIRST", 1u8) != 0;
+    let mut by_rate: Vec<(String, f64)> = rates.iter().map(|r| (r.tag.clone(), r.pooled)).collect();
+    by_rate.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let busiest: Vec<String> = by_rate.into_iter().map(|(t, _)| t).collect();
+    let variants = [
+        Variant {
+            name: "ours: shipped configure.toml".into(),
+            page_size: shipped.graph.hashtag_media_limit as usize,
+            keep_state: true,
+            tweak: Box::new(|_| {}),
+        },
+        Variant {
+            name: "ours: tuned settings".into(),
+            page_size: shipped.graph.hashtag_media_limit as usize,
+            keep_state: true,
+            tweak: Box::new(move |c| {
+                c.hashtags.extra_pages_per_hour = tuned_extra;
+                c.hashtags.known_window = Duration::from_secs(tuned_window * 60);
+                c.hashtags.max_pages = tuned_max_pages;
+                if busiest_first {
+                    c.targets.sort_by_key(|t| {
+                        busiest
+                            .iter()
+                            .position(|b| *b == t.hashtag)
+                            .unwrap_or(usize::MAX)
+                    });
+                }
+            }),
+        },
+        Variant {
+            name: "replaced behaviour: one page of 25 per run".into(),
+            page_size: REPLACED_PAGE,
+            keep_state: false,
+            tweak: Box::new(|c| {
+                c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
+                c.hashtags.max_pages = 1;
+                c.output.raw_capture = false;
+            }),
+        },
+    ];
+    let mut results = Vec::new();
     for v in &variants {
         let r = simulate(v, &schedule).await;
         print_result(&r, for_hashtags);
-        results.insert(v.name, r);
+        results.push(r);
     }
 
     println!();
@@ -744,19 +803,21 @@ async fn main() {
         budget.limit, budget.arithmetic
     );
     println!(
-        "{:<46} {:>10} {:>9} {:>11}",
-        "schedule", "calls/h", "budget", "capture"
+        "{:<46} {:>10} {:>9} {:>11} {:>11}",
+        "schedule", "calls/h", "budget", "capture", "duplicates"
     );
-    for r in results.values() {
+    for r in &results {
         let existed: usize = r.tags.iter().map(|(_, t)| t.existed).sum();
         let captured: usize = r.tags.iter().map(|(_, t)| t.captured).sum();
+        let duplicates: usize = r.tags.iter().map(|(_, t)| t.duplicates).sum();
         let per_hour = r.calls as f64 / r.hours;
         println!(
-            "{:<46} {:>10.1} {:>8.0}% {:>10.2}%",
+            "{:<46} {:>10.1} {:>8.0}% {:>10.2}% {:>11}",
             r.name,
             per_hour,
             100.0 * per_hour / for_hashtags,
-            pct(captured, existed)
+            pct(captured, existed),
+            duplicates
         );
     }
 }

@@ -5,7 +5,6 @@
 //! or an operator must act.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
@@ -443,17 +442,11 @@ async fn collect_hashtags(
     session: &Session<'_>,
     prev: &State,
 ) -> (Collected, State) {
-    let extra_pages = AtomicU32::new(config.hashtags.extra_pages_per_run());
-    let results: Vec<_> = stream::iter(config.targets.iter().enumerate())
-        .map(|(i, t)| {
+    // First pages, all hashtags, concurrently.
+    let firsts: Vec<_> = stream::iter(config.targets.iter().enumerate())
+        .map(|(lane, t)| {
             let prev = prev.hashtags.get(&t.hashtag);
-            let extra_pages = &extra_pages;
-            async move {
-                (
-                    t,
-                    collect_hashtag(config, i, t, session, prev, extra_pages).await,
-                )
-            }
+            async move { (t, first_page(config, lane, t, session, prev).await) }
         })
         .buffered(config.graph.concurrency)
         .collect()
@@ -462,61 +455,124 @@ async fn collect_hashtags(
         prev_state: Some(prev.clone()),
         ..Collected::default()
     };
-    let mut next = State {
-        version: 1,
-        hashtags: prev.hashtags.clone(),
-    };
-    for (target, result) in results {
+    let mut open = Vec::new();
+    for (target, result) in firsts {
         match result {
-            Ok(h) => {
-                out.batch.media_hashtag.extend(h.records);
-                out.tally.merge(&h.tally);
-                out.pages.insert(target.hashtag.clone(), h.pages);
-                if let Some(id) = h.resolved {
-                    out.resolved.insert(target.hashtag.clone(), id);
-                }
-                next.hashtags.insert(target.hashtag.clone(), h.state);
-            }
+            Ok(progress) => open.push(progress),
             Err(e) => {
                 tracing::warn!(hashtag = %target.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
                 out.failed.push(FailedTarget::new(&target.hashtag, &e));
             }
         }
     }
+    more_pages(config, session, &mut open).await;
+
+    let mut next = State {
+        version: 1,
+        hashtags: prev.hashtags.clone(),
+    };
+    for h in open {
+        let tag = h.target.hashtag.clone();
+        out.batch.media_hashtag.extend(h.records);
+        out.tally.merge(&h.tally);
+        out.pages.insert(tag.clone(), h.page);
+        if let Some(id) = h.resolved {
+            out.resolved.insert(tag.clone(), id);
+        }
+        let state = h
+            .prev
+            .advance(&h.seen, config.hashtags.known_window, Some(h.hashtag_id));
+        next.hashtags.insert(tag, state);
+    }
     (out, next)
 }
 
-/// One hashtag's run.
-struct HashtagOutcome {
+/// A hashtag part-way through its run.
+struct HashtagProgress<'c> {
+    target: &'c Target,
+    lane: usize,
+    hashtag_id: String,
+    /// The id, when this run looked it up.
+    resolved: Option<String>,
+    prev: TagState,
+    /// Whether there was a state to compare with (without one, one page only).
+    has_state: bool,
     /// Posts not written by an earlier run, each once.
     records: Vec<Record>,
     tally: Tally,
-    /// The id, when this run looked it up.
-    resolved: Option<String>,
-    pages: u32,
-    state: TagState,
+    /// (id, timestamp) of every post seen this run.
+    seen: Vec<(String, String)>,
+    seen_ids: HashSet<String>,
+    cursors: HashSet<String>,
+    /// The cursor of the next page, while one is worth fetching.
+    next: Option<String>,
+    /// New posts inside the state's window on the last page: the priority for extra pages.
+    new_recent: usize,
+    page: u32,
 }
 
-/// Fetches a hashtag's pages while they still hold posts the previous run did not see.
-///
-/// The first page is always fetched. Another follows only when the state exists (without it
-/// there is nothing to compare with), the page held a new post inside the state's window, the
-/// API gave a `paging.next` with a cursor not used yet, the hashtag's page limit and the run's
-/// extra-page budget allow it, and usage is below the threshold.
-async fn collect_hashtag(
+impl HashtagProgress<'_> {
+    /// Takes in one page: records the posts not seen before, and decides whether the next page
+    /// is worth fetching: it is while the page held new posts inside the state's window (the
+    /// API is not strictly ordered by time, and posts can show up late, so new posts anywhere on
+    /// a page mean more may follow).
+    fn absorb(
+        &mut self,
+        body: &Value,
+        rules: &Rules,
+        window: std::time::Duration,
+    ) -> Result<(), GraphError> {
+        let mut new_recent = 0;
+        for r in flatten_hashtag_page(body, self.target, rules, &mut self.tally)? {
+            let media_id = r
+                .get("media_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let ts = r
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // The API can repeat a post within a run; each post appears once per hashtag.
+            if !self.seen_ids.insert(media_id.clone()) {
+                continue;
+            }
+            self.seen.push((media_id.clone(), ts.clone()));
+            if !self.prev.is_known(&media_id) {
+                if self.prev.is_recent(&ts, window) {
+                    new_recent += 1;
+                }
+                self.records.push(r);
+            }
+        }
+        self.new_recent = new_recent;
+        let cursor = body
+            .get("paging")
+            .filter(|p| p.get("next").is_some())
+            .and_then(|p| p.pointer("/cursors/after"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        // A repeated cursor would loop.
+        self.next =
+            cursor.filter(|c| self.has_state && new_recent > 0 && self.cursors.insert(c.clone()));
+        Ok(())
+    }
+}
+
+/// Resolves the hashtag id (pinned, kept in the state, or searched) and takes in the first page.
+async fn first_page<'c>(
     config: &Config,
     lane: usize,
-    target: &Target,
+    target: &'c Target,
     session: &Session<'_>,
     prev: Option<&TagState>,
-    extra_pages: &AtomicU32,
-) -> Result<HashtagOutcome, GraphError> {
-    let settings = &config.hashtags;
+) -> Result<HashtagProgress<'c>, GraphError> {
     let known_id = target
         .hashtag_id
         .clone()
         .or_else(|| prev.and_then(|p| p.hashtag_id.clone()));
-    let (id, resolved) = match known_id {
+    let (hashtag_id, resolved) = match known_id {
         Some(id) => (id, None),
         None => {
             let id = session.hashtag_search(lane, &target.hashtag).await?;
@@ -531,86 +587,86 @@ async fn collect_hashtag(
             (id.clone(), Some(id))
         }
     };
-    let empty = TagState::default();
-    let prev_state = prev.unwrap_or(&empty);
-    let mut tally = Tally::default();
-    let mut records = Vec::new();
-    let mut seen: Vec<(String, String)> = Vec::new();
-    let mut seen_ids = HashSet::new();
-    let mut cursors = HashSet::new();
-    let mut after: Option<String> = None;
-    let mut page = 0u32;
-    loop {
-        page += 1;
-        let need = if page == 1 {
-            Need::Required
-        } else {
-            Need::Optional
-        };
-        let body = match session
-            .recent_media(lane, &target.hashtag, &id, after.as_deref(), page, need)
-            .await
-        {
-            Ok(b) => b,
-            Err(e) if page == 1 => return Err(e),
-            Err(e) => {
-                tracing::warn!(hashtag = %target.hashtag, page, error_kind = e.kind.name(), "extra page not fetched, posts may be missed: {e}");
-                page -= 1;
-                break;
-            }
-        };
-        let mut page_has_new_recent = false;
-        for r in flatten_hashtag_page(&body, target, &config.validation, &mut tally)? {
-            let media_id = r
-                .get("media_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let ts = r
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            // The API can repeat a post within a run; each post appears once per hashtag.
-            if !seen_ids.insert(media_id.clone()) {
-                continue;
-            }
-            seen.push((media_id.clone(), ts.clone()));
-            if !prev_state.is_known(&media_id) {
-                page_has_new_recent |= prev_state.is_recent(&ts, settings.known_window);
-                records.push(r);
-            }
-        }
-        if prev.is_none() || !page_has_new_recent || page >= settings.max_pages {
-            if prev.is_some() && page_has_new_recent {
-                tracing::warn!(hashtag = %target.hashtag, pages = page, "page limit reached with new posts still coming: raise hashtags.max_pages");
-            }
-            break;
-        }
-        let paging = body.get("paging");
-        let next_cursor = paging
-            .filter(|p| p.get("next").is_some())
-            .and_then(|p| p.pointer("/cursors/after"))
-            .and_then(Value::as_str);
-        let Some(cursor) = next_cursor.filter(|c| cursors.insert(c.to_string())) else {
-            break;
-        };
-        let budget_left = extra_pages
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
-        if !budget_left {
-            session.skipped_optional();
-            tracing::warn!(hashtag = %target.hashtag, "extra-page budget of this run spent: posts may be missed (hashtags.extra_pages_per_hour)");
-            break;
-        }
-        after = Some(cursor.to_string());
-    }
-    let state = prev_state.advance(&seen, settings.known_window, Some(id));
-    Ok(HashtagOutcome {
-        records,
-        tally,
+    let body = session
+        .recent_media(lane, &target.hashtag, &hashtag_id, None, 1, Need::Required)
+        .await?;
+    let mut progress = HashtagProgress {
+        target,
+        lane,
+        hashtag_id,
         resolved,
-        pages: page,
-        state,
-    })
+        prev: prev.cloned().unwrap_or_default(),
+        has_state: prev.is_some(),
+        records: Vec::new(),
+        tally: Tally::default(),
+        seen: Vec::new(),
+        seen_ids: HashSet::new(),
+        cursors: HashSet::new(),
+        next: None,
+        new_recent: 0,
+        page: 1,
+    };
+    progress.absorb(&body, &config.validation, config.hashtags.known_window)?;
+    Ok(progress)
+}
+
+/// Spends the run's extra-page budget where it finds the most: in rounds, the hashtags whose
+/// last page held the most new posts get the next pages first. An extra page that fails or is
+/// skipped (high usage) ends that hashtag's paging; what it had is kept.
+async fn more_pages(config: &Config, session: &Session<'_>, open: &mut [HashtagProgress<'_>]) {
+    let mut budget = config.hashtags.extra_pages_per_run() as usize;
+    loop {
+        let mut wanting: Vec<usize> = (0..open.len())
+            .filter(|&i| open[i].next.is_some() && open[i].page < config.hashtags.max_pages)
+            .collect();
+        if wanting.is_empty() {
+            break;
+        }
+        if budget == 0 {
+            for &i in &wanting {
+                session.skipped_optional();
+                tracing::warn!(hashtag = %open[i].target.hashtag, "extra-page budget of this run spent: posts may be missed (hashtags.extra_pages_per_hour)");
+            }
+            break;
+        }
+        wanting.sort_by_key(|&i| std::cmp::Reverse(open[i].new_recent));
+        wanting.truncate(budget);
+        budget -= wanting.len();
+        let fetches = wanting.iter().map(|&i| {
+            let h = &open[i];
+            session.recent_media(
+                h.lane,
+                &h.target.hashtag,
+                &h.hashtag_id,
+                h.next.as_deref(),
+                h.page + 1,
+                Need::Optional,
+            )
+        });
+        let bodies = futures::future::join_all(fetches).await;
+        for (i, body) in wanting.into_iter().zip(bodies) {
+            let h = &mut open[i];
+            match body {
+                Ok(body) => {
+                    h.page += 1;
+                    if let Err(e) =
+                        h.absorb(&body, &config.validation, config.hashtags.known_window)
+                    {
+                        tracing::warn!(hashtag = %h.target.hashtag, page = h.page, "extra page unreadable, posts may be missed: {e}");
+                        h.next = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(hashtag = %h.target.hashtag, page = h.page + 1, error_kind = e.kind.name(), "extra page not fetched, posts may be missed: {e}");
+                    h.next = None;
+                }
+            }
+        }
+    }
+    for h in open
+        .iter()
+        .filter(|h| h.next.is_some() && h.page >= config.hashtags.max_pages)
+    {
+        tracing::warn!(hashtag = %h.target.hashtag, pages = h.page, "page limit reached with new posts still coming: raise hashtags.max_pages");
+    }
 }

@@ -133,7 +133,7 @@ fn default_runs_per_hour() -> u32 {
     12
 }
 fn default_known_window_mins() -> u64 {
-    60
+    180
 }
 fn default_state_key() -> String {
     "state/hashtags.json".to_string()
