@@ -182,15 +182,18 @@ pub async fn run(
     let mut token_health = Vec::new();
     let collected = match job {
         Job::Brands => {
-            let collected = collect_brands(&app.config, &session).await;
-            // Once a day: the first brands run after 00:00 UTC.
-            if !replaying && scheduled.hour() == 0 {
-                token_health = health::check(&session, app.source.lanes())
-                    .await
-                    .into_iter()
-                    .filter_map(Result::ok)
-                    .collect();
-            }
+            // Once a day, the first brands run after 00:00 UTC checks the token, alongside the
+            // brand calls so that it adds no time to the run.
+            let daily = !replaying && scheduled.hour() == 0;
+            let check = async {
+                if daily {
+                    health::check(&session, app.source.lanes()).await
+                } else {
+                    Vec::new()
+                }
+            };
+            let (collected, checked) = tokio::join!(collect_brands(&app.config, &session), check);
+            token_health = checked.into_iter().filter_map(Result::ok).collect();
             collected
         }
         Job::Hashtags => {

@@ -182,7 +182,7 @@ fn default_base_url() -> String {
     "https://graph.facebook.com".to_string()
 }
 fn default_concurrency() -> u32 {
-    4
+    16
 }
 fn default_request_timeout_secs() -> u64 {
     20

@@ -12,7 +12,7 @@ fn errors_of(text: &str) -> String {
 #[test]
 fn unknown_keys_are_all_reported_with_the_file_name() {
     let text = EMBEDDED
-        .replace("concurrency = 4", "concurrency = 4\nconcurency = 8")
+        .replace("concurrency = 16", "concurrency = 16\nconcurency = 8")
         .replace("[retry]", "[retry]\nmax_attempt = 3");
     let msg = errors_of(&text);
     assert!(
@@ -27,7 +27,7 @@ fn unknown_keys_are_all_reported_with_the_file_name() {
 fn every_semantic_problem_is_reported_at_once() {
     let text = EMBEDDED
         .replace("api_version = \"v24.0\"", "api_version = \"v17.0\"")
-        .replace("concurrency = 4", "concurrency = 0")
+        .replace("concurrency = 16", "concurrency = 0")
         .replace("user_id = \"17841401694708594\"", "user_id = \"dior\"")
         .replace("hashtag = \"gucci\"", "hashtag = \"#gucci\"")
         .replace(
@@ -49,7 +49,7 @@ fn every_semantic_problem_is_reported_at_once() {
 
 #[test]
 fn a_wrong_type_names_the_line() {
-    let msg = errors_of(&EMBEDDED.replace("concurrency = 4", "concurrency = \"four\""));
+    let msg = errors_of(&EMBEDDED.replace("concurrency = 16", "concurrency = \"four\""));
     assert!(msg.contains("my-config.toml"), "{msg}");
     assert!(
         msg.contains("line 11") || msg.contains("concurrency"),

@@ -115,8 +115,9 @@ async fn run_with(
         .with_max_level(tracing::Level::DEBUG)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Not the 00:xx run: the daily token check has its own test (capture.rs).
     let at = Utc
-        .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+        .with_ymd_and_hms(2023, 9, 2, 1, 0, 15)
         .single()
         .expect("time");
     let started = Instant::now();

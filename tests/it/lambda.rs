@@ -181,7 +181,7 @@ async fn a_bad_config_or_a_missing_token_fails_every_invocation_naming_what_to_f
     std::fs::write(
         &bad,
         ig_collector::config::EMBEDDED
-            .replace("concurrency = 4", "concurrency = 4\nparallelism = 2"),
+            .replace("concurrency = 16", "concurrency = 16\nparallelism = 2"),
     )
     .expect("write");
 
