@@ -22,6 +22,9 @@
 #[path = "../tests/it/support/graph.rs"]
 mod graph;
 #[allow(dead_code)]
+#[path = "../tests/it/support/runtime.rs"]
+mod runtime;
+#[allow(dead_code)]
 #[path = "../tests/it/support/s3.rs"]
 mod s3;
 
@@ -31,13 +34,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use ig_collector::collect::{run, Job};
@@ -570,122 +571,7 @@ async fn cli_rss(graph_url: &str, fake: &FakeGraph, job: Job, concurrency: usize
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cold start: a minimal Lambda Runtime API that timestamps the first `next` and the first answer.
-
-#[derive(Default)]
-struct RtInner {
-    event: Option<Value>,
-    first_next: Option<Instant>,
-    answer: Option<(Instant, Result<(), String>)>,
-}
-
-type RtState = (Arc<Mutex<RtInner>>, Arc<tokio::sync::Notify>);
-
-struct RuntimeApi {
-    state: RtState,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RuntimeApi {
-    async fn start(event: Value) -> RuntimeApi {
-        let state: RtState = (
-            Arc::new(Mutex::new(RtInner {
-                event: Some(event),
-                ..RtInner::default()
-            })),
-            Arc::new(tokio::sync::Notify::new()),
-        );
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(rt_next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(rt_response),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(rt_error))
-            .route("/2018-06-01/runtime/init/error", post(rt_error_init))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        RuntimeApi { state, addr, task }
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn rt_next(State((inner, _)): State<RtState>) -> Response {
-    let now = Instant::now();
-    let event = {
-        let mut i = inner.lock().expect("lock");
-        i.first_next.get_or_insert(now);
-        i.event.take()
-    };
-    let Some(event) = event else {
-        // Long poll, as the real API does, until the process is stopped.
-        tokio::time::sleep(Duration::from_secs(120)).await;
-        return StatusCode::NO_CONTENT.into_response();
-    };
-    let deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-        + 60_000;
-    let mut h = HeaderMap::new();
-    for (k, v) in [
-        ("lambda-runtime-aws-request-id", "bench-0".to_string()),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            "arn:aws:lambda:eu-west-1:123456789012:function:bench".to_string(),
-        ),
-        (
-            "lambda-runtime-trace-id",
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-                .to_string(),
-        ),
-        ("content-type", "application/json".to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(k, v);
-        }
-    }
-    (StatusCode::OK, h, event.to_string()).into_response()
-}
-
-fn answered((inner, notify): &RtState, result: Result<(), String>) -> StatusCode {
-    let now = Instant::now();
-    inner
-        .lock()
-        .expect("lock")
-        .answer
-        .get_or_insert((now, result));
-    notify.notify_one();
-    StatusCode::ACCEPTED
-}
-
-async fn rt_response(State(st): State<RtState>) -> StatusCode {
-    answered(&st, Ok(()))
-}
-
-async fn rt_error(State(st): State<RtState>, body: Bytes) -> StatusCode {
-    answered(&st, Err(String::from_utf8_lossy(&body).to_string()))
-}
-
-async fn rt_error_init(State(st): State<RtState>, body: Bytes) -> StatusCode {
-    answered(
-        &st,
-        Err(format!("init error: {}", String::from_utf8_lossy(&body))),
-    )
-}
+// Cold start: the test suite's Lambda Runtime API (it timestamps the first `next` and each answer).
 
 #[derive(Debug, Clone, Default)]
 struct ColdRuns {
@@ -715,68 +601,50 @@ async fn cold_start(
             "resources": [],
             "detail": {}
         });
-        let api = RuntimeApi::start(event).await;
-        let mut cmd = tokio::process::Command::new(binary);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", format!("bench-{}", job.name()))
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2023/09/02/[$LATEST]bench")
-            .env("IG_USER_ID", CALLER_ID)
-            .env("IG_ACCESS_TOKEN", TOKEN)
-            .env("GRAPH_API_URL", graph_url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
+        let api = runtime::RuntimeApi::start(vec![event]).await;
+        let mut env: Vec<(String, String)> = [
+            ("AWS_LAMBDA_FUNCTION_NAME", format!("bench-{}", job.name())),
+            ("IG_USER_ID", CALLER_ID.to_string()),
+            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
+            ("GRAPH_API_URL", graph_url.to_string()),
+            ("RUST_LOG", "warn".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec();
         if let Some(s3) = s3 {
             // A fresh bucket per run, so that every run does the same work.
             let bucket = format!("bench-cold-{}-{i}", job.name());
             s3.create_bucket(&bucket).await;
-            cmd.envs(s3.env(&bucket));
+            env.extend(s3.env(&bucket));
         }
         let started = Instant::now();
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                out.problems.push(format!("{binary} did not start: {e}"));
-                break;
-            }
-        };
-        let notified = api.state.1.notified();
-        let _ = tokio::time::timeout(Duration::from_secs(60), notified).await;
-        let pid = child.id();
-        let peak = pid
+        let function = runtime::Function::spawn(binary, &api, &env);
+        let answer = api.outcomes(1).await.into_iter().next();
+        let peak = function
+            .pid()
             .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
             .and_then(|st| {
                 st.lines()
                     .find_map(|l| l.strip_prefix("VmHWM:"))
                     .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             });
-        let _ = child.kill().await;
-        let (first_next, answer) = {
-            let mut i = api.state.0.lock().expect("lock");
-            (i.first_next, i.answer.take())
-        };
-        match first_next {
+        drop(function.stop());
+        match api.first_next() {
             Some(t) => out.to_next_ms.push(ms(t - started)),
-            None => out.problems.push("no `next` request within 60 s".into()),
+            None => out.problems.push("no `next` request within 120 s".into()),
         }
-        match answer {
-            Some((t, Ok(()))) if s3.is_some() => {
+        match answer.map(|o| (o.at, o.result)) {
+            Some((t, Ok(_))) if s3.is_some() => {
                 out.to_answer_ms.push(ms(t - started));
                 if let Some(p) = peak {
                     out.peak_kib.push(p);
                 }
             }
-            Some((_, Ok(()))) => {}
-            Some((_, Err(e))) if s3.is_some() => out.problems.push(e),
+            Some((_, Ok(_))) => {}
+            Some((_, Err(e))) if s3.is_some() => out.problems.push(format!("{e:?}")),
             // Without S3 the setup fails by design (BUCKET unset): only `next` is measured.
             Some((_, Err(_))) => {}
-            None => out.problems.push("no answer within 60 s".into()),
+            None => out.problems.push("no answer within 120 s".into()),
         }
     }
     out

@@ -40,6 +40,8 @@ async fn the_brands_function_writes_keys_from_the_event_time_and_a_redelivery_ad
     let outcomes = api.outcomes(3).await;
     let output = f.stop();
     assert_eq!(outcomes.len(), 3, "{output}");
+    let first_next = api.first_next().expect("the function asked for an event");
+    assert!(outcomes.iter().all(|o| o.at > first_next));
     for o in &outcomes {
         let summary = o
             .result

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -20,6 +20,8 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub request_id: String,
+    /// When the answer arrived.
+    pub at: Instant,
     /// `Ok(response body)` or `Err((error type header, error body))`.
     pub result: Result<Value, (String, Value)>,
 }
@@ -29,6 +31,8 @@ struct Inner {
     queue: VecDeque<(String, Value)>,
     outcomes: Vec<Outcome>,
     next_calls: usize,
+    /// When the function first asked for an event: the end of its cold start.
+    first_next: Option<Instant>,
 }
 
 pub struct RuntimeApi {
@@ -80,6 +84,11 @@ impl RuntimeApi {
         }
     }
 
+    /// When the function first called `next`.
+    pub fn first_next(&self) -> Option<Instant> {
+        self.inner.lock().expect("lock").first_next
+    }
+
     /// Waits until `n` invocations are answered (or 120 s pass), and returns the answers.
     pub async fn outcomes(&self, n: usize) -> Vec<Outcome> {
         let wait = async {
@@ -101,6 +110,7 @@ async fn next(State((inner, _)): State<St>) -> Response {
         let item = {
             let mut i = inner.lock().expect("lock");
             i.next_calls += 1;
+            i.first_next.get_or_insert_with(Instant::now);
             i.queue.pop_front()
         };
         if let Some((id, event)) = item {
@@ -135,57 +145,45 @@ async fn next(State((inner, _)): State<St>) -> Response {
     }
 }
 
-async fn response(
-    State((inner, notify)): State<St>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    inner.lock().expect("lock").outcomes.push(Outcome {
-        request_id: id,
-        result: Ok(value),
+fn record(st: &St, request_id: String, result: Result<Value, (String, Value)>) -> StatusCode {
+    st.0.lock().expect("lock").outcomes.push(Outcome {
+        request_id,
+        at: Instant::now(),
+        result,
     });
-    notify.notify_waiters();
+    st.1.notify_waiters();
     StatusCode::ACCEPTED
+}
+
+/// The error type header and the error body the function posted.
+fn error_of(headers: &HeaderMap, body: &Bytes) -> (String, Value) {
+    let kind = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (kind, serde_json::from_slice(body).unwrap_or(Value::Null))
+}
+
+async fn response(State(st): State<St>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    record(
+        &st,
+        id,
+        Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)),
+    )
 }
 
 async fn error(
-    State((inner, notify)): State<St>,
+    State(st): State<St>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let kind = headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    inner.lock().expect("lock").outcomes.push(Outcome {
-        request_id: id,
-        result: Err((kind, value)),
-    });
-    notify.notify_waiters();
-    StatusCode::ACCEPTED
+    record(&st, id, Err(error_of(&headers, &body)))
 }
 
-async fn init_error(
-    State((inner, notify)): State<St>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let kind = headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    inner.lock().expect("lock").outcomes.push(Outcome {
-        request_id: "init".into(),
-        result: Err((kind, value)),
-    });
-    notify.notify_waiters();
-    StatusCode::ACCEPTED
+async fn init_error(State(st): State<St>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    record(&st, "init".into(), Err(error_of(&headers, &body)))
 }
 
 /// A Lambda binary running against a [`RuntimeApi`]; killed on drop. Its stdout and stderr are
@@ -213,6 +211,12 @@ impl Function {
         Function {
             child: Some(cmd.spawn().expect("the Lambda binary starts")),
         }
+    }
+
+    /// The process id, while it runs (the benchmarks read its peak memory).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops the function and returns everything it printed.
