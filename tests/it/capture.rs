@@ -15,25 +15,17 @@ fn live_app(fake: &FakeGraph, out: &Path) -> App {
 }
 
 fn reprocess(from: &Path, to: &Path, config: Option<&Path>) -> String {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ig-collector"));
+    let mut cmd = support::cli();
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    let output = cmd
-        .arg("reprocess")
-        .arg("--from")
-        .arg(from)
-        .arg("--to")
-        .arg(to)
-        .env_remove("BUCKET")
-        .output()
-        .expect("runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
+    support::succeed(
+        cmd.arg("reprocess")
+            .arg("--from")
+            .arg(from)
+            .arg("--to")
+            .arg(to),
+    )
 }
 
 #[tokio::test]

@@ -225,20 +225,14 @@ async fn a_missing_bucket_fails_the_run() {
 #[test]
 fn the_cli_replays_both_jobs_offline_into_a_folder() {
     let out = tempfile::tempdir().expect("tempdir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ig-collector"))
-        .args(["all", "--replay"])
-        .arg(replay_dir())
-        .arg("--out")
-        .arg(out.path())
-        .args(["--at", "2023-09-02T00:00:15Z"])
-        .env_remove("BUCKET")
-        .env_remove("IG_ACCESS_TOKEN")
-        .output()
-        .expect("runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    support::succeed(
+        support::cli()
+            .args(["all", "--replay"])
+            .arg(replay_dir())
+            .arg("--out")
+            .arg(out.path())
+            .args(["--at", "2023-09-02T00:00:15Z"])
+            .env_remove("IG_ACCESS_TOKEN"),
     );
     for (key, sample) in [
         (

@@ -70,3 +70,21 @@ pub fn live_app(config: Config, sink: Sink) -> App {
         sink,
     }
 }
+
+/// The `ig-collector` CLI, writing to folders (no `BUCKET`).
+pub fn cli() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ig-collector"));
+    cmd.env_remove("BUCKET");
+    cmd
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn succeed(cmd: &mut std::process::Command) -> String {
+    let output = cmd.output().expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
