@@ -219,3 +219,37 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
     })?;
     Ok(SecretValue::One(token, s(&v, "app_secret")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_may_be_raw_json_or_a_list_of_credentials() {
+        assert!(matches!(parse_secret("EAAGraw"), Ok(SecretValue::One(t, None)) if t == "EAAGraw"));
+        assert!(matches!(
+            parse_secret(r#"{"access_token": "EAAGa", "app_secret": "s"}"#),
+            Ok(SecretValue::One(t, Some(a))) if t == "EAAGa" && a == "s"
+        ));
+        let many = parse_secret(
+            r#"{"credentials": [{"ig_user_id": "1", "access_token": "a"}, {"ig_user_id": "2", "access_token": "b"}]}"#,
+        );
+        assert!(matches!(many, Ok(SecretValue::Many(v)) if v.len() == 2 && v[1].0 == "2"));
+        let bad = [
+            ("", "empty"),
+            ("{oops", "does not parse"),
+            (r#"{"token": "x"}"#, "no string `access_token`"),
+            (
+                r#"{"credentials": [{"ig_user_id": "1"}]}"#,
+                "credentials[0] has no string `access_token`",
+            ),
+            (r#"{"credentials": []}"#, "is empty"),
+        ];
+        for (text, expected) in bad {
+            match parse_secret(text) {
+                Err(m) => assert!(m.contains(expected), "{text}: {m}"),
+                Ok(_) => panic!("{text} must be refused"),
+            }
+        }
+    }
+}

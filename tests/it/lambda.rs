@@ -219,3 +219,71 @@ async fn a_bad_config_or_a_missing_token_fails_every_invocation_naming_what_to_f
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_token_is_read_from_secrets_manager_at_cold_start() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    // moto serves Secrets Manager on the same endpoint.
+    let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(&s3.endpoint)
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(conf);
+    let created = secrets
+        .create_secret()
+        .name("ig-collector/graph-token")
+        .secret_string(json!({ "access_token": TOKEN }).to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let arn = created.arn().expect("arn").to_string();
+
+    let mut env: Vec<(String, String)> = env(&fake, &s3)
+        .into_iter()
+        .filter(|(k, _)| k != "IG_ACCESS_TOKEN")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL".into(), s3.endpoint.clone()));
+    env.push(("IG_TOKEN_SECRET_ARN".into(), arn));
+    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let outcomes = api.outcomes(1).await;
+    let output = f.stop();
+    let summary = outcomes[0]
+        .result
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e:?}\n{output}"));
+    assert_eq!(summary["records"]["brand"], 11);
+    assert!(!output.contains(TOKEN));
+
+    // A secret that does not exist: every invocation says which one.
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ig-collector/nope-AbCdEf";
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "IG_TOKEN_SECRET_ARN" {
+                (k, missing.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let outcomes = api.outcomes(1).await;
+    drop(f);
+    let (_, body) = outcomes[0].result.clone().expect_err("an error");
+    assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ig-collector/nope"),
+        "{body}"
+    );
+}
