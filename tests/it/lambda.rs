@@ -28,6 +28,31 @@ fn env(fake: &FakeGraph, s3: &S3Server) -> Vec<(String, String)> {
     env
 }
 
+/// Runs one invocation of `binary` with `event` and returns what it answered.
+async fn invoke_once(
+    binary: &str,
+    event_file: &str,
+    env: &[(String, String)],
+) -> Result<Value, (String, Value)> {
+    let api = RuntimeApi::start(vec![event(event_file)]).await;
+    let f = Function::spawn(binary, &api, env);
+    let outcomes = api.outcomes(1).await;
+    let output = f.stop();
+    outcomes
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no answer: {output}"))
+        .result
+}
+
+/// The invocation failed with `error_type` and a message containing `needle`.
+fn assert_failed(result: Result<Value, (String, Value)>, error_type: &str, needle: &str) {
+    let (_, body) = result.expect_err("an error");
+    assert_eq!(body["errorType"], error_type, "{body}");
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{needle} not in: {message}");
+}
+
 #[tokio::test]
 async fn the_brands_function_writes_keys_from_the_event_time_and_a_redelivery_adds_nothing() {
     let s3 = S3Server::start();
@@ -189,35 +214,26 @@ async fn a_bad_config_or_a_missing_token_fails_every_invocation_naming_what_to_f
 
     let mut env_bad = env(&fake, &s3);
     env_bad.push(("CONFIG_PATH".into(), bad.display().to_string()));
-    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
-    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env_bad);
-    let outcomes = api.outcomes(1).await;
-    drop(f);
-    let (kind, body) = outcomes[0].result.clone().expect_err("an error");
-    assert_eq!(body["errorType"], "ConfigInvalid", "{kind} {body}");
-    let msg = body["errorMessage"].as_str().unwrap_or_default();
-    assert!(
-        msg.contains("bad.toml") && msg.contains("graph.parallelism"),
-        "{msg}"
-    );
+    let result = invoke_once(
+        env!("CARGO_BIN_EXE_brands"),
+        "brands-scheduled-event.json",
+        &env_bad,
+    )
+    .await;
+    assert_failed(result.clone(), "ConfigInvalid", "graph.parallelism");
+    assert_failed(result, "ConfigInvalid", "bad.toml");
 
     let env_no_token: Vec<_> = env(&fake, &s3)
         .into_iter()
         .filter(|(k, _)| k != "IG_ACCESS_TOKEN")
         .collect();
-    let api = RuntimeApi::start(vec![event("hashtags-scheduled-event.json")]).await;
-    let f = Function::spawn(env!("CARGO_BIN_EXE_hashtags"), &api, &env_no_token);
-    let outcomes = api.outcomes(1).await;
-    drop(f);
-    let (_, body) = outcomes[0].result.clone().expect_err("an error");
-    assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("IG_TOKEN_SECRET_ARN"),
-        "{body}"
-    );
+    let result = invoke_once(
+        env!("CARGO_BIN_EXE_hashtags"),
+        "hashtags-scheduled-event.json",
+        &env_no_token,
+    )
+    .await;
+    assert_failed(result, "TokenUnavailable", "IG_TOKEN_SECRET_ARN");
 }
 
 #[tokio::test]
@@ -273,17 +289,11 @@ async fn the_token_is_read_from_secrets_manager_at_cold_start() {
             }
         })
         .collect();
-    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
-    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
-    let outcomes = api.outcomes(1).await;
-    drop(f);
-    let (_, body) = outcomes[0].result.clone().expect_err("an error");
-    assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
-    assert!(
-        body["errorMessage"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("ig-collector/nope"),
-        "{body}"
-    );
+    let result = invoke_once(
+        env!("CARGO_BIN_EXE_brands"),
+        "brands-scheduled-event.json",
+        &env,
+    )
+    .await;
+    assert_failed(result, "TokenUnavailable", "ig-collector/nope");
 }
