@@ -429,14 +429,8 @@ pub fn flatten_hashtag_page(
 
 fn bad_shape(message: &str) -> GraphError {
     GraphError {
-        kind: ErrorKind::BadResponse,
-        code: None,
-        subcode: None,
-        status: None,
-        message: message.to_string(),
-        fbtrace_id: None,
         attempts: 1,
-        regain_after: None,
+        ..GraphError::local(ErrorKind::BadResponse, message)
     }
 }
 

@@ -139,7 +139,8 @@ impl GraphError {
         }
     }
 
-    fn local(kind: ErrorKind, message: impl Into<String>) -> GraphError {
+    /// An error decided here rather than by the API (no code, no status).
+    pub(crate) fn local(kind: ErrorKind, message: impl Into<String>) -> GraphError {
         GraphError {
             kind,
             code: None,

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::validate::TIMESTAMP_FORMAT;
@@ -119,11 +119,6 @@ impl TagState {
             known: map,
         }
     }
-}
-
-/// The time a state was written, for the record.
-pub fn now_text() -> String {
-    Utc::now().to_rfc3339()
 }
 
 #[cfg(test)]
