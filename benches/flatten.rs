@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ig_collector::collect::{flatten_brand, flatten_hashtag_page};
 use ig_collector::config::{Config, Overrides, Target, EMBEDDED, EMBEDDED_NAME};
 use ig_collector::graph::decode;
+use ig_collector::graph::shapes;
 use ig_collector::validate::{is_http_url, Rules, Tally, TIMESTAMP_FORMAT};
 use serde_json::Value;
 
@@ -73,12 +73,12 @@ fn flatten(kind: Kind, body: &Value, input: &Input) -> usize {
     let (target, rules) = (&input.target, &input.rules);
     match kind {
         Kind::Brands => {
-            let batch = flatten_brand(body, target, rules, &mut tally).expect("a brand body");
+            let batch = shapes::brand(body, target, rules, &mut tally).expect("a brand body");
             black_box(&batch);
         }
         Kind::Hashtags => {
             let records =
-                flatten_hashtag_page(body, target, rules, &mut tally).expect("a hashtag page");
+                shapes::hashtag_page(body, target, rules, &mut tally).expect("a hashtag page");
             black_box(&records);
         }
     }

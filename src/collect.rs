@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Config, Format, Target};
-use crate::graph::{Captured, ErrorKind, GraphError, GraphStats, Need, Session, Source};
+use crate::graph::{shapes, Captured, ErrorKind, GraphError, GraphStats, Need, Session, Source};
 use crate::health::{self, TokenHealth};
 use crate::records::{render, Batch, Kind, Record};
 use crate::sink::{Sink, SinkError};
 use crate::state::{State, TagState};
-use crate::validate::{self, Rules, Tally, TallyRow};
+use crate::validate::{Rules, Tally, TallyRow};
 
 /// The scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -366,7 +366,7 @@ async fn collect_brands(config: &Config, session: &Session<'_>) -> Collected {
     let mut out = Collected::default();
     for (target, result) in results {
         match result
-            .and_then(|body| flatten_brand(&body, target, &config.validation, &mut out.tally))
+            .and_then(|body| shapes::brand(&body, target, &config.validation, &mut out.tally))
         {
             Ok(batch) => out.batch.append(batch),
             Err(e) => {
@@ -376,62 +376,6 @@ async fn collect_brands(config: &Config, session: &Session<'_>) -> Collected {
         }
     }
     out
-}
-
-/// A `business_discovery` response: one brand record and its media records.
-pub fn flatten_brand(
-    body: &Value,
-    target: &Target,
-    rules: &Rules,
-    tally: &mut Tally,
-) -> Result<Batch, GraphError> {
-    let Some(bd) = body.get("business_discovery").filter(|v| v.is_object()) else {
-        return Err(bad_shape("the response has no business_discovery object"));
-    };
-    let mut batch = Batch::default();
-    // The media belong to the account even if its own record is dropped for a bad id.
-    let owner = validate::valid_id(bd.get("id")).unwrap_or_else(|| target.user_id.clone());
-    if let Some(brand) = validate::record(Kind::Brand, bd, None, rules, tally) {
-        batch.brand.push(brand);
-    }
-    let media = bd
-        .get("media")
-        .and_then(|m| m.get("data"))
-        .and_then(Value::as_array);
-    batch.media = validate::records(
-        Kind::Media,
-        media.map(Vec::as_slice).unwrap_or(&[]),
-        Some(&owner),
-        rules,
-        tally,
-    );
-    Ok(batch)
-}
-
-/// A `recent_media` page: its records (owned by the brand whose hashtag found them).
-pub fn flatten_hashtag_page(
-    body: &Value,
-    target: &Target,
-    rules: &Rules,
-    tally: &mut Tally,
-) -> Result<Vec<Record>, GraphError> {
-    let Some(data) = body.get("data").and_then(Value::as_array) else {
-        return Err(bad_shape("the response has no data array"));
-    };
-    Ok(validate::records(
-        Kind::MediaHashtag,
-        data,
-        Some(&target.user_id),
-        rules,
-        tally,
-    ))
-}
-
-fn bad_shape(message: &str) -> GraphError {
-    GraphError {
-        attempts: 1,
-        ..GraphError::local(ErrorKind::BadResponse, message)
-    }
 }
 
 async fn collect_hashtags(
@@ -520,7 +464,8 @@ impl HashtagProgress<'_> {
         window: std::time::Duration,
     ) -> Result<(), GraphError> {
         let mut new_recent = 0;
-        for r in flatten_hashtag_page(body, self.target, rules, &mut self.tally)? {
+        let page = shapes::hashtag_page(body, self.target, rules, &mut self.tally)?;
+        for r in page.records {
             let media_id = r
                 .get("media_id")
                 .and_then(Value::as_str)
@@ -544,12 +489,7 @@ impl HashtagProgress<'_> {
             }
         }
         self.new_recent = new_recent;
-        let cursor = body
-            .get("paging")
-            .filter(|p| p.get("next").is_some())
-            .and_then(|p| p.pointer("/cursors/after"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let cursor = page.after;
         // A repeated cursor would loop.
         self.next =
             cursor.filter(|c| self.has_state && new_recent > 0 && self.cursors.insert(c.clone()));

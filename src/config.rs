@@ -51,25 +51,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Output file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// One JSON array per file, as the replaced system wrote (Spark `multiLine`, DuckDB `format='array'`).
-    Json,
-    /// One JSON object per line (Athena, `jq -c`).
-    Ndjson,
-}
-
-impl Format {
-    fn parse(s: &str) -> Option<Format> {
-        match s {
-            "json" => Some(Format::Json),
-            "ndjson" => Some(Format::Ndjson),
-            _ => None,
-        }
-    }
-}
+pub use crate::records::Format;
+pub use crate::validate::is_digits;
 
 // ---------------------------------------------------------------------------------------------
 // The file, as written. Field docs are the user documentation; defaults sit beside the fields.
@@ -88,7 +71,45 @@ struct FileConfig {
     #[serde(default)]
     validation: ValidationSection,
     #[serde(default)]
+    sink: SinkSection,
+    #[serde(default)]
     targets: Vec<TargetEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SinkSection {
+    #[serde(default = "default_sink_connect_timeout_secs")]
+    connect_timeout_secs: u64,
+    #[serde(default = "default_sink_operation_timeout_secs")]
+    operation_timeout_secs: u64,
+    #[serde(default = "default_sink_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_sink_conflict_retries")]
+    conflict_retries: u32,
+}
+
+impl Default for SinkSection {
+    fn default() -> Self {
+        SinkSection {
+            connect_timeout_secs: default_sink_connect_timeout_secs(),
+            operation_timeout_secs: default_sink_operation_timeout_secs(),
+            max_attempts: default_sink_max_attempts(),
+            conflict_retries: default_sink_conflict_retries(),
+        }
+    }
+}
+
+fn default_sink_connect_timeout_secs() -> u64 {
+    3
+}
+fn default_sink_operation_timeout_secs() -> u64 {
+    10
+}
+fn default_sink_max_attempts() -> u32 {
+    3
+}
+fn default_sink_conflict_retries() -> u32 {
+    5
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -176,6 +197,8 @@ struct GraphSection {
     brand_media_limit: u32,
     #[serde(default = "default_hashtag_media_limit")]
     hashtag_media_limit: u32,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: u64,
 }
 
 fn default_base_url() -> String {
@@ -191,7 +214,10 @@ fn default_brand_media_limit() -> u32 {
     25
 }
 fn default_hashtag_media_limit() -> u32 {
-    25
+    50
+}
+fn default_max_body_bytes() -> u64 {
+    8 * 1024 * 1024
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +341,7 @@ pub struct Config {
     pub budget: BudgetSettings,
     /// The allowed values of the closed-list fields.
     pub validation: crate::validate::Rules,
+    pub sink: SinkSettings,
     pub targets: Vec<Target>,
 }
 
@@ -365,6 +392,20 @@ pub struct GraphSettings {
     pub request_timeout: Duration,
     pub brand_media_limit: u32,
     pub hashtag_media_limit: u32,
+    /// The largest response body read; a larger one fails its target (the functions have 128 MB).
+    pub max_body_bytes: u64,
+}
+
+/// How the sink talks to S3: every call is bounded, so a stalled S3 cannot outlive the invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkSettings {
+    pub connect_timeout: Duration,
+    /// One S3 call, retries included, and also the run's time left before its hard end.
+    pub operation_timeout: Duration,
+    /// Attempts per S3 call (the SDK's standard retry).
+    pub max_attempts: u32,
+    /// How often a conditional write that lost a race is merged again and retried.
+    pub conflict_retries: u32,
 }
 
 /// How Graph calls are retried; read by the pure decision in `graph::retry`.
@@ -721,11 +762,58 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
         );
     }
 
+    if !(64 * 1024..=256 * 1024 * 1024).contains(&g.max_body_bytes) {
+        bad(
+            "graph.max_body_bytes",
+            format!("{} is not in 65536..=268435456", g.max_body_bytes),
+        );
+    }
+    let sk = &raw.sink;
+    for (key, value, range) in [
+        ("sink.connect_timeout_secs", sk.connect_timeout_secs, 1..=60),
+        (
+            "sink.operation_timeout_secs",
+            sk.operation_timeout_secs,
+            1..=300,
+        ),
+        ("sink.max_attempts", u64::from(sk.max_attempts), 1..=10),
+        (
+            "sink.conflict_retries",
+            u64::from(sk.conflict_retries),
+            0..=50,
+        ),
+    ] {
+        if !range.contains(&value) {
+            bad(
+                key,
+                format!("{value} is not in {}..={}", range.start(), range.end()),
+            );
+        }
+    }
+
     let r = &raw.retry;
     if !(1..=10).contains(&r.max_attempts) {
         bad(
             "retry.max_attempts",
             format!("{} is not in 1..=10", r.max_attempts),
+        );
+    }
+    if r.deadline_margin_secs > 600 {
+        bad(
+            "retry.deadline_margin_secs",
+            format!("{} is not in 0..=600", r.deadline_margin_secs),
+        );
+    }
+    if r.max_throttle_wait_secs > 3600 {
+        bad(
+            "retry.max_throttle_wait_secs",
+            format!("{} is not in 0..=3600", r.max_throttle_wait_secs),
+        );
+    }
+    if r.max_delay_ms > 600_000 {
+        bad(
+            "retry.max_delay_ms",
+            format!("{} is not in 0..=600000", r.max_delay_ms),
         );
     }
     if r.base_delay_ms > r.max_delay_ms {
@@ -780,6 +868,30 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
         bad(
             "hashtags.max_pages",
             format!("{} is not in 1..=20", hs.max_pages),
+        );
+    }
+    if hs.extra_pages_per_hour > 100_000 {
+        bad(
+            "hashtags.extra_pages_per_hour",
+            format!("{} is not in 0..=100000", hs.extra_pages_per_hour),
+        );
+    }
+    if !(5..=2880).contains(&hs.known_window_mins) {
+        bad(
+            "hashtags.known_window_mins",
+            format!(
+                "{} is not in 5..=2880 (the API serves the last 24 hours)",
+                hs.known_window_mins
+            ),
+        );
+    }
+    if !(1..=100_000).contains(&raw.budget.calls_per_hour_per_credential) {
+        bad(
+            "budget.calls_per_hour_per_credential",
+            format!(
+                "{} is not in 1..=100000",
+                raw.budget.calls_per_hour_per_credential
+            ),
         );
     }
     if !(1..=60).contains(&hs.runs_per_hour) {
@@ -894,6 +1006,7 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
             request_timeout: Duration::from_secs(g.request_timeout_secs),
             brand_media_limit: g.brand_media_limit,
             hashtag_media_limit: g.hashtag_media_limit,
+            max_body_bytes: g.max_body_bytes,
         },
         retry: RetryPolicy {
             max_attempts: r.max_attempts.max(1),
@@ -915,7 +1028,7 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
             max_pages: hs.max_pages,
             extra_pages_per_hour: hs.extra_pages_per_hour,
             runs_per_hour: hs.runs_per_hour,
-            known_window: Duration::from_secs(hs.known_window_mins * 60),
+            known_window: Duration::from_secs(hs.known_window_mins.saturating_mul(60)),
             state_key: hs.state_key.clone(),
         },
         budget: BudgetSettings {
@@ -923,6 +1036,12 @@ fn check(raw: FileConfig, o: &Overrides, problems: &mut Vec<Problem>, _file: &st
             brands_runs_per_hour: raw.budget.brands_runs_per_hour,
         },
         validation,
+        sink: SinkSettings {
+            connect_timeout: Duration::from_secs(raw.sink.connect_timeout_secs),
+            operation_timeout: Duration::from_secs(raw.sink.operation_timeout_secs),
+            max_attempts: raw.sink.max_attempts.max(1),
+            conflict_retries: raw.sink.conflict_retries,
+        },
         targets,
     }
 }
@@ -942,11 +1061,6 @@ fn check_api_version(v: &str) -> Result<(), String> {
         )),
         Some(_) => Ok(()),
     }
-}
-
-/// True for a non-empty string of ASCII digits: the shape of every Instagram id.
-pub fn is_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn is_username(s: &str) -> bool {

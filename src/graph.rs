@@ -7,6 +7,7 @@
 //! decision in [`retry`].
 
 pub mod retry;
+pub mod shapes;
 pub mod usage;
 
 use std::path::PathBuf;
@@ -505,12 +506,7 @@ impl Session<'_> {
                     .await?
             }
         };
-        let id = body
-            .get("data")
-            .and_then(Value::as_array)
-            .and_then(|d| d.first())
-            .and_then(|h| crate::validate::valid_id(h.get("id")));
-        id.ok_or_else(|| GraphError {
+        shapes::hashtag_search_id(&body).ok_or_else(|| GraphError {
             attempts: 1,
             ..GraphError::local(
                 ErrorKind::NotFound,

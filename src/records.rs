@@ -178,9 +178,36 @@ impl Batch {
     }
 }
 
+/// Output file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One JSON array per file, as the replaced system wrote (Spark `multiLine`, DuckDB `format='array'`).
+    Json,
+    /// One JSON object per line (Athena, `jq -c`).
+    Ndjson,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "json" => Some(Format::Json),
+            "ndjson" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+
+    /// The object's `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
 /// Serialises records in the configured format. Field order is the record's own order.
-pub fn render(records: &[Record], format: crate::config::Format) -> Vec<u8> {
-    use crate::config::Format;
+pub fn render(records: &[Record], format: Format) -> Vec<u8> {
     let mut out = Vec::with_capacity(records.len() * 512 + 4);
     match format {
         Format::Json => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::validate::TIMESTAMP_FORMAT;
+use crate::validate::parse_timestamp;
 
 /// The most ids kept per hashtag, newest first; bounds the state object's size.
 pub const MAX_KNOWN_IDS: usize = 2000;
@@ -38,7 +38,7 @@ pub struct TagState {
 }
 
 fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {
-    DateTime::parse_from_str(s, TIMESTAMP_FORMAT).ok()
+    parse_timestamp(s)
 }
 
 impl State {

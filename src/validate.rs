@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike, FixedOffset};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use validator::ValidateUrl;
@@ -17,6 +17,13 @@ use crate::records::{Domain, Field, Kind, Record, Rule, MEDIA_PRODUCT_TYPES, MED
 pub const EPOCH: &str = "1970-01-01T00:00:00+0000";
 /// The timestamp format of the contract.
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
+/// The years a post timestamp may carry. Instagram began in 2010; a year far past today is a
+/// broken value, and letting one through would push the hashtag watermark into the future.
+pub const PLAUSIBLE_YEARS: std::ops::RangeInclusive<i32> = 2010..=2100;
+/// Stands where `graph` found a character it could not decode (an unpaired UTF-16 surrogate
+/// escape, invalid UTF-8). A noncharacter, so it does not occur in real text: validation turns
+/// it into U+FFFD and counts the field as defaulted (`Reason::InvalidUnicode`).
+pub const UNDECODABLE: char = '\u{FDD0}';
 
 /// Why a value was replaced by its default, or a record dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -38,6 +45,8 @@ pub enum Reason {
     NotNumeric,
     /// The element is not a JSON object at all.
     NotAnObject,
+    /// The text held a character that could not be decoded; it is kept with U+FFFD in its place.
+    InvalidUnicode,
 }
 
 /// The configurable part of the rules: the allowed values of each [`Domain`].
@@ -160,6 +169,14 @@ pub fn record(
     }
     for f in kind.fields() {
         match check(f, obj.get(f.api), rules) {
+            Ok(Value::String(text)) if text.contains(UNDECODABLE) => {
+                // Keep the text: only the undecodable characters are lost, and that is counted.
+                tally.default_field(kind, f.name, Reason::InvalidUnicode);
+                out.insert(
+                    f.name.to_string(),
+                    Value::String(text.replace(UNDECODABLE, "\u{FFFD}")),
+                );
+            }
             Ok(v) => {
                 out.insert(f.name.to_string(), v);
             }
@@ -227,9 +244,9 @@ fn check(field: &Field, value: Option<&Value>, rules: &Rules) -> Result<Value, R
         }
         Rule::Timestamp => {
             let s = value.as_str().ok_or(Reason::WrongType)?;
-            DateTime::parse_from_str(s, TIMESTAMP_FORMAT)
+            parse_timestamp(s)
                 .map(|_| Value::String(s.to_string()))
-                .map_err(|_| Reason::BadTimestamp)
+                .ok_or(Reason::BadTimestamp)
         }
         Rule::Count => match value {
             Value::Number(n) => n.as_u64().map(Value::from).ok_or(Reason::NotACount),
@@ -246,10 +263,32 @@ fn check(field: &Field, value: Option<&Value>, rules: &Rules) -> Result<Value, R
     }
 }
 
+/// A timestamp in the Graph form only (`2023-09-02T00:00:15+0000`: four-digit year, two-digit
+/// fields, a `±hhmm` offset) with a plausible year. chrono alone also accepts `+00:00`, a leading
+/// space, one-digit fields and years like 9999 or -0001; none of those come from the API.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<FixedOffset>> {
+    const SHAPE: &[u8; 24] = b"dddd-dd-ddTdd:dd:dd+dddd";
+    let b = s.as_bytes();
+    if b.len() != SHAPE.len() {
+        return None;
+    }
+    let shaped = b.iter().zip(SHAPE).all(|(c, want)| match want {
+        b'd' => c.is_ascii_digit(),
+        b'+' => *c == b'+' || *c == b'-',
+        other => c == other,
+    });
+    if !shaped {
+        return None;
+    }
+    DateTime::parse_from_str(s, TIMESTAMP_FORMAT)
+        .ok()
+        .filter(|t| PLAUSIBLE_YEARS.contains(&t.year()))
+}
+
 fn check_id(value: Option<&Value>) -> Result<Value, Reason> {
     match value {
         None | Some(Value::Null) => Err(Reason::Missing),
-        Some(Value::String(s)) if crate::config::is_digits(s) => Ok(Value::String(s.clone())),
+        Some(Value::String(s)) if is_digits(s) => Ok(Value::String(s.clone())),
         Some(Value::String(_)) => Err(Reason::NotNumeric),
         Some(Value::Number(n)) => n
             .as_u64()
@@ -257,6 +296,11 @@ fn check_id(value: Option<&Value>) -> Result<Value, Reason> {
             .ok_or(Reason::NotNumeric),
         Some(_) => Err(Reason::WrongType),
     }
+}
+
+/// True for a non-empty string of ASCII digits: the shape of every Instagram id.
+pub fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// An absolute http or https URL with a host.

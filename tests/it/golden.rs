@@ -1,7 +1,7 @@
 //! Recorded responses rebuilt from the replaced system's outputs flatten to those outputs,
 //! record by record, field order included.
 
-use ig_collector::collect::{flatten_brand, flatten_hashtag_page};
+use ig_collector::graph::shapes;
 use ig_collector::records::{Kind, Record};
 use ig_collector::validate::{Reason, Tally};
 use serde_json::Value;
@@ -37,7 +37,7 @@ fn recorded_brand_responses_flatten_to_the_sample_brand_and_media_records() {
                 .join("brands")
                 .join(format!("{}.json", target.username)),
         );
-        let batch = flatten_brand(&body, target, &config.validation, &mut tally)
+        let batch = shapes::brand(&body, target, &config.validation, &mut tally)
             .expect("a business_discovery body");
         brands.extend(batch.brand);
         media.extend(batch.media);
@@ -95,8 +95,9 @@ fn recorded_hashtag_pages_flatten_to_the_sample_media_hashtag_records_of_both_ru
                     .join(format!("{}.json", target.hashtag)),
             );
             records.extend(
-                flatten_hashtag_page(&body, target, &config.validation, &mut tally)
-                    .expect("a data array"),
+                shapes::hashtag_page(&body, target, &config.validation, &mut tally)
+                    .expect("a data array")
+                    .records,
             );
         }
         assert_same_records(

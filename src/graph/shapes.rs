@@ -1,0 +1,99 @@
+//! Graph response shapes → records: the `business_discovery` object with its `media` edge, and a
+//! `recent_media` page with its `paging` cursor. Together with the rest of `graph`, the only code
+//! that knows how Graph JSON is laid out; `validate` sees one API object at a time.
+
+use serde_json::Value;
+
+use super::{ErrorKind, GraphError};
+use crate::config::Target;
+use crate::records::{Batch, Kind, Record};
+use crate::validate::{self, Reason, Rules, Tally};
+
+/// A `business_discovery` response: one brand record and its media records.
+///
+/// A `media` edge that is missing or not an object with a `data` array yields no media and is
+/// counted (`brand.media`, missing or wrong type), so an account whose media vanish shows up.
+pub fn brand(
+    body: &Value,
+    target: &Target,
+    rules: &Rules,
+    tally: &mut Tally,
+) -> Result<Batch, GraphError> {
+    let Some(bd) = body.get("business_discovery").filter(|v| v.is_object()) else {
+        return Err(bad_shape("the response has no business_discovery object"));
+    };
+    let mut batch = Batch::default();
+    // The media belong to the account even if its own record is dropped for a bad id.
+    let owner = validate::valid_id(bd.get("id")).unwrap_or_else(|| target.user_id.clone());
+    if let Some(brand) = validate::record(Kind::Brand, bd, None, rules, tally) {
+        batch.brand.push(brand);
+    }
+    let media = match bd.get("media") {
+        None | Some(Value::Null) => {
+            tally.default_field(Kind::Brand, "media", Reason::Missing);
+            &[][..]
+        }
+        Some(m) => match m.get("data").and_then(Value::as_array) {
+            Some(data) => data.as_slice(),
+            None => {
+                tally.default_field(Kind::Brand, "media", Reason::WrongType);
+                &[][..]
+            }
+        },
+    };
+    batch.media = validate::records(Kind::Media, media, Some(&owner), rules, tally);
+    Ok(batch)
+}
+
+/// One `recent_media` page, flattened.
+#[derive(Debug, Default)]
+pub struct HashtagPage {
+    /// The page's records (owned by the brand whose hashtag found them), in API order.
+    pub records: Vec<Record>,
+    /// The cursor of the next page, when the API says there is one (`paging.next`).
+    pub after: Option<String>,
+}
+
+/// A `recent_media` page: its records and the cursor of the next page.
+pub fn hashtag_page(
+    body: &Value,
+    target: &Target,
+    rules: &Rules,
+    tally: &mut Tally,
+) -> Result<HashtagPage, GraphError> {
+    let Some(data) = body.get("data").and_then(Value::as_array) else {
+        return Err(bad_shape("the response has no data array"));
+    };
+    let after = body
+        .get("paging")
+        .filter(|p| p.get("next").is_some())
+        .and_then(|p| p.pointer("/cursors/after"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    Ok(HashtagPage {
+        records: validate::records(
+            Kind::MediaHashtag,
+            data,
+            Some(&target.user_id),
+            rules,
+            tally,
+        ),
+        after,
+    })
+}
+
+/// The id `ig_hashtag_search` answered, if it is a valid id.
+pub fn hashtag_search_id(body: &Value) -> Option<String> {
+    body.get("data")
+        .and_then(Value::as_array)
+        .and_then(|d| d.first())
+        .and_then(|h| validate::valid_id(h.get("id")))
+}
+
+fn bad_shape(message: &str) -> GraphError {
+    GraphError {
+        attempts: 1,
+        ..GraphError::local(ErrorKind::BadResponse, message)
+    }
+}
