@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 
-use crate::collect::{self, App, Job, RunError, RunSummary};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
+
+use crate::collect::{self, App, Deadlines, Job, RunError, RunSummary};
 use crate::setup::{self, Choice, SetupError};
 use crate::telemetry;
 
@@ -25,6 +28,10 @@ pub enum InvocationError {
     BadEvent(String),
     #[error("{0}")]
     Run(#[from] RunError),
+    /// A defect: the run panicked. Reported with its message instead of the runtime's opaque
+    /// `Box<dyn Any>` error type, so the log says what broke.
+    #[error("internal error, please report it: the run panicked: {0}")]
+    Panic(String),
 }
 
 impl From<InvocationError> for Diagnostic {
@@ -33,6 +40,7 @@ impl From<InvocationError> for Diagnostic {
             InvocationError::Setup(s) => s.kind_name(),
             InvocationError::BadEvent(_) => "BadEvent",
             InvocationError::Run(r) => r.kind_name(),
+            InvocationError::Panic(_) => "InternalError",
         };
         Diagnostic {
             error_type: error_type.to_string(),
@@ -91,13 +99,25 @@ impl Handler {
             .as_ref()
             .map_err(|e| InvocationError::Setup(e.clone()))?;
         let scheduled = scheduled_time(&event.payload)?;
-        let deadline = deadline_of(event.context.deadline, app.config.retry.deadline_margin);
+        let deadlines = deadlines_of(event.context.deadline, app.config.retry.deadline_margin);
         drop(_enter);
-        let result = tracing::Instrument::instrument(
-            collect::run(app, self.job, scheduled, deadline),
+        let run = tracing::Instrument::instrument(
+            collect::run_until(app, self.job, scheduled, deadlines),
             span.clone(),
-        )
-        .await;
+        );
+        let result = match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                let _enter = span.enter();
+                tracing::error!(error_type = "InternalError", "the run panicked: {message}");
+                return Err(InvocationError::Panic(message));
+            }
+        };
         let _enter = span.enter();
         let summary = match &result {
             Ok(s) => s,
@@ -116,17 +136,26 @@ impl Handler {
     }
 }
 
-/// The run deadline: the invocation's deadline (epoch ms) less the margin, as an `Instant`.
-fn deadline_of(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+/// How long before the invocation's deadline the last S3 call must have ended, so the summary,
+/// the metrics line and the answer still go out.
+pub const ANSWER_RESERVE: Duration = Duration::from_millis(700);
+
+/// The run's deadlines from the invocation's (epoch ms): Graph calls stop `margin` before it,
+/// S3 calls [`ANSWER_RESERVE`] before it.
+pub fn deadlines_of(deadline_ms: u64, margin: Duration) -> Deadlines {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    if deadline_ms == 0 {
-        return None;
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    if deadline_ms == 0 || now_ms == 0 {
+        return Deadlines::default();
     }
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(margin);
-    Some(Instant::now() + left)
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let at = |before: Duration| Instant::now().checked_add(left.saturating_sub(before));
+    Deadlines {
+        calls: at(margin.max(ANSWER_RESERVE)),
+        writes: at(ANSWER_RESERVE),
+    }
 }
 
 /// The whole of a Lambda binary: JSON logs, cold-start setup, then the runtime loop.

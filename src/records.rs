@@ -163,14 +163,6 @@ impl Batch {
         }
     }
 
-    pub fn get_mut(&mut self, kind: Kind) -> &mut Vec<Record> {
-        match kind {
-            Kind::Brand => &mut self.brand,
-            Kind::Media => &mut self.media,
-            Kind::MediaHashtag => &mut self.media_hashtag,
-        }
-    }
-
     pub fn append(&mut self, other: Batch) {
         self.brand.extend(other.brand);
         self.media.extend(other.media);
@@ -229,6 +221,65 @@ pub fn render(records: &[Record], format: Format) -> Vec<u8> {
     out
 }
 
+/// Reads a written object back, in either format (a JSON array, or one object per line).
+pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    if text.trim_start().starts_with('[') {
+        return serde_json::from_str(text).map_err(|e| format!("not a JSON array of records: {e}"));
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("line {} is not a record: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// What makes two records of a kind the same record: the owning brand and the record's own id.
+/// A post found by two brands' hashtags is two `media_hashtag` records.
+fn identity<'r>(kind: Kind, r: &'r Record) -> (&'r str, &'r str) {
+    let text = |name: &str| r.get(name).and_then(Value::as_str).unwrap_or_default();
+    match kind.parent_field() {
+        Some(parent) => (text(parent), text(kind.id_field())),
+        None => ("", text(kind.id_field())),
+    }
+}
+
+/// Merges a run's records into what an earlier delivery of the same scheduled time wrote: the
+/// existing records keep their place; one with the same identity is replaced by the newer copy
+/// (fresher counts); the rest are appended in their order. Nothing already written is removed,
+/// which is what makes a redelivery safe. Returns whether anything changed.
+pub fn merge(kind: Kind, existing: &mut Vec<Record>, new: Vec<Record>) -> bool {
+    let mut index: std::collections::HashMap<(String, String), usize> = existing
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (a, b) = identity(kind, r);
+            ((a.to_string(), b.to_string()), i)
+        })
+        .collect();
+    let mut changed = false;
+    for r in new {
+        let (a, b) = identity(kind, &r);
+        let id = (a.to_string(), b.to_string());
+        match index.get(&id) {
+            Some(&i) => {
+                if existing[i] != r {
+                    existing[i] = r;
+                    changed = true;
+                }
+            }
+            None => {
+                index.insert(id, existing.len());
+                existing.push(r);
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +305,51 @@ mod tests {
             Kind::Brand.api_fields(),
             "id,username,name,profile_picture_url,followers_count,media_count"
         );
+    }
+
+    fn post(user: &str, id: &str, likes: u64) -> Record {
+        let mut r = Record::new();
+        r.insert("user_id".into(), Value::from(user));
+        r.insert("media_id".into(), Value::from(id));
+        r.insert("like_count".into(), Value::from(likes));
+        r
+    }
+
+    #[test]
+    fn merging_keeps_every_written_record_refreshes_counts_and_appends_new_ones() {
+        let mut written = vec![post("1", "10", 5), post("1", "11", 7), post("2", "10", 1)];
+        let changed = merge(
+            Kind::MediaHashtag,
+            &mut written,
+            vec![post("1", "11", 9), post("1", "12", 0)],
+        );
+        assert!(changed);
+        assert_eq!(
+            written,
+            vec![
+                post("1", "10", 5),
+                post("1", "11", 9),
+                post("2", "10", 1),
+                post("1", "12", 0)
+            ]
+        );
+        assert!(!merge(
+            Kind::MediaHashtag,
+            &mut written,
+            vec![post("2", "10", 1)]
+        ));
+        assert!(!merge(Kind::MediaHashtag, &mut written, Vec::new()));
+    }
+
+    #[test]
+    fn both_formats_read_back_as_written() {
+        let records = vec![post("1", "10", 5), post("2", "11", 0)];
+        for format in [Format::Json, Format::Ndjson] {
+            assert_eq!(parse(&render(&records, format)), Ok(records.clone()));
+        }
+        assert_eq!(parse(&render(&[], Format::Json)), Ok(Vec::new()));
+        assert_eq!(parse(b""), Ok(Vec::new()));
+        assert!(parse(b"[{\"a\": 1}").is_err());
+        assert!(parse(b"{\"a\": 1}\nnot json\n").is_err());
     }
 }

@@ -19,8 +19,11 @@ pub enum SetupError {
         "IG_USER_ID is not set: the Instagram business account id the Graph calls are made as"
     )]
     MissingUserId,
-    #[error("IG_USER_ID `{0}` is not a numeric Instagram user id")]
-    BadUserId(String),
+    #[error("IG_USER_ID lists {0} ids but the secret holds one token: set one id, or store {{\"credentials\": [...]}} in the secret")]
+    UserIdCount(usize),
+    /// The value is not shown: a token pasted into the wrong variable would be printed.
+    #[error("IG_USER_ID entry {0} (counting from 1) is not a numeric Instagram user id; its value is not shown, in case it is a token")]
+    BadUserId(usize),
     #[error("IG_USER_ID lists {ids} ids but IG_ACCESS_TOKEN {tokens} tokens: give one token per id, comma-separated")]
     CredentialCount { ids: usize, tokens: usize },
     #[error("could not read the token secret {arn}: {message}")]
@@ -37,6 +40,7 @@ impl SetupError {
             SetupError::Config(_) => "ConfigInvalid",
             SetupError::MissingToken | SetupError::Secret { .. } => "TokenUnavailable",
             SetupError::MissingUserId
+            | SetupError::UserIdCount(_)
             | SetupError::BadUserId(_)
             | SetupError::CredentialCount { .. } => "UserIdInvalid",
             SetupError::MissingBucket => "BucketMissing",
@@ -85,7 +89,7 @@ pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
         }
     };
     let sink = match (env("BUCKET"), &choice.out_dir) {
-        (Some(bucket), _) => Sink::s3_from_env(bucket).await,
+        (Some(bucket), _) => Sink::s3_from_env(bucket, &config.sink).await,
         (None, Some(dir)) => Sink::Dir(dir.clone()),
         (None, None) => return Err(SetupError::MissingBucket),
     };
@@ -117,8 +121,10 @@ pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
                 SecretValue::Many(many) => many,
                 SecretValue::One(token, app) => {
                     let ids = list(env("IG_USER_ID"));
-                    if ids.len() != 1 {
-                        return Err(SetupError::MissingUserId);
+                    match ids.len() {
+                        0 => return Err(SetupError::MissingUserId),
+                        1 => {}
+                        n => return Err(SetupError::UserIdCount(n)),
                     }
                     vec![(ids[0].clone(), token, app)]
                 }
@@ -146,9 +152,9 @@ pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
         }
     };
     let mut out = Vec::with_capacity(pairs.len());
-    for (ig_user_id, token, app) in pairs {
-        if !crate::config::is_digits(&ig_user_id) {
-            return Err(SetupError::BadUserId(ig_user_id));
+    for (i, (ig_user_id, token, app)) in pairs.into_iter().enumerate() {
+        if !crate::validate::is_digits(&ig_user_id) {
+            return Err(SetupError::BadUserId(i + 1));
         }
         out.push(Credentials {
             ig_user_id,

@@ -1,18 +1,81 @@
 //! Where records go: **the only module that knows S3.** A local folder stands in for a bucket
 //! on the CLI, with the same keys.
+//!
+//! Every call is bounded twice: by the SDK's connect and operation timeouts
+//! (`[sink]` in `configure.toml`), and by the run's own end (`until`), so a stalled S3 can never
+//! keep an invocation past its deadline. Writes can be conditional (`If-None-Match: *`,
+//! `If-Match: <etag>`): that is how overlapping and redelivered runs merge instead of replacing
+//! each other's objects. This module does not decide what to merge; `collect` does.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use sha2::{Digest, Sha256};
 
-/// A write that did not happen. The run fails with it, so Lambda retries the invocation.
+use crate::config::SinkSettings;
+
+/// What a failed sink call was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    List,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::List => "list",
+        }
+    }
+}
+
+/// A sink call that did not happen. The run fails with it, so Lambda retries the invocation.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("could not write {location}: {message}")]
+#[error("could not {} {location}: {message}", op.verb())]
 pub struct SinkError {
+    pub op: Op,
     /// `s3://bucket/key` or the file path.
     pub location: String,
     pub message: String,
+    /// True when the call ran out of time (its timeout or the run's end).
+    pub timed_out: bool,
+}
+
+/// An object as read, with the version tag a conditional write can name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub body: Vec<u8>,
+    /// The ETag (S3) or a content hash (folder); `If-Match` compares it.
+    pub etag: String,
+}
+
+/// The condition a write is made under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Only if there is no object under the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object is still this version (`If-Match`).
+    Matches(String),
+}
+
+/// What a conditional write found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The object was written; its new version tag.
+    Done(String),
+    /// The condition did not hold: another run wrote the key first (HTTP 412, or 409 for a
+    /// concurrent conditional write). Nothing was written.
+    Conflict,
 }
 
 /// The destination of a run's objects.
@@ -21,25 +84,47 @@ pub enum Sink {
     S3 {
         client: aws_sdk_s3::Client,
         bucket: String,
+        /// The bound of one call, retries included.
+        operation_timeout: Duration,
     },
     Dir(PathBuf),
 }
 
 impl Sink {
     /// An S3 sink from the standard AWS environment (region, credentials, and the
-    /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` overrides). Path-style addressing is used when
-    /// an endpoint is overridden, because local S3 servers rarely serve virtual-host buckets.
-    pub async fn s3_from_env(bucket: String) -> Sink {
+    /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` overrides).
+    pub async fn s3_from_env(bucket: String, settings: &SinkSettings) -> Sink {
         let shared = aws_config::load_from_env().await;
         let overridden = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(overridden)
+        Sink::s3(&shared, overridden, bucket, settings)
+    }
+
+    /// An S3 sink from an SDK configuration, with this crate's timeouts and retries. Path-style
+    /// addressing when the endpoint is overridden, because local S3 servers rarely serve
+    /// virtual-host buckets.
+    pub fn s3(
+        shared: &aws_config::SdkConfig,
+        path_style: bool,
+        bucket: String,
+        settings: &SinkSettings,
+    ) -> Sink {
+        let conf = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(path_style)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .read_timeout(settings.operation_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
             .build();
         Sink::S3 {
             client: aws_sdk_s3::Client::from_conf(conf),
             bucket,
+            operation_timeout: settings.operation_timeout,
         }
     }
 
@@ -51,100 +136,205 @@ impl Sink {
         }
     }
 
-    /// Writes one object, replacing any object with the same key.
-    ///
-    /// Overwrite, not a conditional put, is the idempotency rule: keys are derived from the
-    /// scheduled time only, so a redelivered event writes the same keys again and leaves exactly
-    /// one object per key, holding the latest complete delivery.
-    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), SinkError> {
-        let location = self.location(key);
-        match self {
-            Sink::S3 { client, bucket } => client
-                .put_object()
-                .bucket(bucket)
-                .key(key)
-                .content_type(content_type)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| SinkError {
-                    location,
-                    message: DisplayErrorContext(&e).to_string(),
-                }),
-            Sink::Dir(root) => {
-                let path = root.join(key);
-                let err = |e: std::io::Error| SinkError {
-                    location: path.display().to_string(),
-                    message: e.to_string(),
-                };
-                if let Some(parent) = path.parent() {
-                    tokio::fs::create_dir_all(parent).await.map_err(err)?;
-                }
-                // Write then rename, so a reader never sees half a file.
-                let tmp = path.with_extension("partial");
-                tokio::fs::write(&tmp, &body).await.map_err(err)?;
-                tokio::fs::rename(&tmp, &path).await.map_err(err)
-            }
+    /// Runs one call within its bound: the operation timeout and the run's end, whichever
+    /// comes first. The SDK's own timeouts do not cover a body that stops half-way.
+    async fn bounded<T>(
+        &self,
+        op: Op,
+        key: &str,
+        until: Option<Instant>,
+        call: impl std::future::Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        let limit = match self {
+            Sink::S3 {
+                operation_timeout, ..
+            } => *operation_timeout,
+            // A local disk has no stall to guard against beyond the run's end.
+            Sink::Dir(_) => Duration::from_secs(3600),
+        };
+        let (limit, why) = match until.map(|u| u.saturating_duration_since(Instant::now())) {
+            Some(left) if left < limit => (left, "the run's time ran out"),
+            _ => (
+                limit,
+                "the operation timeout (sink.operation_timeout_secs) passed",
+            ),
+        };
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(SinkError {
+                op,
+                location: self.location(key),
+                message: format!("no answer within {} ms: {why}", limit.as_millis()),
+                timed_out: true,
+            }),
         }
     }
 
-    /// Reads one object; `Ok(None)` when there is none under that key.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        let location = self.location(key);
-        match self {
-            Sink::S3 { client, bucket } => {
-                match client.get_object().bucket(bucket).key(key).send().await {
-                    Ok(out) => out
-                        .body
-                        .collect()
-                        .await
-                        .map(|b| Some(b.into_bytes().to_vec()))
-                        .map_err(|e| SinkError {
-                            location,
-                            message: e.to_string(),
-                        }),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                    Err(e) => Err(SinkError {
-                        location,
-                        message: DisplayErrorContext(&e).to_string(),
-                    }),
+    /// Writes one object under `condition`, by `until` at the latest.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: &Condition,
+        until: Option<Instant>,
+    ) -> Result<Written, SinkError> {
+        let fail = |message: String| SinkError {
+            op: Op::Write,
+            location: self.location(key),
+            message,
+            timed_out: false,
+        };
+        let call = async {
+            match self {
+                Sink::S3 { client, bucket, .. } => {
+                    let mut req = client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .content_type(content_type)
+                        .body(ByteStream::from(body));
+                    req = match condition {
+                        Condition::Overwrite => req,
+                        Condition::Absent => req.if_none_match("*"),
+                        Condition::Matches(etag) => req.if_match(etag),
+                    };
+                    match req.send().await {
+                        Ok(out) => Ok(Written::Done(out.e_tag().unwrap_or_default().to_string())),
+                        Err(e) if is_conflict(&e) => Ok(Written::Conflict),
+                        Err(e) => Err(fail(DisplayErrorContext(&e).to_string())),
+                    }
+                }
+                Sink::Dir(root) => {
+                    let path = root.join(key);
+                    let err = |e: std::io::Error| fail(e.to_string());
+                    // Checked, then written: the folder sink serves one CLI process at a time.
+                    let current = read_file(&path).await.map_err(err)?;
+                    let holds = match (condition, &current) {
+                        (Condition::Overwrite, _) => true,
+                        (Condition::Absent, c) => c.is_none(),
+                        (Condition::Matches(tag), Some(c)) => &content_tag(c) == tag,
+                        (Condition::Matches(_), None) => false,
+                    };
+                    if !holds {
+                        return Ok(Written::Conflict);
+                    }
+                    if let Some(parent) = path.parent() {
+                        tokio::fs::create_dir_all(parent).await.map_err(err)?;
+                    }
+                    // Write then rename, so a reader never sees half a file.
+                    let tmp = path.with_extension("partial");
+                    tokio::fs::write(&tmp, &body).await.map_err(err)?;
+                    tokio::fs::rename(&tmp, &path).await.map_err(err)?;
+                    Ok(Written::Done(content_tag(&body)))
                 }
             }
-            Sink::Dir(root) => match tokio::fs::read(root.join(key)).await {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(SinkError {
-                    location,
-                    message: e.to_string(),
-                }),
-            },
-        }
+        };
+        self.bounded(Op::Write, key, until, call).await
+    }
+
+    /// Reads one object; `Ok(None)` only when there is no object under that key. Any other
+    /// failure (a 403, a 500 that outlived the retries, a timeout) is an error: a caller that
+    /// took it for "no object" would act on a false picture.
+    pub async fn get(
+        &self,
+        key: &str,
+        until: Option<Instant>,
+    ) -> Result<Option<Object>, SinkError> {
+        let fail = |message: String| SinkError {
+            op: Op::Read,
+            location: self.location(key),
+            message,
+            timed_out: false,
+        };
+        let call = async {
+            match self {
+                Sink::S3 { client, bucket, .. } => {
+                    match client.get_object().bucket(bucket).key(key).send().await {
+                        Ok(out) => {
+                            let etag = out.e_tag().unwrap_or_default().to_string();
+                            let body = out.body.collect().await.map_err(|e| fail(e.to_string()))?;
+                            Ok(Some(Object {
+                                body: body.into_bytes().to_vec(),
+                                etag,
+                            }))
+                        }
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                            Ok(None)
+                        }
+                        Err(e) => Err(fail(DisplayErrorContext(&e).to_string())),
+                    }
+                }
+                Sink::Dir(root) => match read_file(&root.join(key)).await {
+                    Ok(Some(body)) => Ok(Some(Object {
+                        etag: content_tag(&body),
+                        body,
+                    })),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(fail(e.to_string())),
+                },
+            }
+        };
+        self.bounded(Op::Read, key, until, call).await
     }
 
     /// Every key under `prefix` (S3 only; a folder is read directly).
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
-        let Sink::S3 { client, bucket } = self else {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        until: Option<Instant>,
+    ) -> Result<Vec<String>, SinkError> {
+        let Sink::S3 { client, bucket, .. } = self else {
             return Ok(Vec::new());
         };
-        let mut keys = Vec::new();
-        let mut pages = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| SinkError {
-                location: self.location(prefix),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
-        }
-        Ok(keys)
+        let call = async {
+            let mut keys = Vec::new();
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| SinkError {
+                    op: Op::List,
+                    location: self.location(prefix),
+                    message: DisplayErrorContext(&e).to_string(),
+                    timed_out: false,
+                })?;
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_string)),
+                );
+            }
+            Ok(keys)
+        };
+        self.bounded(Op::List, prefix, until, call).await
+    }
+}
+
+/// 412 Precondition Failed, or 409 ConditionalRequestConflict (two conditional writes to one
+/// key at once): either way another writer got there first.
+fn is_conflict<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    matches!(
+        e.code(),
+        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+    ) || matches!(
+        e.raw_response().map(|r| r.status().as_u16()),
+        Some(412) | Some(409)
+    )
+}
+
+/// The folder sink's version tag: a content hash, as an ETag is for a simple S3 upload.
+fn content_tag(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha256::digest(body)))
+}
+
+async fn read_file(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+    match tokio::fs::read(path).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }

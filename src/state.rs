@@ -4,22 +4,35 @@
 //! `recent_media` is not strictly ordered by time and repeats posts across runs, so a post is
 //! recognised by its id; the timestamp only bounds how long ids are kept and tells whether a page
 //! still reaches into time not covered yet.
+//!
+//! The state only moves forward. Two runs that read the same state (an overlap, a redelivery)
+//! each advance it, and the second to write [`State::merge`]s its result into what the first
+//! wrote: known ids are united, the watermark and `as_of` take the later value. So a run of an
+//! older scheduled time arriving late can add what it saw but never takes anything back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::validate::parse_timestamp;
+use crate::validate::{is_digits, parse_timestamp};
 
 /// The most ids kept per hashtag, newest first; bounds the state object's size.
 pub const MAX_KNOWN_IDS: usize = 2000;
+
+/// How far past the scheduled time a post timestamp may be and still move the watermark.
+/// Clocks differ a little; a post "from tomorrow" (or year 9999) is a broken value, and as a
+/// watermark it would make every real post look old and turn extra pages off.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 
 /// The state object (`state/hashtags.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
+    /// The latest scheduled time (RFC 3339, UTC) whose run wrote into this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
     pub hashtags: BTreeMap<String, TagState>,
 }
 
@@ -41,14 +54,90 @@ fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {
     parse_timestamp(s)
 }
 
+fn window_floor(watermark: Option<&str>, window: Duration) -> Option<DateTime<FixedOffset>> {
+    let mark = watermark.and_then(parse_ts)?;
+    let window = chrono::Duration::from_std(window).ok()?;
+    mark.checked_sub_signed(window)
+}
+
 impl State {
-    /// Parses the stored state; a missing or unreadable one is reported, never fatal.
-    pub fn parse(bytes: &[u8]) -> Result<State, String> {
-        serde_json::from_slice::<State>(bytes).map_err(|e| format!("unreadable state: {e}"))
+    /// Parses the stored state. Entries that could not have been written by this program (a
+    /// hashtag id or post id that is not all digits, an unreadable timestamp) are left out and
+    /// described, so a damaged or hostile state cannot steer a request or a comparison.
+    pub fn parse(bytes: &[u8]) -> Result<(State, Vec<String>), String> {
+        let mut state =
+            serde_json::from_slice::<State>(bytes).map_err(|e| format!("unreadable state: {e}"))?;
+        let mut notes = Vec::new();
+        if state
+            .as_of
+            .as_deref()
+            .is_some_and(|t| DateTime::parse_from_rfc3339(t).is_err())
+        {
+            notes.push("as_of is not an RFC 3339 time: ignored".to_string());
+            state.as_of = None;
+        }
+        for (tag, t) in state.hashtags.iter_mut() {
+            if t.hashtag_id.as_deref().is_some_and(|id| !is_digits(id)) {
+                notes.push(format!(
+                    "#{tag}: hashtag_id is not numeric: ignored, resolved again"
+                ));
+                t.hashtag_id = None;
+            }
+            if t.watermark
+                .as_deref()
+                .is_some_and(|w| parse_ts(w).is_none())
+            {
+                notes.push(format!("#{tag}: unreadable watermark: ignored"));
+                t.watermark = None;
+            }
+            let before = t.known.len();
+            t.known
+                .retain(|id, ts| is_digits(id) && parse_ts(ts).is_some());
+            if t.known.len() < before {
+                notes.push(format!(
+                    "#{tag}: {} unreadable known ids ignored",
+                    before - t.known.len()
+                ));
+            }
+        }
+        Ok((state, notes))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// `as_of` as a time, when readable.
+    pub fn as_of_time(&self) -> Option<DateTime<Utc>> {
+        self.as_of
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// Records that a run scheduled at `scheduled` wrote into the state: `as_of` never goes back.
+    pub fn mark_as_of(&mut self, scheduled: DateTime<Utc>) {
+        if self.as_of_time().is_none_or(|t| t < scheduled) {
+            self.as_of = Some(scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
+    }
+
+    /// This state and another written meanwhile, combined: every hashtag of either, each merged
+    /// with [`TagState::merge`], and the later `as_of`.
+    pub fn merge(&self, other: &State, window: Duration) -> State {
+        let mut out = self.clone();
+        if let Some(t) = other.as_of_time() {
+            out.mark_as_of(t);
+        }
+        out.version = self.version.max(other.version);
+        for (tag, theirs) in &other.hashtags {
+            let merged = match self.hashtags.get(tag) {
+                Some(mine) => mine.merge(theirs, window),
+                None => theirs.clone(),
+            };
+            out.hashtags.insert(tag.clone(), merged);
+        }
+        out
     }
 }
 
@@ -60,70 +149,105 @@ impl TagState {
     /// True when a post of this time is inside the window the state covers, so a page holding a
     /// new one may be followed by more new posts.
     pub fn is_recent(&self, timestamp: &str, window: Duration) -> bool {
-        let (Some(mark), Some(ts)) = (
-            self.watermark.as_deref().and_then(parse_ts),
+        match (
+            window_floor(self.watermark.as_deref(), window),
             parse_ts(timestamp),
-        ) else {
-            return false;
-        };
-        let window = chrono::Duration::from_std(window).unwrap_or_default();
-        ts >= mark - window
+        ) {
+            (Some(floor), Some(ts)) => ts >= floor,
+            _ => false,
+        }
     }
 
-    /// The state after a run that saw `seen` (id, timestamp) posts: the watermark moves to the
-    /// newest post, and every id seen this run or still within the window is kept.
+    /// The state after a run scheduled at `scheduled` saw `seen` (id, timestamp) posts: the
+    /// watermark moves to the newest post no later than `scheduled` + [`MAX_CLOCK_SKEW`], and
+    /// every id seen this run or still within the window is kept.
     pub fn advance(
         &self,
         seen: &[(String, String)],
         window: Duration,
         hashtag_id: Option<String>,
+        scheduled: DateTime<Utc>,
     ) -> TagState {
-        let candidates = seen
+        let cap = chrono::Duration::from_std(MAX_CLOCK_SKEW)
+            .ok()
+            .and_then(|skew| scheduled.checked_add_signed(skew))
+            .unwrap_or(scheduled);
+        let watermark = seen
             .iter()
             .map(|(_, ts)| ts.as_str())
-            .chain(self.watermark.as_deref());
-        let watermark = candidates
+            .chain(self.watermark.as_deref())
+            .filter_map(|s| parse_ts(s).map(|t| (t, s)))
+            .filter(|(t, _)| t.with_timezone(&Utc) <= cap)
+            .max_by_key(|(t, _)| *t)
+            .map(|(_, s)| s.to_string());
+        let this_run: HashSet<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+        let entries = self
+            .known
+            .iter()
+            .filter(|(id, _)| !this_run.contains(id.as_str()))
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .chain(seen.iter().cloned());
+        TagState {
+            hashtag_id: hashtag_id.or_else(|| self.hashtag_id.clone()),
+            known: compact(entries, &this_run, watermark.as_deref(), window),
+            watermark,
+        }
+    }
+
+    /// Two states of one hashtag combined: the later watermark, the ids of both within its
+    /// window, and this state's hashtag id if it has one.
+    pub fn merge(&self, other: &TagState, window: Duration) -> TagState {
+        let watermark = [self.watermark.as_deref(), other.watermark.as_deref()]
+            .into_iter()
+            .flatten()
             .filter_map(|s| parse_ts(s).map(|t| (t, s)))
             .max_by_key(|(t, _)| *t)
             .map(|(_, s)| s.to_string());
-        let floor = watermark
-            .as_deref()
-            .and_then(parse_ts)
-            .map(|m| m - chrono::Duration::from_std(window).unwrap_or_default());
-        let this_run: HashSet<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
-        let mut known: Vec<(String, String)> = self
+        let entries = self
             .known
             .iter()
-            .filter(|(id, ts)| {
-                this_run.contains(id.as_str())
-                    || match (parse_ts(ts), floor) {
-                        (Some(t), Some(f)) => t >= f,
-                        _ => false,
-                    }
-            })
-            .map(|(a, b)| (a.clone(), b.clone()))
-            .chain(seen.iter().cloned())
-            .collect();
-        // Newest first, then keep the bound.
-        known.sort_by_key(|b| std::cmp::Reverse(parse_ts(&b.1)));
-        let mut map = BTreeMap::new();
-        for (id, ts) in known {
-            if map.len() >= MAX_KNOWN_IDS {
-                break;
-            }
-            map.entry(id).or_insert(ts);
-        }
+            .chain(other.known.iter())
+            .map(|(a, b)| (a.clone(), b.clone()));
         TagState {
-            hashtag_id: hashtag_id.or_else(|| self.hashtag_id.clone()),
+            hashtag_id: self.hashtag_id.clone().or_else(|| other.hashtag_id.clone()),
+            known: compact(entries, &HashSet::new(), watermark.as_deref(), window),
             watermark,
-            known: map,
         }
     }
+}
+
+/// The known ids to keep: those seen this run, and those within the window behind the
+/// watermark, newest first up to [`MAX_KNOWN_IDS`].
+fn compact(
+    entries: impl Iterator<Item = (String, String)>,
+    this_run: &HashSet<&str>,
+    watermark: Option<&str>,
+    window: Duration,
+) -> BTreeMap<String, String> {
+    let floor = window_floor(watermark, window);
+    let mut kept: Vec<(Option<DateTime<FixedOffset>>, String, String)> = entries
+        .filter_map(|(id, ts)| {
+            let t = parse_ts(&ts);
+            let keep = this_run.contains(id.as_str())
+                || matches!((t, floor), (Some(t), Some(f)) if t >= f);
+            keep.then_some((t, id, ts))
+        })
+        .collect();
+    kept.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut map = BTreeMap::new();
+    for (_, id, ts) in kept {
+        if map.len() >= MAX_KNOWN_IDS {
+            break;
+        }
+        map.entry(id).or_insert(ts);
+    }
+    map
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn seen(items: &[(&str, &str)]) -> Vec<(String, String)> {
         items
@@ -132,23 +256,36 @@ mod tests {
             .collect()
     }
 
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2023, 9, 2, h, m, 0)
+            .single()
+            .expect("time")
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
     #[test]
     fn the_watermark_moves_to_the_newest_post_and_old_ids_age_out() {
-        let hour = Duration::from_secs(3600);
         let first = TagState::default().advance(
             &seen(&[
                 ("1", "2023-09-02T00:00:10+0000"),
                 ("2", "2023-09-01T22:00:00+0000"),
             ]),
-            hour,
+            HOUR,
             Some("99".into()),
+            at(0, 5),
         );
         assert_eq!(first.watermark.as_deref(), Some("2023-09-02T00:00:10+0000"));
         assert!(
             first.is_known("1") && first.is_known("2"),
             "ids seen this run are always kept"
         );
-        let second = first.advance(&seen(&[("3", "2023-09-02T02:00:00+0000")]), hour, None);
+        let second = first.advance(
+            &seen(&[("3", "2023-09-02T02:00:00+0000")]),
+            HOUR,
+            None,
+            at(2, 5),
+        );
         assert_eq!(
             second.watermark.as_deref(),
             Some("2023-09-02T02:00:00+0000")
@@ -159,7 +296,103 @@ mod tests {
             "older than the window and not seen again"
         );
         assert_eq!(second.hashtag_id.as_deref(), Some("99"));
-        assert!(second.is_recent("2023-09-02T01:30:00+0000", hour));
-        assert!(!second.is_recent("2023-09-02T00:30:00+0000", hour));
+        assert!(second.is_recent("2023-09-02T01:30:00+0000", HOUR));
+        assert!(!second.is_recent("2023-09-02T00:30:00+0000", HOUR));
+    }
+
+    #[test]
+    fn a_post_from_the_future_does_not_become_the_watermark() {
+        let next = TagState::default().advance(
+            &seen(&[
+                ("1", "2023-09-02T00:04:00+0000"),
+                ("2", "2099-12-31T23:59:59+0000"),
+                ("3", "2023-09-03T00:04:00+0000"),
+            ]),
+            HOUR,
+            None,
+            at(0, 5),
+        );
+        assert_eq!(next.watermark.as_deref(), Some("2023-09-02T00:04:00+0000"));
+        assert!(next.is_known("2") && next.is_known("3"), "still recognised");
+        // A state poisoned before the cap existed heals on the next run.
+        let poisoned = TagState {
+            watermark: Some("2099-01-01T00:00:00+0000".into()),
+            ..TagState::default()
+        };
+        let healed = poisoned.advance(
+            &seen(&[("4", "2023-09-02T00:09:00+0000")]),
+            HOUR,
+            None,
+            at(0, 10),
+        );
+        assert_eq!(
+            healed.watermark.as_deref(),
+            Some("2023-09-02T00:09:00+0000")
+        );
+    }
+
+    #[test]
+    fn merging_unites_ids_and_never_moves_back() {
+        let a = TagState::default().advance(
+            &seen(&[("1", "2023-09-02T01:00:00+0000")]),
+            HOUR,
+            Some("7".into()),
+            at(1, 5),
+        );
+        let b = TagState::default().advance(
+            &seen(&[("2", "2023-09-02T00:30:00+0000")]),
+            HOUR,
+            None,
+            at(0, 35),
+        );
+        for m in [a.merge(&b, HOUR), b.merge(&a, HOUR)] {
+            assert!(m.is_known("1") && m.is_known("2"));
+            assert_eq!(m.watermark.as_deref(), Some("2023-09-02T01:00:00+0000"));
+            assert_eq!(m.hashtag_id.as_deref(), Some("7"));
+        }
+        let mut newer = State::default();
+        newer.mark_as_of(at(1, 5));
+        let mut older = State::default();
+        older.mark_as_of(at(0, 35));
+        assert_eq!(older.merge(&newer, HOUR).as_of, newer.as_of);
+        assert_eq!(newer.merge(&older, HOUR).as_of, newer.as_of);
+        older.mark_as_of(at(0, 5));
+        assert_eq!(
+            older.as_of_time(),
+            Some(at(0, 35)),
+            "as_of never moves back"
+        );
+    }
+
+    #[test]
+    fn the_known_id_cap_keeps_the_newest() {
+        let many: Vec<(String, String)> = (0..MAX_KNOWN_IDS + 10)
+            .map(|i| {
+                let t = at(0, 0) + chrono::Duration::seconds(i as i64);
+                (
+                    format!("{}", 1000 + i),
+                    t.format(crate::validate::TIMESTAMP_FORMAT).to_string(),
+                )
+            })
+            .collect();
+        let s = TagState::default().advance(&many, HOUR * 24, None, at(2, 0));
+        assert_eq!(s.known.len(), MAX_KNOWN_IDS);
+        assert!(!s.is_known("1000"), "the oldest are dropped first");
+        assert!(s.is_known(&format!("{}", 1000 + MAX_KNOWN_IDS + 9)));
+    }
+
+    #[test]
+    fn a_hostile_state_is_cleaned_on_reading() {
+        let text = br#"{"version": 1, "as_of": "yesterday", "hashtags": {"dior": {
+            "hashtag_id": "../../x?y=", "watermark": "9999-01-01T00:00:00+0000",
+            "known": {"1": "2023-09-02T00:00:00+0000", "../2": "2023-09-02T00:00:00+0000",
+                      "3": "-262143-01-01T00:00:00+0000"}}}}"#;
+        let (state, notes) = State::parse(text).expect("readable");
+        let dior = &state.hashtags["dior"];
+        assert_eq!(dior.hashtag_id, None);
+        assert_eq!(dior.watermark, None);
+        assert_eq!(dior.known.keys().collect::<Vec<_>>(), ["1"]);
+        assert_eq!(state.as_of, None);
+        assert_eq!(notes.len(), 4, "{notes:?}");
     }
 }

@@ -118,14 +118,6 @@ impl Tally {
         self.dropped.values().sum()
     }
 
-    pub fn dropped_of(&self, kind: Kind) -> u64 {
-        self.dropped
-            .iter()
-            .filter(|((k, _, _), _)| *k == kind)
-            .map(|(_, v)| v)
-            .sum()
-    }
-
     fn rows(map: &BTreeMap<(Kind, &'static str, Reason), u64>) -> Vec<TallyRow> {
         map.iter()
             .map(|(&(kind, field, reason), &count)| TallyRow {

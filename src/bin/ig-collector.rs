@@ -95,13 +95,16 @@ fn parse_job(s: &str) -> Result<Job, String> {
     }
 }
 
+/// `--at`: RFC 3339 (`2023-09-02T00:00:15Z`), or the Graph form the outputs carry
+/// (`2023-09-02T00:00:15+0000`), so a time can be pasted straight from a record.
 fn parse_at(text: Option<&str>) -> Result<DateTime<Utc>, String> {
     match text {
         None => Ok(Utc::now()),
         Some(t) => DateTime::parse_from_rfc3339(t)
+            .or_else(|e| ig_collector::validate::parse_timestamp(t).ok_or(e))
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| {
-                format!("--at `{t}` is not an RFC 3339 time like 2023-09-02T00:00:15Z: {e}")
+                format!("--at `{t}` is not a time like 2023-09-02T00:00:15Z or 2023-09-02T00:00:15+0000: {e}")
             }),
     }
 }
@@ -301,14 +304,23 @@ async fn reprocess(
     let dir: PathBuf = match from.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            download = tempfile_dir()?;
-            fetch_capture(bucket, prefix.trim_end_matches('/'), download.path()).await?;
+            download = tempfile::tempdir()
+                .map_err(|e| Failure(2, format!("no temporary folder for the download: {e}")))?;
+            fetch_capture(
+                bucket,
+                prefix.trim_end_matches('/'),
+                download.path(),
+                &config.sink,
+            )
+            .await?;
             download.path().to_path_buf()
         }
         None => PathBuf::from(from),
     };
     let sink = match to.strip_prefix("s3://") {
-        Some(bucket) => Sink::s3_from_env(bucket.trim_end_matches('/').to_string()).await,
+        Some(bucket) => {
+            Sink::s3_from_env(bucket.trim_end_matches('/').to_string(), &config.sink).await
+        }
         None => Sink::Dir(PathBuf::from(to)),
     };
     let app = App {
@@ -319,43 +331,42 @@ async fn reprocess(
     run_one(&app, job, at).await
 }
 
-fn tempfile_dir() -> Result<TempDir, Failure> {
-    let path = std::env::temp_dir().join(format!("ig-collector-reprocess-{}", std::process::id()));
-    std::fs::create_dir_all(&path).map_err(|e| Failure(2, format!("{}: {e}", path.display())))?;
-    Ok(TempDir(path))
-}
-
-/// A folder removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn fetch_capture(bucket: &str, prefix: &str, into: &Path) -> Result<(), Failure> {
-    let source = Sink::s3_from_env(bucket.to_string()).await;
-    let keys = source.list(&format!("{prefix}/")).await?;
+/// Downloads a capture folder. Each key must stay inside the folder once its prefix is taken
+/// off: a key such as `{prefix}/../../tmp/x` is refused, never written outside `into`.
+async fn fetch_capture(
+    bucket: &str,
+    prefix: &str,
+    into: &Path,
+    settings: &ig_collector::config::SinkSettings,
+) -> Result<(), Failure> {
+    let source = Sink::s3_from_env(bucket.to_string(), settings).await;
+    let keys = source.list(&format!("{prefix}/"), None).await?;
     if keys.is_empty() {
         return Err(Failure(2, format!("nothing under s3://{bucket}/{prefix}/")));
     }
     for key in keys {
-        let relative = key.trim_start_matches(prefix).trim_start_matches('/');
-        let Some(body) = source.get(&key).await? else {
+        let relative = key
+            .strip_prefix(prefix)
+            .unwrap_or(&key)
+            .trim_start_matches('/');
+        let safe = !relative.is_empty()
+            && Path::new(relative)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !safe {
+            return Err(Failure(
+                2,
+                format!("s3://{bucket}/{key} would be written outside {}: refused (a capture key must not hold `..`, `.` or an absolute path)", into.display()),
+            ));
+        }
+        let Some(object) = source.get(&key, None).await? else {
             continue;
         };
         let path = into.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Failure(2, e.to_string()))?;
         }
-        std::fs::write(&path, body).map_err(|e| Failure(2, e.to_string()))?;
+        std::fs::write(&path, object.body).map_err(|e| Failure(2, e.to_string()))?;
     }
     Ok(())
 }

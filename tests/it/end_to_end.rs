@@ -3,17 +3,18 @@
 
 use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, App, Job, RunError};
-use ig_collector::sink::Sink;
 use serde_json::Value;
 
 use crate::support::graph::FakeGraph;
-use crate::support::s3::{client_for, S3Server};
+use crate::support::s3::{sink_for, S3Server};
 use crate::support::{self, config_for, read_json, replay_dir, samples_dir, CALLER_ID, TOKEN};
 
 const BUCKET: &str = "ig-raw";
 
-fn app(fake: &FakeGraph, sink: Sink) -> App {
-    support::live_app(config_for(&fake.url()), sink)
+fn app(fake: &FakeGraph, endpoint: &str, bucket: &str) -> App {
+    let config = config_for(&fake.url());
+    let sink = sink_for(endpoint, bucket, &config);
+    support::live_app(config, sink)
 }
 
 fn same_records(ours: &[u8], sample: &Value) {
@@ -39,11 +40,7 @@ async fn both_jobs_write_the_sample_records_to_s3() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let sink = Sink::S3 {
-        client: s3.client(),
-        bucket: BUCKET.into(),
-    };
-    let app = app(&fake, sink);
+    let app = app(&fake, &s3.endpoint, BUCKET);
 
     let brands_at = Utc
         .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
@@ -145,13 +142,7 @@ async fn running_the_same_scheduled_time_twice_leaves_one_object_per_key() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let app = app(
-        &fake,
-        Sink::S3 {
-            client: s3.client(),
-            bucket: BUCKET.into(),
-        },
-    );
+    let app = app(&fake, &s3.endpoint, BUCKET);
     let at = Utc
         .with_ymd_and_hms(2023, 9, 2, 1, 0, 0)
         .single()
@@ -180,11 +171,7 @@ async fn an_unreachable_s3_fails_the_run_naming_the_object() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let sink = Sink::S3 {
-        client: client_for(&format!("http://127.0.0.1:{port}")),
-        bucket: BUCKET.into(),
-    };
-    let app = app(&fake, sink);
+    let app = app(&fake, &format!("http://127.0.0.1:{port}"), BUCKET);
     let at = Utc
         .with_ymd_and_hms(2023, 9, 2, 2, 0, 0)
         .single()
@@ -205,13 +192,7 @@ async fn an_unreachable_s3_fails_the_run_naming_the_object() {
 async fn a_missing_bucket_fails_the_run() {
     let s3 = S3Server::start();
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let app = app(
-        &fake,
-        Sink::S3 {
-            client: s3.client(),
-            bucket: "no-such-bucket".into(),
-        },
-    );
+    let app = app(&fake, &s3.endpoint, "no-such-bucket");
     let at = Utc
         .with_ymd_and_hms(2023, 9, 2, 3, 0, 0)
         .single()

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use ig_collector::sink::Sink;
 
 pub struct S3Server {
     child: Child,
@@ -137,4 +138,18 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The collector's own S3 sink (its timeouts and retries from `config.sink`) writing to `bucket`
+/// on the server at `endpoint`, as `BUCKET` and `AWS_ENDPOINT_URL_S3` would set it up.
+pub fn sink_for(endpoint: &str, bucket: &str, config: &ig_collector::config::Config) -> Sink {
+    let shared = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            Credentials::new("test", "test", None, None, "tests"),
+        ))
+        .build();
+    Sink::s3(&shared, true, bucket.to_string(), &config.sink)
 }

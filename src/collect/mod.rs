@@ -1,0 +1,199 @@
+//! The two jobs: fetch from the Graph API, flatten and validate, write one object per kind.
+//!
+//! A target's failure is recorded and the others go on; the run fails as a whole only when the
+//! token is rejected, every target failed, the state could not be read, or a write failed: the
+//! cases where Lambda should retry or an operator must act.
+//!
+//! - [`run`](run::run): the orchestration of one run;
+//! - `brands`, `hashtags`: what each job fetches and keeps;
+//! - `persist`: the one place that writes, and the order it writes in (data, capture, state),
+//!   each write merged with what an earlier or overlapping delivery wrote.
+//!
+//! Nothing here knows Graph JSON (`graph::shapes` does) or S3 (`sink` does).
+
+mod brands;
+mod hashtags;
+mod persist;
+mod run;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::graph::{ErrorKind, GraphError, GraphStats, Source};
+use crate::health::TokenHealth;
+use crate::records::Kind;
+use crate::sink::{Sink, SinkError};
+use crate::validate::TallyRow;
+
+pub use run::{run, run_until, Deadlines};
+
+/// The scheduled jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    /// Hourly: each account's profile and latest media (`brand`, `media`).
+    Brands,
+    /// Every 5 minutes: each hashtag's recent media (`media_hashtag`).
+    Hashtags,
+}
+
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Brands => "brands",
+            Job::Hashtags => "hashtags",
+        }
+    }
+
+    /// The record kinds the job writes.
+    pub fn kinds(self) -> &'static [Kind] {
+        match self {
+            Job::Brands => &[Kind::Brand, Kind::Media],
+            Job::Hashtags => &[Kind::MediaHashtag],
+        }
+    }
+}
+
+/// Everything a run needs, built once per process.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub source: Source,
+    pub sink: Sink,
+}
+
+/// A target that yielded nothing this run, and why.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedTarget {
+    /// The account username (brands) or hashtag (hashtags).
+    pub target: String,
+    pub error_kind: ErrorKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subcode: Option<i64>,
+    pub message: String,
+}
+
+impl FailedTarget {
+    fn new(target: &str, e: &GraphError) -> FailedTarget {
+        FailedTarget {
+            target: target.to_string(),
+            error_kind: e.kind,
+            code: e.code,
+            subcode: e.subcode,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What a run did: returned by the Lambda invocation, printed by the CLI, logged once.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunSummary {
+    pub job: Job,
+    /// The time the keys derive from (RFC 3339, UTC).
+    pub scheduled_time: String,
+    /// Locations written (`s3://bucket/key` or paths).
+    pub keys_written: Vec<String>,
+    /// Data objects an earlier delivery of the same scheduled time had written: this run's
+    /// records were merged into them, none removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_with_earlier: Vec<String>,
+    /// Conditional writes that found another run's newer object and merged again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub write_conflicts: u32,
+    /// Raw capture files an earlier delivery had already written (kept, not replaced).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub capture_files_kept: u32,
+    /// Records written per kind.
+    pub records: BTreeMap<Kind, usize>,
+    pub dropped_total: u64,
+    pub dropped: Vec<TallyRow>,
+    pub defaulted_total: u64,
+    pub defaulted: Vec<TallyRow>,
+    pub targets_total: usize,
+    pub failed_targets: Vec<FailedTarget>,
+    /// Hashtag ids looked up this run: pin them in configure.toml to save search calls.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolved_hashtag_ids: BTreeMap<String, String>,
+    /// Pages fetched per hashtag (hashtags job).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashtag_pages: BTreeMap<String, u32>,
+    /// Why the hashtag state was not (wholly) used, when it was not: missing, unreadable,
+    /// entries ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The scheduled time the state was as of when this run read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_as_of: Option<String>,
+    /// The daily token check (first brands run after 00:00 UTC).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_health: Vec<TokenHealth>,
+    /// Where the run's raw Graph responses were stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_capture: Option<String>,
+    pub graph: GraphStats,
+    pub duration_ms: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Why a run failed as a whole. The summary of what it did is kept for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Code 190 on every credential: no call can succeed until an operator replaces the token.
+    /// What was collected before the rejection is written first.
+    #[error("the Graph API rejected the access token: {}; create a new long-lived or system user token and update the secret (IG_TOKEN_SECRET_ARN) or IG_ACCESS_TOKEN ({})", token_reason(.0.subcode), .0)]
+    TokenRejected(GraphError, Box<RunSummary>),
+    /// Every target failed; nothing is written so the retry starts clean.
+    #[error("all {} targets failed; first: {}", .0.targets_total, .0.failed_targets.first().map(|f| f.message.as_str()).unwrap_or("?"))]
+    AllTargetsFailed(Box<RunSummary>),
+    /// The hashtag state could not be read (other than "there is none"). Going on without it
+    /// would write posts already written and search every hashtag id again, so the run stops
+    /// and Lambda retries it.
+    #[error("{0}; the run stopped before any Graph call, and is safe to retry")]
+    StateUnreadable(SinkError, Box<RunSummary>),
+    /// A write failed or timed out: the invocation fails so Lambda retries it. Writes merge, so
+    /// the retry completes the set without removing what this run wrote.
+    #[error("{0}")]
+    Write(SinkError, Box<RunSummary>),
+}
+
+impl RunError {
+    pub fn summary(&self) -> &RunSummary {
+        match self {
+            RunError::TokenRejected(_, s)
+            | RunError::AllTargetsFailed(s)
+            | RunError::StateUnreadable(_, s)
+            | RunError::Write(_, s) => s,
+        }
+    }
+
+    /// A stable name for the failure, used as the Lambda `errorType`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            RunError::TokenRejected(..) => "TokenRejected",
+            RunError::AllTargetsFailed(_) => "AllTargetsFailed",
+            RunError::StateUnreadable(..) => "StateReadFailed",
+            RunError::Write(..) => "WriteFailed",
+        }
+    }
+}
+
+/// What each code-190 subcode means, for the operator.
+pub fn token_reason(subcode: Option<i64>) -> &'static str {
+    match subcode {
+        Some(458) => "the app is not installed for the user (subcode 458)",
+        Some(459) => "the user is checkpointed and must log in to Facebook (subcode 459)",
+        Some(460) => "the password changed, which invalidated the token (subcode 460)",
+        Some(463) => "the token expired (subcode 463)",
+        Some(464) => "the user is not confirmed (subcode 464)",
+        Some(467) => "the token is invalid (subcode 467)",
+        Some(492) => "the user lost their role on the page (subcode 492)",
+        _ => "the token is invalid or revoked",
+    }
+}

@@ -1,0 +1,255 @@
+//! The one place a run writes, and the order it writes in: the data objects, then the raw
+//! capture, then (hashtags) the state. The state comes last so that a crash in between means
+//! some posts are collected twice, never that one is lost.
+//!
+//! Every write is made so that another delivery of the same scheduled time, or an overlapping
+//! run, cannot remove what this one wrote:
+//! - a data object is created with `If-None-Match: *`; if one is there (an earlier delivery),
+//!   this run's records are merged into it (`records::merge`) and written with `If-Match` on the
+//!   version read, again after a conflict, up to `sink.conflict_retries` times;
+//! - a raw capture file is written once (`If-None-Match: *`): the first delivery's capture,
+//!   including the state that delivery started from, is never replaced;
+//! - the state is written with `If-Match` on the version the run read (`If-None-Match: *` when
+//!   there was none); on a conflict the run merges its state into the newer one
+//!   (`State::merge`: ids united, watermark and `as_of` never move back) and tries again.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::hashtags::Loaded;
+use super::{App, Job, RunSummary};
+use crate::graph::Captured;
+use crate::records::{self, Batch, Kind, Record};
+use crate::sink::{Condition, Op, SinkError, Written};
+use crate::state::State;
+
+/// What `write` needs to know about the run.
+pub(super) struct Run {
+    pub job: Job,
+    pub scheduled: DateTime<Utc>,
+    /// Replayed runs write data only: no capture, no state.
+    pub replaying: bool,
+    /// The run will fail (a rejected token): write what was collected, but no empty objects.
+    pub failing: bool,
+    pub until: Option<Instant>,
+}
+
+/// Writes the run's objects in order, recording each in the summary.
+pub(super) async fn write(
+    app: &App,
+    run: Run,
+    batch: Batch,
+    captured: Vec<Captured>,
+    start: Option<Loaded>,
+    next_state: Option<State>,
+    summary: &mut RunSummary,
+) -> Result<(), SinkError> {
+    let Batch {
+        brand,
+        media,
+        media_hashtag,
+    } = batch;
+    for (kind, records) in [
+        (Kind::Brand, brand),
+        (Kind::Media, media),
+        (Kind::MediaHashtag, media_hashtag),
+    ] {
+        if !run.job.kinds().contains(&kind) || (run.failing && records.is_empty()) {
+            continue;
+        }
+        let key = app.config.key_template(kind).render(run.scheduled);
+        let count = records.len();
+        let merged = write_records(app, kind, &key, records, &run, summary).await?;
+        let location = app.sink.location(&key);
+        if merged {
+            tracing::info!(kind = kind.name(), %location, records = count, "object written, merged with an earlier delivery's");
+            summary.merged_with_earlier.push(location.clone());
+        } else {
+            tracing::info!(kind = kind.name(), %location, records = count, "object written");
+        }
+        summary.keys_written.push(location);
+    }
+
+    if app.config.output.raw_capture && !run.replaying {
+        let prefix = app
+            .config
+            .output
+            .raw_capture_key
+            .render_for(run.job.name(), run.scheduled);
+        let mut files = captured;
+        if let Some(start) = &start {
+            // The state the run started from, so a reprocess recognises the same posts as known.
+            files.push(Captured {
+                path: "state.json".into(),
+                body: start.state.to_bytes(),
+            });
+        }
+        let count = files.len();
+        for file in files {
+            let key = format!("{prefix}/{}.gz", file.path);
+            let written = app
+                .sink
+                .put(
+                    &key,
+                    gzip(&file.body),
+                    "application/gzip",
+                    &Condition::Absent,
+                    run.until,
+                )
+                .await?;
+            if written == Written::Conflict {
+                summary.capture_files_kept += 1;
+            }
+        }
+        tracing::info!(location = %app.sink.location(&prefix), files = count, kept = summary.capture_files_kept, "raw responses captured");
+        summary.raw_capture = Some(app.sink.location(&prefix));
+    }
+
+    if let (Some(state), false) = (next_state, run.replaying) {
+        let etag = start.and_then(|s| s.etag);
+        write_state(app, state, etag, &run, summary).await?;
+    }
+    Ok(())
+}
+
+/// Writes a data object, merging with one already there. Returns whether it merged.
+async fn write_records(
+    app: &App,
+    kind: Kind,
+    key: &str,
+    records: Vec<Record>,
+    run: &Run,
+    summary: &mut RunSummary,
+) -> Result<bool, SinkError> {
+    let format = app.config.output.format;
+    let content_type = format.content_type();
+    let body = records::render(&records, format);
+    if let Written::Done(_) = app
+        .sink
+        .put(key, body, content_type, &Condition::Absent, run.until)
+        .await?
+    {
+        return Ok(false);
+    }
+    for _ in 0..=app.config.sink.conflict_retries {
+        let (condition, mut existing) = match app.sink.get(key, run.until).await? {
+            None => (Condition::Absent, Vec::new()),
+            Some(object) => {
+                let existing = match records::parse(&object.body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        set_aside(app, key, object.body, run, &e).await?;
+                        Vec::new()
+                    }
+                };
+                (Condition::Matches(object.etag), existing)
+            }
+        };
+        let changed = records::merge(kind, &mut existing, records.clone());
+        if !changed && condition != Condition::Absent {
+            return Ok(true);
+        }
+        let body = records::render(&existing, format);
+        match app
+            .sink
+            .put(key, body, content_type, &condition, run.until)
+            .await?
+        {
+            Written::Done(_) => return Ok(true),
+            Written::Conflict => summary.write_conflicts += 1,
+        }
+    }
+    Err(gave_up(app, key))
+}
+
+/// Writes the advanced state under the condition that nobody wrote since it was read; after a
+/// conflict, merges into what the other run wrote and tries again.
+async fn write_state(
+    app: &App,
+    mut state: State,
+    etag: Option<String>,
+    run: &Run,
+    summary: &mut RunSummary,
+) -> Result<(), SinkError> {
+    let key = &app.config.hashtags.state_key;
+    let window = app.config.hashtags.known_window;
+    let mut condition = match etag {
+        Some(e) => Condition::Matches(e),
+        None => Condition::Absent,
+    };
+    for _ in 0..=app.config.sink.conflict_retries {
+        match app
+            .sink
+            .put(
+                key,
+                state.to_bytes(),
+                "application/json",
+                &condition,
+                run.until,
+            )
+            .await?
+        {
+            Written::Done(_) => return Ok(()),
+            Written::Conflict => summary.write_conflicts += 1,
+        }
+        condition = match app.sink.get(key, run.until).await? {
+            None => Condition::Absent,
+            Some(object) => {
+                match State::parse(&object.body) {
+                    Ok((theirs, _)) => state = theirs.merge(&state, window),
+                    Err(e) => set_aside(app, key, object.body, run, &e).await?,
+                }
+                Condition::Matches(object.etag)
+            }
+        };
+        tracing::info!(location = %app.sink.location(key), "the state changed since it was read (an overlapping run): merged and written again");
+    }
+    Err(gave_up(app, key))
+}
+
+/// Keeps an object this program cannot read under `{key}.unreadable-{time}` before replacing it,
+/// so nothing is lost even then.
+async fn set_aside(
+    app: &App,
+    key: &str,
+    body: Vec<u8>,
+    run: &Run,
+    why: &str,
+) -> Result<(), SinkError> {
+    let aside = format!(
+        "{key}.unreadable-{}",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    );
+    tracing::warn!(location = %app.sink.location(key), kept_as = %app.sink.location(&aside), "an existing object is unreadable ({why}): kept aside and replaced");
+    app.sink
+        .put(
+            &aside,
+            body,
+            "application/octet-stream",
+            &Condition::Overwrite,
+            run.until,
+        )
+        .await
+        .map(|_| ())
+}
+
+fn gave_up(app: &App, key: &str) -> SinkError {
+    SinkError {
+        op: Op::Write,
+        location: app.sink.location(key),
+        message: format!(
+            "other runs kept writing it: gave up after {} merges (sink.conflict_retries); a retry merges again",
+            app.config.sink.conflict_retries + 1
+        ),
+        timed_out: false,
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}

@@ -1,0 +1,197 @@
+//! One run of a job, from its scheduled time to its summary: read the state (hashtags), fetch
+//! and flatten, decide whether the run failed, then hand everything to `persist`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+
+use super::hashtags::{self, Loaded};
+use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
+use crate::graph::{GraphStats, Source};
+use crate::health;
+use crate::records::Batch;
+use crate::validate::Tally;
+
+/// When a run must stop. Graph calls stop at `calls`, early enough that what was collected can
+/// still be written; every S3 call ends by `writes` at the latest, so the invocation answers with
+/// its summary (and a clear error if S3 stalled) before Lambda would kill it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deadlines {
+    pub calls: Option<Instant>,
+    pub writes: Option<Instant>,
+}
+
+/// What fetching and flattening produced, before anything is written.
+#[derive(Default)]
+pub(super) struct Collected {
+    pub batch: Batch,
+    pub tally: Tally,
+    pub failed: Vec<FailedTarget>,
+    pub resolved: BTreeMap<String, String>,
+    /// Pages fetched per hashtag.
+    pub pages: BTreeMap<String, u32>,
+}
+
+/// Runs `job` for the run scheduled at `scheduled`, stopping Graph calls at `deadline`; S3 calls
+/// are bounded by their own timeouts only. See [`run_until`].
+pub async fn run(
+    app: &App,
+    job: Job,
+    scheduled: DateTime<Utc>,
+    deadline: Option<Instant>,
+) -> Result<RunSummary, RunError> {
+    let deadlines = Deadlines {
+        calls: deadline,
+        writes: None,
+    };
+    run_until(app, job, scheduled, deadlines).await
+}
+
+/// Runs `job` for the run scheduled at `scheduled`.
+///
+/// Any number of runs of the same scheduled time, in any order, overlapping or not, leave under
+/// that time's keys at least every record any of them wrote: each write merges with what is there
+/// (see `persist`). A replayed run reads state from the replay folder and writes neither capture
+/// nor state.
+pub async fn run_until(
+    app: &App,
+    job: Job,
+    scheduled: DateTime<Utc>,
+    deadlines: Deadlines,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let session = app
+        .source
+        .session(&app.config.retry, &app.config.graph, deadlines.calls);
+    let replaying = matches!(app.source, Source::Replay(_));
+    let mut summary = RunSummary {
+        job,
+        scheduled_time: scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+        keys_written: Vec::new(),
+        merged_with_earlier: Vec::new(),
+        write_conflicts: 0,
+        capture_files_kept: 0,
+        records: BTreeMap::new(),
+        dropped_total: 0,
+        dropped: Vec::new(),
+        defaulted_total: 0,
+        defaulted: Vec::new(),
+        targets_total: app.config.targets.len(),
+        failed_targets: Vec::new(),
+        resolved_hashtag_ids: BTreeMap::new(),
+        hashtag_pages: BTreeMap::new(),
+        state: None,
+        state_as_of: None,
+        token_health: Vec::new(),
+        raw_capture: None,
+        graph: GraphStats::default(),
+        duration_ms: 0,
+    };
+    let finish = |mut s: RunSummary| {
+        s.duration_ms = started.elapsed().as_millis() as u64;
+        s.graph = session.stats();
+        Box::new(s)
+    };
+
+    let mut start: Option<Loaded> = None;
+    let mut next_state = None;
+    let collected = match job {
+        Job::Brands => {
+            // Once a day, the first brands run after 00:00 UTC checks the token, alongside the
+            // brand calls so that it adds no time to the run.
+            let daily = !replaying && scheduled.hour() == 0;
+            let check = async {
+                if daily {
+                    health::check(&session, app.source.lanes()).await
+                } else {
+                    Vec::new()
+                }
+            };
+            let (collected, checked) = tokio::join!(brands::collect(&app.config, &session), check);
+            summary.token_health = checked.into_iter().filter_map(Result::ok).collect();
+            collected
+        }
+        Job::Hashtags => {
+            let loaded = match hashtags::load_state(app, scheduled, deadlines.writes).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(location = %e.location, "hashtag state not read: {e}");
+                    return Err(RunError::StateUnreadable(e, finish(summary)));
+                }
+            };
+            if let Some(n) = &loaded.note {
+                tracing::warn!("hashtag state: {n}");
+            }
+            summary.state = loaded.note.clone();
+            summary.state_as_of = loaded.state.as_of.clone();
+            let (collected, state) =
+                hashtags::collect(&app.config, &session, &loaded.state, scheduled).await;
+            start = Some(loaded);
+            next_state = Some(state);
+            collected
+        }
+    };
+    summary.records = job
+        .kinds()
+        .iter()
+        .map(|k| (*k, collected.batch.get(*k).len()))
+        .collect();
+    summary.dropped_total = collected.tally.dropped_total();
+    summary.dropped = collected.tally.dropped_rows();
+    summary.defaulted_total = collected.tally.defaulted_total();
+    summary.defaulted = collected.tally.defaulted_rows();
+    summary.failed_targets = collected.failed;
+    summary.resolved_hashtag_ids = collected.resolved;
+    summary.hashtag_pages = collected.pages;
+
+    for (lane, e) in session.rejected_tokens() {
+        tracing::error!(
+            severity = "CRITICAL", ig_user_id = session.lane_user(lane).unwrap_or_default(), code = ?e.code, subcode = ?e.subcode,
+            "the access token was rejected: {}. Its targets were not collected. Create a new long-lived (or system user) token and update the secret",
+            token_reason(e.subcode)
+        );
+    }
+    let rejected = session
+        .all_tokens_rejected()
+        .then(|| session.rejected_tokens().into_iter().next().map(|(_, e)| e))
+        .flatten();
+    let all_failed =
+        !app.config.targets.is_empty() && summary.failed_targets.len() == app.config.targets.len();
+    if all_failed && rejected.is_none() {
+        return Err(RunError::AllTargetsFailed(finish(summary)));
+    }
+
+    let nothing_collected = job
+        .kinds()
+        .iter()
+        .all(|k| collected.batch.get(*k).is_empty());
+    if let (Some(e), true) = (&rejected, nothing_collected) {
+        // Nothing to keep: no object, no capture, no state, so the retry starts clean.
+        return Err(RunError::TokenRejected(e.clone(), finish(summary)));
+    }
+    let written = persist::write(
+        app,
+        persist::Run {
+            job,
+            scheduled,
+            replaying,
+            failing: rejected.is_some(),
+            until: deadlines.writes,
+        },
+        collected.batch,
+        session.take_captured(),
+        start,
+        next_state,
+        &mut summary,
+    )
+    .await;
+    if let Err(e) = written {
+        tracing::error!(location = %e.location, "{e}");
+        return Err(RunError::Write(e, finish(summary)));
+    }
+    if let Some(e) = rejected {
+        return Err(RunError::TokenRejected(e, finish(summary)));
+    }
+    Ok(*finish(summary))
+}

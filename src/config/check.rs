@@ -1,0 +1,405 @@
+//! File shapes → a checked [`Config`]: every range, name and key is checked, and every problem
+//! is collected (not only the first), each naming its key.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::file::FileConfig;
+use super::keys::{check_rendered, KeyTemplate, Rendered};
+use super::*;
+use crate::validate::is_digits;
+
+pub(super) fn check(
+    raw: FileConfig,
+    o: &Overrides,
+    problems: &mut Vec<Problem>,
+    file: &str,
+) -> Config {
+    let mut bad = |key: &str, message: String| {
+        problems.push(Problem {
+            key: key.to_string(),
+            message,
+        })
+    };
+
+    let (version_key, api_version) = match &o.graph_api_version {
+        Some(v) => ("GRAPH_API_VERSION (environment)", v.clone()),
+        None => ("graph.api_version", raw.graph.api_version.clone()),
+    };
+    if let Err(m) = check_api_version(&api_version) {
+        bad(version_key, m);
+    }
+    let (url_key, base_url) = match &o.graph_api_url {
+        Some(v) => ("GRAPH_API_URL (environment)", v.clone()),
+        None => ("graph.base_url", raw.graph.base_url.clone()),
+    };
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || !validator::ValidateUrl::validate_url(&base_url)
+    {
+        bad(url_key, format!("`{base_url}` is not an http(s) URL"));
+    }
+    let g = &raw.graph;
+    if !(1..=64).contains(&g.concurrency) {
+        bad(
+            "graph.concurrency",
+            format!("{} is not in 1..=64", g.concurrency),
+        );
+    }
+    if !(1..=300).contains(&g.request_timeout_secs) {
+        bad(
+            "graph.request_timeout_secs",
+            format!("{} is not in 1..=300", g.request_timeout_secs),
+        );
+    }
+    if !(1..=100).contains(&g.brand_media_limit) {
+        bad(
+            "graph.brand_media_limit",
+            format!("{} is not in 1..=100", g.brand_media_limit),
+        );
+    }
+    if !(1..=50).contains(&g.hashtag_media_limit) {
+        bad(
+            "graph.hashtag_media_limit",
+            format!(
+                "{} is not in 1..=50 (the API's page limit)",
+                g.hashtag_media_limit
+            ),
+        );
+    }
+
+    if !(64 * 1024..=256 * 1024 * 1024).contains(&g.max_body_bytes) {
+        bad(
+            "graph.max_body_bytes",
+            format!("{} is not in 65536..=268435456", g.max_body_bytes),
+        );
+    }
+    let sk = &raw.sink;
+    for (key, value, range) in [
+        ("sink.connect_timeout_secs", sk.connect_timeout_secs, 1..=60),
+        (
+            "sink.operation_timeout_secs",
+            sk.operation_timeout_secs,
+            1..=300,
+        ),
+        ("sink.max_attempts", u64::from(sk.max_attempts), 1..=10),
+        (
+            "sink.conflict_retries",
+            u64::from(sk.conflict_retries),
+            0..=50,
+        ),
+    ] {
+        if !range.contains(&value) {
+            bad(
+                key,
+                format!("{value} is not in {}..={}", range.start(), range.end()),
+            );
+        }
+    }
+
+    let r = &raw.retry;
+    if !(1..=10).contains(&r.max_attempts) {
+        bad(
+            "retry.max_attempts",
+            format!("{} is not in 1..=10", r.max_attempts),
+        );
+    }
+    if r.deadline_margin_secs > 600 {
+        bad(
+            "retry.deadline_margin_secs",
+            format!("{} is not in 0..=600", r.deadline_margin_secs),
+        );
+    }
+    if r.max_throttle_wait_secs > 3600 {
+        bad(
+            "retry.max_throttle_wait_secs",
+            format!("{} is not in 0..=3600", r.max_throttle_wait_secs),
+        );
+    }
+    if r.max_delay_ms > 600_000 {
+        bad(
+            "retry.max_delay_ms",
+            format!("{} is not in 0..=600000", r.max_delay_ms),
+        );
+    }
+    if r.base_delay_ms > r.max_delay_ms {
+        bad(
+            "retry.base_delay_ms",
+            format!(
+                "{} is larger than retry.max_delay_ms ({})",
+                r.base_delay_ms, r.max_delay_ms
+            ),
+        );
+    }
+    if !(1..=100).contains(&r.usage_threshold_percent) {
+        bad(
+            "retry.usage_threshold_percent",
+            format!("{} is not in 1..=100", r.usage_threshold_percent),
+        );
+    }
+
+    let (format_key, format_text) = match &o.output_format {
+        Some(v) => ("OUTPUT_FORMAT (environment)", v.clone()),
+        None => ("output.format", raw.output.format.clone()),
+    };
+    let format = Format::parse(&format_text).unwrap_or_else(|| {
+        bad(
+            format_key,
+            format!("`{format_text}` is not one of \"json\", \"ndjson\""),
+        );
+        Format::Json
+    });
+    let mut templates_ok = true;
+    let mut template = |key: &str, text: &str| {
+        KeyTemplate::parse(text).unwrap_or_else(|m| {
+            bad(key, m);
+            templates_ok = false;
+            KeyTemplate::unchecked(text)
+        })
+    };
+    let brand_key = template("output.brand_key", &raw.output.brand_key);
+    let media_key = template("output.media_key", &raw.output.media_key);
+    let media_hashtag_key = template("output.media_hashtag_key", &raw.output.media_hashtag_key);
+
+    let hs = &raw.hashtags;
+    if !(1..=20).contains(&hs.max_pages) {
+        bad(
+            "hashtags.max_pages",
+            format!("{} is not in 1..=20", hs.max_pages),
+        );
+    }
+    if hs.extra_pages_per_hour > 100_000 {
+        bad(
+            "hashtags.extra_pages_per_hour",
+            format!("{} is not in 0..=100000", hs.extra_pages_per_hour),
+        );
+    }
+    if !(5..=2880).contains(&hs.known_window_mins) {
+        bad(
+            "hashtags.known_window_mins",
+            format!(
+                "{} is not in 5..=2880 (the API serves the last 24 hours)",
+                hs.known_window_mins
+            ),
+        );
+    }
+    if !(1..=100_000).contains(&raw.budget.calls_per_hour_per_credential) {
+        bad(
+            "budget.calls_per_hour_per_credential",
+            format!(
+                "{} is not in 1..=100000",
+                raw.budget.calls_per_hour_per_credential
+            ),
+        );
+    }
+    if !(1..=60).contains(&hs.runs_per_hour) {
+        bad(
+            "hashtags.runs_per_hour",
+            format!("{} is not in 1..=60", hs.runs_per_hour),
+        );
+    }
+    if !(1..=100).contains(&raw.budget.brands_runs_per_hour) {
+        bad(
+            "budget.brands_runs_per_hour",
+            format!("{} is not in 1..=100", raw.budget.brands_runs_per_hour),
+        );
+    }
+    let raw_capture_key = KeyTemplate::parse(&raw.output.raw_capture_key).unwrap_or_else(|m| {
+        bad("output.raw_capture_key", m);
+        templates_ok = false;
+        KeyTemplate::unchecked(&raw.output.raw_capture_key)
+    });
+    if templates_ok && (1..=60).contains(&hs.runs_per_hour) {
+        let brands =
+            chrono::Duration::minutes(60 / i64::from(raw.budget.brands_runs_per_hour.clamp(1, 60)));
+        let hashtags = chrono::Duration::minutes(60 / i64::from(hs.runs_per_hour));
+        let data = |config_key, template, job, interval| Rendered {
+            config_key,
+            template,
+            job,
+            interval,
+            folder: false,
+        };
+        let mut rendered = vec![
+            data("output.brand_key", &brand_key, "brands", brands),
+            data("output.media_key", &media_key, "brands", brands),
+            data(
+                "output.media_hashtag_key",
+                &media_hashtag_key,
+                "hashtags",
+                hashtags,
+            ),
+        ];
+        if raw.output.raw_capture {
+            rendered.push(Rendered {
+                folder: true,
+                ..data(
+                    "output.raw_capture_key (brands)",
+                    &raw_capture_key,
+                    "brands",
+                    brands,
+                )
+            });
+            rendered.push(Rendered {
+                folder: true,
+                ..data(
+                    "output.raw_capture_key (hashtags)",
+                    &raw_capture_key,
+                    "hashtags",
+                    hashtags,
+                )
+            });
+        }
+        for (key, message) in check_rendered(&rendered, &hs.state_key) {
+            bad(&key, message);
+        }
+    }
+
+    let defaults = crate::validate::Rules::default();
+    let mut domain = |key: &str, list: &Option<Vec<String>>, default: Vec<String>| match list {
+        None => default,
+        Some(l) if l.is_empty() || l.iter().any(|v| v.is_empty()) => {
+            bad(key, "must list at least one non-empty value".into());
+            default
+        }
+        Some(l) => l.clone(),
+    };
+    let validation = crate::validate::Rules {
+        media_types: domain(
+            "validation.media_types",
+            &raw.validation.media_types,
+            defaults.media_types,
+        ),
+        media_product_types: domain(
+            "validation.media_product_types",
+            &raw.validation.media_product_types,
+            defaults.media_product_types,
+        ),
+    };
+
+    if raw.targets.is_empty() {
+        bad("targets", "no [[targets]]: nothing to collect".into());
+    }
+    let mut seen_users = HashSet::new();
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, t) in raw.targets.iter().enumerate() {
+        let key = |field: &str| format!("targets[{i}].{field}");
+        if !is_username(&t.username) {
+            bad(
+                &key("username"),
+                format!(
+                    "`{}` is not an Instagram username (1-30 of a-z, 0-9, '.', '_')",
+                    t.username
+                ),
+            );
+        } else if !seen_users.insert(t.username.to_ascii_lowercase()) {
+            bad(
+                &key("username"),
+                format!("`{}` is listed twice", t.username),
+            );
+        }
+        if !is_digits(&t.user_id) {
+            bad(
+                &key("user_id"),
+                format!("`{}` is not a numeric Instagram user id", t.user_id),
+            );
+        }
+        if t.hashtag.is_empty()
+            || t.hashtag.starts_with('#')
+            || !t.hashtag.chars().all(|c| c.is_alphanumeric() || c == '_')
+        {
+            bad(
+                &key("hashtag"),
+                format!(
+                    "`{}` is not a hashtag name (letters, digits, '_', without '#')",
+                    t.hashtag
+                ),
+            );
+        }
+        if !t.hashtag_id.is_empty() && !is_digits(&t.hashtag_id) {
+            bad(
+                &key("hashtag_id"),
+                format!(
+                    "`{}` is not numeric; leave it empty to resolve it at run time",
+                    t.hashtag_id
+                ),
+            );
+        }
+        targets.push(Target {
+            username: t.username.clone(),
+            user_id: t.user_id.clone(),
+            hashtag: t.hashtag.clone(),
+            hashtag_id: Some(t.hashtag_id.clone()).filter(|s| !s.is_empty()),
+        });
+    }
+
+    Config {
+        file: file.to_string(),
+        graph: GraphSettings {
+            api_version,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            concurrency: g.concurrency.max(1) as usize,
+            request_timeout: Duration::from_secs(g.request_timeout_secs),
+            brand_media_limit: g.brand_media_limit,
+            hashtag_media_limit: g.hashtag_media_limit,
+            max_body_bytes: g.max_body_bytes,
+        },
+        retry: RetryPolicy {
+            max_attempts: r.max_attempts.max(1),
+            base_delay: Duration::from_millis(r.base_delay_ms),
+            max_delay: Duration::from_millis(r.max_delay_ms),
+            usage_threshold_percent: r.usage_threshold_percent,
+            deadline_margin: Duration::from_secs(r.deadline_margin_secs),
+            max_throttle_wait: Duration::from_secs(r.max_throttle_wait_secs),
+        },
+        output: OutputSettings {
+            format,
+            brand_key,
+            media_key,
+            media_hashtag_key,
+            raw_capture: raw.output.raw_capture,
+            raw_capture_key,
+        },
+        hashtags: HashtagSettings {
+            max_pages: hs.max_pages,
+            extra_pages_per_hour: hs.extra_pages_per_hour,
+            runs_per_hour: hs.runs_per_hour,
+            known_window: Duration::from_secs(hs.known_window_mins.saturating_mul(60)),
+            state_key: hs.state_key.clone(),
+        },
+        budget: BudgetSettings {
+            calls_per_hour_per_credential: raw.budget.calls_per_hour_per_credential,
+            brands_runs_per_hour: raw.budget.brands_runs_per_hour,
+        },
+        validation,
+        sink: SinkSettings {
+            connect_timeout: Duration::from_secs(raw.sink.connect_timeout_secs),
+            operation_timeout: Duration::from_secs(raw.sink.operation_timeout_secs),
+            max_attempts: raw.sink.max_attempts.max(1),
+            conflict_retries: raw.sink.conflict_retries,
+        },
+        targets,
+    }
+}
+
+fn check_api_version(v: &str) -> Result<(), String> {
+    let parsed = v
+        .strip_prefix('v')
+        .and_then(|rest| rest.split_once('.'))
+        .and_then(|(major, minor)| {
+            let minor_ok = !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit());
+            major.parse::<u32>().ok().filter(|_| minor_ok)
+        });
+    match parsed {
+        None => Err(format!("`{v}` is not a Graph API version like \"v24.0\"")),
+        Some(major) if major < MIN_API_MAJOR => Err(format!(
+            "`{v}` is too old: use v{MIN_API_MAJOR}.0 or newer (v17.0 expired on 2025-09-12)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn is_username(s: &str) -> bool {
+    (1..=30).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+}
