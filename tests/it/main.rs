@@ -8,5 +8,6 @@ mod golden;
 mod hashtag_paging;
 mod lambda;
 mod retry_table;
+mod s3_proxy;
 mod support;
 mod validation;

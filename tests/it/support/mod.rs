@@ -1,9 +1,11 @@
-//! Test harness: real servers on 127.0.0.1 (a fake Graph API, a moto S3 server, a fake Lambda
-//! Runtime API), fixtures, and small helpers. Every server stops when its handle is dropped.
+//! Test harness: real servers on 127.0.0.1 (a fake Graph API, a moto S3 server and a
+//! fault-injecting proxy for it, a fake Lambda Runtime API), fixtures, and small helpers. Every
+//! server stops when its handle is dropped.
 
 pub mod graph;
 pub mod runtime;
 pub mod s3;
+pub mod s3proxy;
 
 use std::path::PathBuf;
 

@@ -55,17 +55,7 @@ impl S3Server {
 
     /// Environment for a child process that should write here.
     pub fn env(&self, bucket: &str) -> Vec<(String, String)> {
-        [
-            ("BUCKET", bucket),
-            ("AWS_ENDPOINT_URL_S3", self.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        env_for(&self.endpoint, bucket)
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
@@ -120,6 +110,21 @@ impl S3Server {
             .into_bytes()
             .to_vec()
     }
+}
+
+/// Environment for a child process that should write to `bucket` at the S3 `endpoint`.
+pub fn env_for(endpoint: &str, bucket: &str) -> Vec<(String, String)> {
+    [
+        ("BUCKET", bucket),
+        ("AWS_ENDPOINT_URL_S3", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 pub fn client_for(endpoint: &str) -> aws_sdk_s3::Client {
