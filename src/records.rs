@@ -238,7 +238,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
 
 /// What makes two records of a kind the same record: the owning brand and the record's own id.
 /// A post found by two brands' hashtags is two `media_hashtag` records.
-fn identity<'r>(kind: Kind, r: &'r Record) -> (&'r str, &'r str) {
+fn identity(kind: Kind, r: &Record) -> (&str, &str) {
     let text = |name: &str| r.get(name).and_then(Value::as_str).unwrap_or_default();
     match kind.parent_field() {
         Some(parent) => (text(parent), text(kind.id_field())),

@@ -164,7 +164,10 @@ impl Sink {
             Err(_) => Err(SinkError {
                 op,
                 location: self.location(key),
-                message: format!("no answer within {} ms: {why}", limit.as_millis()),
+                message: format!(
+                    "timed out: no answer within {} ms: {why}",
+                    limit.as_millis()
+                ),
                 timed_out: true,
             }),
         }
@@ -202,7 +205,7 @@ impl Sink {
                     match req.send().await {
                         Ok(out) => Ok(Written::Done(out.e_tag().unwrap_or_default().to_string())),
                         Err(e) if is_conflict(&e) => Ok(Written::Conflict),
-                        Err(e) => Err(fail(DisplayErrorContext(&e).to_string())),
+                        Err(e) => Err(sdk_failure(fail, e)),
                     }
                 }
                 Sink::Dir(root) => {
@@ -262,7 +265,7 @@ impl Sink {
                         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                             Ok(None)
                         }
-                        Err(e) => Err(fail(DisplayErrorContext(&e).to_string())),
+                        Err(e) => Err(sdk_failure(fail, e)),
                     }
                 }
                 Sink::Dir(root) => match read_file(&root.join(key)).await {
@@ -311,6 +314,19 @@ impl Sink {
             Ok(keys)
         };
         self.bounded(Op::List, prefix, until, call).await
+    }
+}
+
+/// An SDK failure as a [`SinkError`], marked as a timeout when the SDK's own timeouts fired.
+fn sdk_failure<E, R>(fail: impl Fn(String) -> SinkError, e: SdkError<E, R>) -> SinkError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let timed_out = matches!(e, SdkError::TimeoutError(_));
+    SinkError {
+        timed_out,
+        ..fail(DisplayErrorContext(&e).to_string())
     }
 }
 

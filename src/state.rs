@@ -194,8 +194,8 @@ impl TagState {
         }
     }
 
-    /// Two states of one hashtag combined: the later watermark, the ids of both within its
-    /// window, and this state's hashtag id if it has one.
+    /// Two states of one hashtag combined: the later watermark, the ids either kept, and this
+    /// state's hashtag id if it has one.
     pub fn merge(&self, other: &TagState, window: Duration) -> TagState {
         let watermark = [self.watermark.as_deref(), other.watermark.as_deref()]
             .into_iter()
@@ -208,9 +208,17 @@ impl TagState {
             .iter()
             .chain(other.known.iter())
             .map(|(a, b)| (a.clone(), b.clone()));
+        // Each side already applied the window when it advanced (keeping every id its own run
+        // saw); merging keeps whatever either kept, within the size bound.
+        let all: HashSet<&str> = self
+            .known
+            .keys()
+            .chain(other.known.keys())
+            .map(String::as_str)
+            .collect();
         TagState {
             hashtag_id: self.hashtag_id.clone().or_else(|| other.hashtag_id.clone()),
-            known: compact(entries, &HashSet::new(), watermark.as_deref(), window),
+            known: compact(entries, &all, watermark.as_deref(), window),
             watermark,
         }
     }

@@ -2,6 +2,7 @@
 
 mod capture;
 mod config_errors;
+mod delivery;
 mod end_to_end;
 mod faults;
 mod golden;

@@ -33,6 +33,8 @@ struct Inner {
     next_calls: usize,
     /// When the function first asked for an event: the end of its cold start.
     first_next: Option<Instant>,
+    /// How long each invocation is given (`Lambda-Runtime-Deadline-Ms`); 60 s by default.
+    time_limit: Option<Duration>,
 }
 
 pub struct RuntimeApi {
@@ -46,7 +48,13 @@ type St = (Arc<Mutex<Inner>>, Arc<tokio::sync::Notify>);
 
 impl RuntimeApi {
     pub async fn start(events: Vec<Value>) -> RuntimeApi {
+        RuntimeApi::start_with_limit(events, Duration::from_secs(60)).await
+    }
+
+    /// Like [`RuntimeApi::start`], giving each invocation `limit` (its function timeout).
+    pub async fn start_with_limit(events: Vec<Value>, limit: Duration) -> RuntimeApi {
         let inner = Arc::new(Mutex::new(Inner {
+            time_limit: Some(limit),
             queue: events
                 .into_iter()
                 .enumerate()
@@ -114,11 +122,16 @@ async fn next(State((inner, _)): State<St>) -> Response {
             i.queue.pop_front()
         };
         if let Some((id, event)) = item {
+            let limit = inner
+                .lock()
+                .expect("lock")
+                .time_limit
+                .unwrap_or(Duration::from_secs(60));
             let deadline = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or(0)
-                + 60_000;
+                + limit.as_millis();
             let mut h = HeaderMap::new();
             for (k, v) in [
                 ("lambda-runtime-aws-request-id", id),
