@@ -81,3 +81,169 @@ fn a_missing_file_names_the_path() {
     .to_string();
     assert!(msg.contains("/nonexistent/conf.toml"), "{msg}");
 }
+
+/// The message for one changed line of the shipped file.
+fn errors_with(from: &str, to: &str) -> String {
+    assert!(EMBEDDED.contains(from), "{from}");
+    errors_of(&EMBEDDED.replacen(from, to, 1))
+}
+
+#[test]
+fn key_templates_are_checked_as_the_keys_they_render() {
+    let media_hashtag =
+        "media_hashtag_key = \"raw/media_hashtag_{%Y-%m-%d}/media_hashtag_{%Y-%m-%d_%H%M%S}.json\"";
+    let brand = "brand_key = \"raw/brand_{%Y-%m-%d}/brand_{%Y-%m-%d_%H%M%S}.json\"";
+    for (from, to, key, needle) in [
+        (
+            brand,
+            "brand_key = \"raw/{%#z}/{%H%M%S}.json\"",
+            "output.brand_key",
+            "cannot be rendered",
+        ),
+        (
+            brand,
+            "brand_key = \"raw/{.}{.}/{%H%M%S}.json\"",
+            "output.brand_key",
+            "`..`",
+        ),
+        (
+            brand,
+            "brand_key = \"{/}raw/{%H%M%S}.json\"",
+            "output.brand_key",
+            "absolute",
+        ),
+        (
+            brand,
+            "brand_key = \"raw/{%n}{%H%M%S}.json\"",
+            "output.brand_key",
+            "control",
+        ),
+        (
+            media_hashtag,
+            "media_hashtag_key = \"raw/mh_{%Y-%m-%d}.json\"",
+            "output.media_hashtag_key",
+            "consecutive",
+        ),
+        (
+            "media_key = \"raw/media_{%Y-%m-%d}/media_{%Y-%m-%d_%H%M%S}.json\"",
+            "media_key = \"raw/brand_{%F}/brand_{%F_%H%M%S}.json\"",
+            "output.media_key",
+            "collides",
+        ),
+        (
+            "state_key = \"state/hashtags.json\"",
+            "state_key = \"raw/media_hashtag_2023-09-02/media_hashtag_2023-09-02_000500.json\"",
+            "output.media_hashtag_key",
+            "collides",
+        ),
+        (
+            "state_key = \"state/hashtags.json\"",
+            "state_key = \"../state.json\"",
+            "hashtags.state_key",
+            "`..`",
+        ),
+        (
+            "raw_capture_key = \"raw_api/{job}/{%Y-%m-%d}/{%Y-%m-%d_%H%M%S}\"",
+            "raw_capture_key = \"raw_api/{%Y-%m-%d}/{%Y-%m-%d_%H%M%S}\"",
+            "output.raw_capture_key (hashtags)",
+            "collides",
+        ),
+    ] {
+        let msg = errors_with(from, to);
+        assert!(
+            msg.contains(&format!("{key}: ")) && msg.contains(needle),
+            "{to}: `{key}` / `{needle}` not in: {msg}"
+        );
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_refused_by_name() {
+    for (from, to, key) in [
+        (
+            "known_window_mins = 180",
+            "known_window_mins = 200000000000",
+            "hashtags.known_window_mins",
+        ),
+        (
+            "extra_pages_per_hour = 36",
+            "extra_pages_per_hour = 4000000",
+            "hashtags.extra_pages_per_hour",
+        ),
+        (
+            "calls_per_hour_per_credential = 200",
+            "calls_per_hour_per_credential = 0",
+            "budget.calls_per_hour_per_credential",
+        ),
+        (
+            "max_body_bytes = 8388608",
+            "max_body_bytes = 10",
+            "graph.max_body_bytes",
+        ),
+        (
+            "operation_timeout_secs = 10",
+            "operation_timeout_secs = 0",
+            "sink.operation_timeout_secs",
+        ),
+        (
+            "deadline_margin_secs = 8",
+            "deadline_margin_secs = 100000",
+            "retry.deadline_margin_secs",
+        ),
+    ] {
+        let msg = errors_with(from, to);
+        assert!(msg.contains(&format!("{key}: ")), "{key} not in: {msg}");
+    }
+}
+
+#[test]
+fn the_shipped_file_sets_what_the_code_defaults_to() {
+    // Every value the shipped file sets equals the code's default for it: the file documents
+    // the defaults, and a config without the line behaves the same.
+    let text: toml::Table = toml::from_str(EMBEDDED).expect("toml");
+    let full = Config::parse(EMBEDDED, "shipped", &Overrides::default()).expect("valid");
+    for (section, table) in text.iter().filter(|(k, _)| k.as_str() != "targets") {
+        let toml::Value::Table(table) = table else {
+            continue;
+        };
+        for key in table.keys() {
+            if section == "graph" && key == "api_version" {
+                continue; // required, no default
+            }
+            let without: String = EMBEDDED
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(&format!("{key} =")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let bare = Config::parse(&without, "bare", &Overrides::default())
+                .unwrap_or_else(|e| panic!("{section}.{key} without its line: {e}"));
+            assert_eq!(
+                format!(
+                    "{:?}",
+                    (
+                        &bare.graph,
+                        &bare.retry,
+                        &bare.output,
+                        &bare.hashtags,
+                        &bare.budget,
+                        &bare.sink,
+                        &bare.validation
+                    )
+                ),
+                format!(
+                    "{:?}",
+                    (
+                        &full.graph,
+                        &full.retry,
+                        &full.output,
+                        &full.hashtags,
+                        &full.budget,
+                        &full.sink,
+                        &full.validation
+                    )
+                ),
+                "{section}.{key}: the shipped value differs from the code default"
+            );
+        }
+    }
+}

@@ -253,6 +253,15 @@ fn a_malformed_timestamp_becomes_the_epoch_and_is_counted() {
         "2023-13-02T00:00:15+0000",
         "yesterday",
         "",
+        // chrono's parser alone accepts each of these; the Graph API never writes them.
+        " 2023-09-02T00:00:15+0000",
+        "2023-09-02T00:00:15+00:00",
+        "2023-9-2T0:0:15+0000",
+        "9999-09-02T00:00:15+0000",
+        "+10000-09-02T00:00:15+0000",
+        "-0001-09-02T00:00:15+0000",
+        "2009-12-31T23:59:59+0000",
+        "2023-09-02T00:00:15+0000\n",
     ] {
         check_default(
             Kind::MediaHashtag,
@@ -346,4 +355,71 @@ fn values_that_pass_are_written_verbatim_in_contract_order() {
     assert_eq!(r["caption"], obj["caption"]);
     assert_eq!(r["media_url"], obj["media_url"]);
     assert_eq!(r["like_count"], json!(7392));
+}
+
+#[test]
+fn timestamps_in_the_graph_form_with_any_offset_pass_verbatim() {
+    for good in [
+        "2023-09-02T00:00:15+0000",
+        "2023-09-02T09:00:15+0900",
+        "2010-01-01T00:00:00-0500",
+    ] {
+        let (r, tally) = with(Kind::MediaHashtag, "timestamp", Some(json!(good)));
+        assert_eq!(r.expect("kept")["timestamp"], good);
+        assert_eq!(tally.defaulted_total(), 0, "{good}");
+    }
+}
+
+#[test]
+fn an_undecodable_character_becomes_the_replacement_character_and_is_counted() {
+    let caption = format!(
+        "Tutti {}Twilly #Hermes",
+        ig_collector::validate::UNDECODABLE
+    );
+    let (r, tally) = with(Kind::Media, "caption", Some(json!(caption)));
+    let r = r.expect("the record is kept");
+    assert_eq!(
+        r["caption"], "Tutti \u{FFFD}Twilly #Hermes",
+        "the rest of the text is kept"
+    );
+    assert_eq!(
+        tally
+            .defaulted
+            .get(&(Kind::Media, "caption", Reason::InvalidUnicode)),
+        Some(&1)
+    );
+}
+
+#[test]
+fn a_missing_or_broken_media_edge_yields_no_media_and_is_counted() {
+    use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
+    use ig_collector::graph::shapes;
+    let config = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default()).expect("valid");
+    let target = &config.targets[2];
+    for (media, reason) in [
+        (None, Reason::Missing),
+        (Some(json!(null)), Reason::Missing),
+        (Some(json!({"data": "none"})), Reason::WrongType),
+        (Some(json!([1, 2])), Reason::WrongType),
+    ] {
+        let mut bd = valid(Kind::Brand);
+        if let Some(m) = media.clone() {
+            bd["media"] = m;
+        }
+        let mut tally = Tally::default();
+        let batch = shapes::brand(
+            &json!({"business_discovery": bd}),
+            target,
+            &Rules::default(),
+            &mut tally,
+        )
+        .expect("the brand is kept");
+        assert_eq!(batch.brand.len(), 1);
+        assert!(batch.media.is_empty());
+        assert_eq!(
+            tally.defaulted.get(&(Kind::Brand, "media", reason)),
+            Some(&1),
+            "{media:?}: {tally:?}"
+        );
+    }
 }
