@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, Job, RunError, RunSummary};
 use ig_collector::config::Config;
-use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
+use ig_collector::graph::{AccessToken, AppSecret, Credentials, ErrorKind, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
@@ -313,7 +313,7 @@ async fn a_response_that_hangs_past_the_timeout_is_retried() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
+async fn a_200_cut_off_mid_json_is_retried_like_a_dropped_connection() {
     let fake = fake().await;
     fake.fault(
         "ysl",
@@ -323,14 +323,42 @@ async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
         }],
     );
     let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    assert_eq!(
+        fake.calls_for("username(ysl)"),
+        2,
+        "the cut-off body is retried"
+    );
+    assert_eq!(o.summary().graph.retries, 1);
+    assert_eq!(o.written("brand").len(), 11);
+    assert!(o.logs.contains("cut-off JSON"), "{}", o.logs);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_is_not_json_fails_that_target_with_a_short_excerpt() {
+    let fake = fake().await;
+    fake.fault(
+        "ysl",
+        [Fault::Raw {
+            status: 404,
+            body: format!("<html>Saint Lau{}</html>", "x".repeat(10_000)),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert_eq!(
         o.failed(),
         vec![("ysl".to_string(), ErrorKind::BadResponse)]
     );
     let message = &o.summary().failed_targets[0].message;
     assert!(
-        message.contains("cut-off JSON") && message.contains("Saint Lau"),
+        message.contains("not JSON") && message.contains("Saint Lau"),
         "{message}"
+    );
+    assert!(
+        message.chars().count() < 300,
+        "{} chars: {message}",
+        message.chars().count()
     );
     assert_eq!(
         fake.calls_for("username(ysl)"),
@@ -462,7 +490,7 @@ async fn with_an_app_secret_every_call_carries_appsecret_proof() {
         vec![Credentials {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
-            app_secret: Some(AccessToken::new("app-secret-value")),
+            app_secret: Some(AppSecret::new("app-secret-value")),
         }],
     )
     .expect("client");
