@@ -5,6 +5,7 @@ mod config_errors;
 mod end_to_end;
 mod faults;
 mod golden;
+mod graph_hostile;
 mod hashtag_paging;
 mod lambda;
 mod retry_table;
