@@ -1,4 +1,7 @@
 //! What a failed Graph call means, and whether to call again: pure functions, tested by tables.
+//!
+//! This module owns the error kinds and the retry decision. It must not do IO, sleep or read the
+//! clock: the session passes in the attempt, the regain time, the time left and the jitter.
 
 use std::fmt;
 use std::time::Duration;

@@ -93,10 +93,19 @@ impl std::fmt::Debug for AppSecret {
 /// either hex case, surrogate pairs included), its percent-encoding (`%2F` or `%2f`, per UTF-8
 /// byte) and, for a space, `+`. Works on bytes, so a body is never re-encoded: only the bytes of
 /// a match change, and `[redacted]` is valid inside a JSON string.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Scrubber {
     /// Longest first, so that a secret containing another is replaced whole.
     secrets: Vec<Vec<char>>,
+    /// Bytes a match can start with: each secret's first byte, and `\`, `%`, `+` (the start
+    /// of an encoded character). Any other byte is skipped without trying the secrets.
+    starts: [bool; 256],
+}
+
+impl Default for Scrubber {
+    fn default() -> Scrubber {
+        Scrubber::new([])
+    }
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -116,7 +125,20 @@ impl Scrubber {
             .collect();
         list.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         list.dedup();
-        Scrubber { secrets: list }
+        let mut starts = [false; 256];
+        for b in [b'\\', b'%', b'+'] {
+            starts[usize::from(b)] = true;
+        }
+        for s in &list {
+            let mut buf = [0u8; 4];
+            if let Some(c) = s.first() {
+                starts[usize::from(c.encode_utf8(&mut buf).as_bytes()[0])] = true;
+            }
+        }
+        Scrubber {
+            secrets: list,
+            starts,
+        }
     }
 
     /// `text` with every secret replaced; borrowed when nothing matched.
@@ -128,7 +150,7 @@ impl Scrubber {
         let mut copied = 0;
         let mut i = 0;
         while i < text.len() {
-            let end = if may_start(text[i]) || self.starts_any(text[i]) {
+            let end = if self.starts[usize::from(text[i])] {
                 self.secrets.iter().find_map(|s| match_secret(text, i, s))
             } else {
                 None
@@ -163,19 +185,6 @@ impl Scrubber {
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     }
-
-    fn starts_any(&self, byte: u8) -> bool {
-        self.secrets.iter().any(|s| {
-            let mut buf = [0u8; 4];
-            s.first()
-                .is_some_and(|c| c.encode_utf8(&mut buf).as_bytes()[0] == byte)
-        })
-    }
-}
-
-/// Bytes that start an encoded character whatever the character is.
-fn may_start(byte: u8) -> bool {
-    matches!(byte, b'\\' | b'%' | b'+')
 }
 
 /// The end of a match of `secret` starting at `at`, if there is one. Tries every way each
