@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::graph::{GraphError, Session};
+use crate::graph::{ErrorKind, GraphError, Session};
 
 /// Days left under which the check warns.
 pub const WARN_DAYS: f64 = 14.0;
@@ -37,12 +37,15 @@ pub struct TokenHealth {
 }
 
 /// Reads a `debug_token` answer (`{"data": {...}}`). Pure.
-pub fn parse(ig_user_id: &str, body: &Value, now: DateTime<Utc>) -> TokenHealth {
+///
+/// An expiry that is there but not an integer (a string, a float, `null`) is an error: read as
+/// "never expires", a token about to die would look healthy until it did.
+pub fn parse(ig_user_id: &str, body: &Value, now: DateTime<Utc>) -> Result<TokenHealth, String> {
     let data = body.get("data").unwrap_or(&Value::Null);
-    let expires_at = data.get("expires_at").and_then(Value::as_i64);
+    let expires_at = timestamp(data, "expires_at")?;
     let never_expires = expires_at == Some(0);
     let expires_at = expires_at.filter(|e| *e > 0);
-    TokenHealth {
+    Ok(TokenHealth {
         ig_user_id: ig_user_id.to_string(),
         valid: data
             .get("is_valid")
@@ -50,12 +53,9 @@ pub fn parse(ig_user_id: &str, body: &Value, now: DateTime<Utc>) -> TokenHealth 
             .unwrap_or(false),
         expires_at,
         days_left: expires_at
-            .map(|e| ((e - now.timestamp()) as f64 / 86_400.0 * 10.0).round() / 10.0),
+            .map(|e| (e.saturating_sub(now.timestamp()) as f64 / 86_400.0 * 10.0).round() / 10.0),
         never_expires,
-        data_access_expires_at: data
-            .get("data_access_expires_at")
-            .and_then(Value::as_i64)
-            .filter(|e| *e > 0),
+        data_access_expires_at: timestamp(data, "data_access_expires_at")?.filter(|e| *e > 0),
         scopes: data
             .get("scopes")
             .and_then(Value::as_array)
@@ -65,6 +65,23 @@ pub fn parse(ig_user_id: &str, body: &Value, now: DateTime<Utc>) -> TokenHealth 
                     .collect()
             })
             .unwrap_or_default(),
+    })
+}
+
+/// A Unix-seconds field: absent is `None`, an integer is its value, anything else an error.
+fn timestamp(data: &Value, field: &str) -> Result<Option<i64>, String> {
+    match data.get(field) {
+        None => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            let mut shown = v.to_string();
+            if shown.len() > 40 {
+                shown = format!("{}…", shown.chars().take(40).collect::<String>());
+            }
+            format!(
+                "unreadable expiry: debug_token answered {field} = {shown}, not Unix seconds; \
+                 check the token by hand (Access Token Debugger) before trusting it"
+            )
+        }),
     }
 }
 
@@ -79,7 +96,12 @@ pub async fn check(
         let result = session
             .debug_token(lane)
             .await
-            .map(|body| parse(&user, &body, Utc::now()))
+            .and_then(|body| {
+                parse(&user, &body, Utc::now()).map_err(|message| GraphError {
+                    attempts: 1,
+                    ..GraphError::local(ErrorKind::BadResponse, message)
+                })
+            })
             .map_err(|e| (user.clone(), e));
         match &result {
             Ok(h) => log(h),
@@ -123,15 +145,33 @@ mod tests {
             .single()
             .expect("time");
         let body = json!({"data": {"is_valid": true, "expires_at": now.timestamp() + 10 * 86_400, "scopes": ["instagram_basic"]}});
-        let h = parse("1", &body, now);
+        let h = parse("1", &body, now).expect("readable");
         assert_eq!(h.days_left, Some(10.0));
         assert!(!h.never_expires);
         let h = parse(
             "1",
             &json!({"data": {"is_valid": true, "expires_at": 0}}),
             now,
-        );
+        )
+        .expect("readable");
         assert!(h.never_expires);
         assert_eq!(h.days_left, None);
+    }
+
+    #[test]
+    fn an_expiry_that_is_not_an_integer_is_an_error_not_never_expires() {
+        let now = Utc
+            .with_ymd_and_hms(2023, 9, 2, 0, 0, 0)
+            .single()
+            .expect("time");
+        for bad in [
+            json!({"data": {"is_valid": true, "expires_at": "1700000000"}}),
+            json!({"data": {"is_valid": true, "expires_at": 1.7e9}}),
+            json!({"data": {"is_valid": true, "expires_at": null}}),
+            json!({"data": {"is_valid": true, "expires_at": 0, "data_access_expires_at": "soon"}}),
+        ] {
+            let e = parse("1", &bad, now).expect_err("unreadable");
+            assert!(e.starts_with("unreadable expiry"), "{e}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::collect::App;
 use crate::config::{Config, ConfigError};
-use crate::graph::{AccessToken, Credentials, GraphError, Source};
+use crate::graph::{AccessToken, AppSecret, Credentials, GraphError, Source};
 use crate::sink::Sink;
 
 /// Why the collector could not start. Each variant says what to set or fix.
@@ -159,7 +159,7 @@ pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
         out.push(Credentials {
             ig_user_id,
             token: AccessToken::new(token),
-            app_secret: app.or_else(|| app_secret.clone()).map(AccessToken::new),
+            app_secret: app.or_else(|| app_secret.clone()).map(AppSecret::new),
         });
     }
     Ok(out)

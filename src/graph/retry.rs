@@ -1,4 +1,7 @@
 //! What a failed Graph call means, and whether to call again: pure functions, tested by tables.
+//!
+//! This module owns the error kinds and the retry decision. It must not do IO, sleep or read the
+//! clock: the session passes in the attempt, the regain time, the time left and the jitter.
 
 use std::fmt;
 use std::time::Duration;
@@ -31,8 +34,13 @@ pub enum ErrorKind {
     NotFound,
     /// A code nobody has classified yet; the number is kept in the error.
     Unknown,
-    /// A body that is not JSON, cut off, or not shaped as expected.
+    /// A body that is not JSON or not shaped as expected. (A body cut off mid-JSON is
+    /// `Transient`: the connection ended early.)
     BadResponse,
+    /// A body longer than `graph.max_body_bytes`: not read, not retried.
+    TooLarge,
+    /// A 3xx answer: never followed (it would carry the token elsewhere), never retried.
+    Redirected,
     /// The request did not finish within its timeout.
     Timeout,
     /// The connection failed or was reset.
@@ -56,6 +64,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::NotFound => "not found",
             ErrorKind::Unknown => "unclassified API error",
             ErrorKind::BadResponse => "unreadable response",
+            ErrorKind::TooLarge => "response too large",
+            ErrorKind::Redirected => "redirect refused",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Network => "network error",
             ErrorKind::Deadline => "run deadline reached",
@@ -79,6 +89,8 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Unknown => "unknown",
             ErrorKind::BadResponse => "bad_response",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Redirected => "redirected",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Network => "network",
             ErrorKind::Deadline => "deadline",
@@ -88,7 +100,8 @@ impl ErrorKind {
 }
 
 /// Classifies a response by its Graph error (if any) and, only when the code says nothing, by
-/// its HTTP status.
+/// its HTTP status. A 429 is throttling even without a Graph error body (a proxy or load
+/// balancer in front of the API sends it bare).
 pub fn classify(status: u16, error: Option<&ApiError>) -> ErrorKind {
     if let Some(e) = error {
         let by_code = match e.code {
@@ -105,12 +118,17 @@ pub fn classify(status: u16, error: Option<&ApiError>) -> ErrorKind {
         if let Some(kind) = by_code {
             return kind;
         }
+        if status == 429 {
+            return ErrorKind::Throttled;
+        }
         if e.is_transient == Some(true) || status >= 500 {
             return ErrorKind::Transient;
         }
         return ErrorKind::Unknown;
     }
-    if status >= 500 {
+    if status == 429 {
+        ErrorKind::Throttled
+    } else if status >= 500 {
         ErrorKind::Transient
     } else {
         ErrorKind::BadResponse

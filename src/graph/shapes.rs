@@ -1,6 +1,7 @@
 //! Graph response shapes → records: the `business_discovery` object with its `media` edge, and a
 //! `recent_media` page with its `paging` cursor. Together with the rest of `graph`, the only code
-//! that knows how Graph JSON is laid out; `validate` sees one API object at a time.
+//! that knows how Graph JSON is laid out; `validate` sees one API object at a time. It must not
+//! make calls or decide on retries: it reads bodies the session already decoded.
 
 use serde_json::Value;
 

@@ -1,7 +1,13 @@
-//! Rate-limit headers: `X-App-Usage` and `X-Business-Use-Case-Usage`, read on every response.
+//! Rate-limit headers: `X-App-Usage`, `X-Business-Use-Case-Usage` and `Retry-After`, read on
+//! every response.
+//!
+//! This module owns turning those headers into percentages and durations, with checked
+//! arithmetic: a value too large to represent means "longer than any wait we accept", never a
+//! small number after a wrap-around. It must not decide anything (that is [`super::retry`]).
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -14,6 +20,8 @@ pub struct Usage {
     pub business_percent: u32,
     /// Longest `estimated_time_to_regain_access` (minutes in the header).
     pub regain_after: Option<Duration>,
+    /// `Retry-After` (seconds or an HTTP date), sent with a 429.
+    pub retry_after: Option<Duration>,
 }
 
 impl Usage {
@@ -24,10 +32,20 @@ impl Usage {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        Usage::parse(
+        let mut usage = Usage::parse(
             text("x-app-usage").as_deref(),
             text("x-business-use-case-usage").as_deref(),
-        )
+        );
+        usage.retry_after = text("retry-after").and_then(|v| retry_after(&v, Utc::now()));
+        usage
+    }
+
+    /// When access comes back, by the longest of the two signals.
+    pub fn regain(&self) -> Option<Duration> {
+        match (self.regain_after, self.retry_after) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Parses the two header values; anything unreadable counts as 0, never as an error.
@@ -42,12 +60,10 @@ impl Usage {
             for entries in map.values() {
                 for entry in entries.as_array().into_iter().flatten() {
                     usage.business_percent = usage.business_percent.max(percent_of(entry));
-                    let minutes = entry
+                    if let Some(d) = entry
                         .get("estimated_time_to_regain_access")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0);
-                    if minutes > 0 {
-                        let d = Duration::from_secs(minutes * 60);
+                        .and_then(minutes)
+                    {
                         usage.regain_after = Some(usage.regain_after.map_or(d, |r| r.max(d)));
                     }
                 }
@@ -59,6 +75,31 @@ impl Usage {
     pub fn max_percent(&self) -> u32 {
         self.app_percent.max(self.business_percent)
     }
+}
+
+/// A positive number of minutes as a duration; one too large to represent is [`Duration::MAX`].
+fn minutes(v: &Value) -> Option<Duration> {
+    if let Some(m) = v.as_u64() {
+        return (m > 0).then(|| m.checked_mul(60).map_or(Duration::MAX, Duration::from_secs));
+    }
+    let m = v.as_f64().filter(|m| *m > 0.0)?;
+    Some(Duration::try_from_secs_f64(m * 60.0).unwrap_or(Duration::MAX))
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`)
+/// measured from `now`. Seconds too many to represent are [`Duration::MAX`]; a date in the past
+/// or an unreadable value is `None`.
+pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&Utc) - now).to_std().ok()
 }
 
 fn percent_of(v: &Value) -> u32 {
@@ -87,5 +128,47 @@ mod tests {
         assert_eq!(u.max_percent(), 91);
         assert_eq!(u.regain_after, Some(Duration::from_secs(180)));
         assert_eq!(Usage::parse(Some("not json"), None), Usage::default());
+    }
+
+    fn regain_minutes(minutes: &str) -> Option<Duration> {
+        let header = format!(
+            r#"{{"1":[{{"call_count":100,"estimated_time_to_regain_access":{minutes}}}]}}"#
+        );
+        Usage::parse(None, Some(&header)).regain_after
+    }
+
+    #[test]
+    fn a_huge_regain_time_is_longer_than_any_wait_never_a_wrapped_small_one() {
+        // u64::MAX / 60 + 1 minutes: the product with 60 overflows u64 (it would wrap to 4 s).
+        assert_eq!(regain_minutes("307445734561825861"), Some(Duration::MAX));
+        assert_eq!(regain_minutes("18446744073709551615"), Some(Duration::MAX));
+        assert_eq!(regain_minutes("1e300"), Some(Duration::MAX));
+        assert_eq!(regain_minutes("2"), Some(Duration::from_secs(120)));
+        assert_eq!(regain_minutes("0"), None);
+        assert_eq!(regain_minutes("-3"), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date() {
+        let now = DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .expect("date")
+            .with_timezone(&Utc);
+        let check = |v: &str| retry_after(v, now);
+        assert_eq!(check("1"), Some(Duration::from_secs(1)));
+        assert_eq!(check(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(check("99999999999999999999999"), Some(Duration::MAX));
+        assert_eq!(
+            check("Wed, 21 Oct 2015 07:29:30 GMT"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(check("Wed, 21 Oct 2015 07:27:00 GMT"), None, "in the past");
+        assert_eq!(check("soon"), None);
+        assert_eq!(check("-5"), None);
+        let both = Usage {
+            regain_after: Some(Duration::from_secs(60)),
+            retry_after: Some(Duration::from_secs(5)),
+            ..Usage::default()
+        };
+        assert_eq!(both.regain(), Some(Duration::from_secs(60)));
     }
 }

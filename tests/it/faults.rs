@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use ig_collector::collect::{run, Job, RunError, RunSummary};
+use ig_collector::collect::{run, App, Job, RunError, RunSummary};
 use ig_collector::config::Config;
-use ig_collector::graph::{AccessToken, Credentials, ErrorKind, Source};
+use ig_collector::graph::{AccessToken, AppSecret, Credentials, ErrorKind, Source};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
@@ -29,15 +29,15 @@ impl std::io::Write for Logs {
     }
 }
 
-struct Outcome {
-    result: Result<RunSummary, RunError>,
-    out: tempfile::TempDir,
-    logs: String,
-    elapsed: Duration,
+pub(crate) struct Outcome {
+    pub result: Result<RunSummary, RunError>,
+    pub out: tempfile::TempDir,
+    pub logs: String,
+    pub elapsed: Duration,
 }
 
 impl Outcome {
-    fn summary(&self) -> &RunSummary {
+    pub fn summary(&self) -> &RunSummary {
         match &self.result {
             Ok(s) => s,
             Err(e) => e.summary(),
@@ -45,7 +45,7 @@ impl Outcome {
     }
 
     /// Records written for a kind, read back from the output folder.
-    fn written(&self, dir: &str) -> Vec<Value> {
+    pub fn written(&self, dir: &str) -> Vec<Value> {
         let mut all = Vec::new();
         for entry in walk(self.out.path()) {
             if entry.to_string_lossy().contains(&format!("/{dir}_2023")) {
@@ -57,7 +57,7 @@ impl Outcome {
         all
     }
 
-    fn failed(&self) -> Vec<(String, ErrorKind)> {
+    pub fn failed(&self) -> Vec<(String, ErrorKind)> {
         self.summary()
             .failed_targets
             .iter()
@@ -85,7 +85,7 @@ impl Outcome {
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -104,10 +104,33 @@ async fn run_with(
     deadline: Duration,
     tweak: impl FnOnce(&mut Config),
 ) -> Outcome {
+    run_as(
+        fake,
+        vec![support::credentials(CALLER_ID, TOKEN)],
+        job,
+        deadline,
+        tweak,
+    )
+    .await
+}
+
+/// Runs `job` against the fake with these credentials (lanes), capturing the logs.
+pub(crate) async fn run_as(
+    fake: &FakeGraph,
+    credentials: Vec<Credentials>,
+    job: Job,
+    deadline: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Outcome {
     let mut config = config_for(&fake.url());
     tweak(&mut config);
     let out = tempfile::tempdir().expect("tempdir");
-    let app = support::live_app(config, Sink::Dir(out.path().to_path_buf()));
+    let source = Source::live(&config.graph, credentials).expect("client");
+    let app = App {
+        config,
+        source,
+        sink: Sink::Dir(out.path().to_path_buf()),
+    };
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -313,7 +336,7 @@ async fn a_response_that_hangs_past_the_timeout_is_retried() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
+async fn a_200_cut_off_mid_json_is_retried_like_a_dropped_connection() {
     let fake = fake().await;
     fake.fault(
         "ysl",
@@ -323,14 +346,42 @@ async fn a_truncated_json_body_fails_that_target_with_a_short_excerpt() {
         }],
     );
     let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    assert_eq!(
+        fake.calls_for("username(ysl)"),
+        2,
+        "the cut-off body is retried"
+    );
+    assert_eq!(o.summary().graph.retries, 1);
+    assert_eq!(o.written("brand").len(), 11);
+    assert!(o.logs.contains("cut-off JSON"), "{}", o.logs);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_body_that_is_not_json_fails_that_target_with_a_short_excerpt() {
+    let fake = fake().await;
+    fake.fault(
+        "ysl",
+        [Fault::Raw {
+            status: 404,
+            body: format!("<html>Saint Lau{}</html>", "x".repeat(10_000)),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
     assert_eq!(
         o.failed(),
         vec![("ysl".to_string(), ErrorKind::BadResponse)]
     );
     let message = &o.summary().failed_targets[0].message;
     assert!(
-        message.contains("cut-off JSON") && message.contains("Saint Lau"),
+        message.contains("not JSON") && message.contains("Saint Lau"),
         "{message}"
+    );
+    assert!(
+        message.chars().count() < 300,
+        "{} chars: {message}",
+        message.chars().count()
     );
     assert_eq!(
         fake.calls_for("username(ysl)"),
@@ -462,7 +513,7 @@ async fn with_an_app_secret_every_call_carries_appsecret_proof() {
         vec![Credentials {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
-            app_secret: Some(AccessToken::new("app-secret-value")),
+            app_secret: Some(AppSecret::new("app-secret-value")),
         }],
     )
     .expect("client");
@@ -478,4 +529,120 @@ async fn with_an_app_secret_every_call_carries_appsecret_proof() {
     for s in seen {
         assert_eq!(s.query.get("appsecret_proof"), Some(&expected), "{s:?}");
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_bare_429_with_retry_after_is_waited_for_then_collected() {
+    let fake = fake().await;
+    fake.fault(
+        "dior",
+        [Fault::TooManyRequests {
+            retry_after: Some("1".into()),
+        }],
+    );
+    let o = run_with(&fake, Job::Brands, SECS20, |c| c.graph.concurrency = 1).await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    assert_eq!(o.written("brand").len(), 11);
+    assert_eq!(fake.calls_for("username(dior)"), 2);
+    assert_eq!(o.summary().graph.throttled, 1);
+    assert_eq!(o.summary().graph.retries, 1);
+    // The wait is the announced second, not the millisecond backoff of a transient error.
+    assert!(o.elapsed >= Duration::from_secs(1), "{:?}", o.elapsed);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_bare_429_without_retry_after_is_throttling_and_not_retried() {
+    let fake = fake().await;
+    fake.fault("dior", [Fault::TooManyRequests { retry_after: None }]);
+    let o = run_with(&fake, Job::Brands, SECS20, |_| {}).await;
+    assert_eq!(o.failed(), vec![("dior".to_string(), ErrorKind::Throttled)]);
+    assert_eq!(fake.calls_for("username(dior)"), 1);
+    assert_eq!(o.summary().graph.throttled, 1);
+    assert_eq!(o.summary().graph.retries, 0);
+    assert_eq!(o.written("brand").len(), 10);
+}
+
+const OTHER_TOKEN: &str = "EAAGsecondTOKEN9876543210othercanary";
+const OTHER_ID: &str = "17841400000000001";
+
+/// Two credentials: targets alternate, hermes on the first, chanelofficial on the second…
+fn two_lanes(fake: &FakeGraph) -> Vec<Credentials> {
+    fake.allow_token(OTHER_TOKEN);
+    vec![
+        support::credentials(CALLER_ID, TOKEN),
+        support::credentials(OTHER_ID, OTHER_TOKEN),
+    ]
+}
+
+fn calls_with(fake: &FakeGraph, token: &str) -> usize {
+    fake.seen()
+        .iter()
+        .filter(|s| s.authorization.as_deref() == Some(&format!("Bearer {token}")))
+        .count()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_17_stops_only_the_throttled_credentials_later_calls() {
+    let fake = fake().await;
+    let credentials = two_lanes(&fake);
+    fake.fault(
+        "chanelofficial",
+        [Fault::Throttle {
+            code: 17,
+            regain_minutes: 0,
+        }],
+    );
+    let o = run_as(&fake, credentials, Job::Brands, SECS20, |c| {
+        c.graph.concurrency = 1
+    })
+    .await;
+    assert!(o.result.is_ok());
+    let second_lane = [
+        "chanelofficial",
+        "louisvuitton",
+        "prada",
+        "celine",
+        "miumiu",
+    ];
+    assert_eq!(
+        o.failed(),
+        second_lane
+            .iter()
+            .map(|t| (t.to_string(), ErrorKind::Throttled))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(calls_with(&fake, OTHER_TOKEN), 1, "no call after code 17");
+    assert_eq!(
+        calls_with(&fake, TOKEN),
+        6,
+        "the other credential carries on"
+    );
+    assert_eq!(o.written("brand").len(), 6);
+    o.assert_no_token();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn code_4_on_one_credential_stops_every_credentials_calls() {
+    let fake = fake().await;
+    let credentials = two_lanes(&fake);
+    fake.fault(
+        "chanelofficial",
+        [Fault::Throttle {
+            code: 4,
+            regain_minutes: 0,
+        }],
+    );
+    let o = run_as(&fake, credentials, Job::Brands, SECS20, |c| {
+        c.graph.concurrency = 1
+    })
+    .await;
+    assert_eq!(
+        fake.seen().len(),
+        2,
+        "hermes, then the throttled call, then nothing"
+    );
+    assert_eq!(o.failed().len(), 10);
+    assert!(o.failed().iter().all(|(_, k)| *k == ErrorKind::Throttled));
+    assert_eq!(o.written("brand").len(), 1);
 }

@@ -6,6 +6,7 @@ mod delivery;
 mod end_to_end;
 mod faults;
 mod golden;
+mod graph_hostile;
 mod hashtag_paging;
 mod lambda;
 mod retry_table;

@@ -1,13 +1,16 @@
 //! A fake Instagram Graph API over HTTP on 127.0.0.1 that answers like Meta's: bearer-token
 //! auth (code 190 otherwise), `business_discovery` with error 110/2207013 for unknown usernames,
 //! `ig_hashtag_search`, `recent_media` with cursor paging, usage headers on every response, and
-//! scripted faults per target.
+//! scripted faults per target, hostile ones included: bare 429s, redirects, oversized or
+//! chunked bodies, and answers that echo the caller's secrets back in every encoding. A
+//! [`Recorder`] stands in for wherever a redirect points.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +36,27 @@ pub enum Fault {
     Throttle { code: i64, regain_minutes: u64 },
     /// Answer normally, but report this usage percentage in the headers.
     Usage(u32),
+    /// HTTP 429 with a plain-text body (no Graph error object), as a proxy sends it.
+    TooManyRequests { retry_after: Option<String> },
+    /// A 3xx with this `Location`.
+    Redirect { status: u16, location: String },
+    /// A body sent in chunks, without `Content-Length`.
+    Chunked { status: u16, chunks: Vec<String> },
+    /// Echo the caller's bearer token and the `also` strings back, each in every form
+    /// [`secret_forms`] lists.
+    Echo { place: EchoPlace, also: Vec<String> },
+}
+
+/// Where an [`Fault::Echo`] puts the secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoPlace {
+    /// A Graph error body (code 100): in `message`, `fbtrace_id`, `error_user_title`,
+    /// `error_user_msg`.
+    ErrorBody,
+    /// A 404 HTML page.
+    Html,
+    /// The normal 200 answer, with the echo in the account's `name` (or a top-level `echo`).
+    Field,
 }
 
 /// A request as the server saw it.
@@ -41,11 +65,14 @@ pub struct Seen {
     pub path: String,
     pub query: HashMap<String, String>,
     pub authorization: Option<String>,
+    /// The form body of a POST (`debug_token`).
+    pub form: HashMap<String, String>,
 }
 
 #[derive(Default)]
 struct Inner {
-    token: String,
+    /// Tokens accepted as bearer tokens (and reported valid by `debug_token`).
+    tokens: Vec<String>,
     brands: HashMap<String, Value>,
     hashtag_ids: HashMap<String, String>,
     /// Pages of posts per hashtag id.
@@ -55,8 +82,8 @@ struct Inner {
     every_call: VecDeque<Fault>,
     seen: Vec<Seen>,
     usage_percent: u32,
-    /// `expires_at` reported by `debug_token` (0: never expires).
-    token_expires_at: i64,
+    /// `expires_at` reported by `debug_token` (0: never expires), as sent.
+    token_expires_at: Value,
     /// Simulated response time: (business_discovery, other calls) means, each ± `jitter`.
     latency: Option<Latency>,
 }
@@ -81,9 +108,9 @@ impl FakeGraph {
     /// Starts the server with the brands and hashtags of a replay folder.
     pub async fn start(token: &str, replay: &std::path::Path) -> FakeGraph {
         let mut inner = Inner {
-            token: token.to_string(),
+            tokens: vec![token.to_string()],
             usage_percent: 12,
-            token_expires_at: chrono::Utc::now().timestamp() + 50 * 86_400,
+            token_expires_at: json!(chrono::Utc::now().timestamp() + 50 * 86_400),
             ..Inner::default()
         };
         for entry in std::fs::read_dir(replay.join("brands")).expect("brands fixtures") {
@@ -165,7 +192,21 @@ impl FakeGraph {
 
     /// What `debug_token` reports as `expires_at` (Unix seconds; 0 = never).
     pub fn set_token_expiry(&self, expires_at: i64) {
+        self.set_token_expiry_value(json!(expires_at));
+    }
+
+    /// What `debug_token` reports as `expires_at` and `data_access_expires_at`, any JSON.
+    pub fn set_token_expiry_value(&self, expires_at: Value) {
         self.inner.lock().expect("lock").token_expires_at = expires_at;
+    }
+
+    /// Accepts another token (a second credential).
+    pub fn allow_token(&self, token: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .tokens
+            .push(token.to_string());
     }
 
     /// Makes every answer wait according to `latency`.
@@ -213,6 +254,58 @@ fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Every form in which `secret` is echoed: the JSON string content serde writes, with `\/`
+/// for slashes, every non-alphanumeric character as `\u00xx` and as `\u00XX`, and
+/// percent-encoded with upper- and lower-case hex. Each is safe inside a JSON string.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).expect("a string");
+    let json = json[1..json.len() - 1].to_string();
+    let escaped = |upper: bool| -> String {
+        secret
+            .chars()
+            .map(|c| match (c.is_ascii_alphanumeric(), upper) {
+                (true, _) => c.to_string(),
+                (false, true) => format!("\\u{:04X}", c as u32),
+                (false, false) => format!("\\u{:04x}", c as u32),
+            })
+            .collect()
+    };
+    let percent = |upper: bool| -> String {
+        secret
+            .bytes()
+            .map(
+                |b| match (b.is_ascii_alphanumeric() || b"-._~".contains(&b), upper) {
+                    (true, _) => (b as char).to_string(),
+                    (false, true) => format!("%{b:02X}"),
+                    (false, false) => format!("%{b:02x}"),
+                },
+            )
+            .collect()
+    };
+    vec![
+        json.clone(),
+        json.replace('/', "\\/"),
+        escaped(false),
+        escaped(true),
+        percent(true),
+        percent(false),
+    ]
+}
+
+/// The text of an echo: every form of every secret, JSON-string safe.
+fn echo_text(secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .flat_map(|s| secret_forms(s))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// A JSON body with `"@@ECHO@@"` placeholders replaced by the echo text, escapes intact.
+fn with_echo(body: &Value, echo: &str) -> String {
+    body.to_string().replace("@@ECHO@@", echo)
+}
+
 fn error_body(code: i64, subcode: Option<i64>, transient: Option<bool>, message: &str) -> Value {
     let mut e = json!({
         "message": message,
@@ -256,21 +349,45 @@ fn respond(status: u16, body: Value, usage: u32, regain: u64) -> Response {
     (status, headers(usage, regain), body.to_string()).into_response()
 }
 
+/// What the gate lets through: the usage to report, and an echo to put in the normal answer.
+struct Pass {
+    usage: u32,
+    echo: Option<String>,
+}
+
+/// A 200 with `body`, carrying the gate's echo in the account's `name` if asked for.
+fn answer(mut body: Value, pass: &Pass) -> Response {
+    let Some(echo) = &pass.echo else {
+        return respond(200, body, pass.usage, 0);
+    };
+    match body.get_mut("business_discovery") {
+        Some(bd) => bd["name"] = json!("@@ECHO@@"),
+        None => body["echo"] = json!("@@ECHO@@"),
+    }
+    (
+        StatusCode::OK,
+        headers(pass.usage, 0),
+        with_echo(&body, echo),
+    )
+        .into_response()
+}
+
 fn i_is_brand(query: &HashMap<String, String>) -> bool {
     query
         .get("fields")
         .is_some_and(|f| f.starts_with("business_discovery"))
 }
 
-/// Logs the request, checks the token, and applies a queued fault. `Ok(usage)` means: answer
-/// normally with that usage.
+/// Logs the request, checks the token, and applies a queued fault. `Ok(pass)` means: answer
+/// normally with that usage (and echo).
 async fn gate(
     inner: &Arc<Mutex<Inner>>,
     path: String,
     query: &HashMap<String, String>,
     hdrs: &HeaderMap,
     target: &str,
-) -> Result<u32, Response> {
+    form: Option<&HashMap<String, String>>,
+) -> Result<Pass, Response> {
     let authorization = hdrs
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -281,12 +398,16 @@ async fn gate(
             path,
             query: query.clone(),
             authorization: authorization.clone(),
+            form: form.cloned().unwrap_or_default(),
         });
         let fault = match i.every_call.pop_front() {
             Some(f) => Some(f),
             None => i.faults.get_mut(target).and_then(VecDeque::pop_front),
         };
-        let token_ok = authorization.as_deref() == Some(&format!("Bearer {}", i.token))
+        let token_ok = i
+            .tokens
+            .iter()
+            .any(|t| authorization.as_deref() == Some(&format!("Bearer {t}")))
             && !query.contains_key("access_token");
         (fault, i.usage_percent, token_ok, i.latency)
     };
@@ -312,12 +433,70 @@ async fn gate(
             0,
         ));
     }
+    let pass = |usage| Pass { usage, echo: None };
     match fault {
-        None => Ok(usage),
-        Some(Fault::Usage(p)) => Ok(p),
+        None => Ok(pass(usage)),
+        Some(Fault::Usage(p)) => Ok(pass(p)),
         Some(Fault::Hang(d)) => {
             tokio::time::sleep(d).await;
-            Ok(usage)
+            Ok(pass(usage))
+        }
+        Some(Fault::TooManyRequests { retry_after }) => {
+            let mut h = headers(usage, 0);
+            h.insert("content-type", HeaderValue::from_static("text/plain"));
+            if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                h.insert("retry-after", v);
+            }
+            Err((StatusCode::TOO_MANY_REQUESTS, h, "Too Many Requests").into_response())
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(status).expect("a status");
+            let mut h = headers(usage, 0);
+            h.insert(
+                "location",
+                HeaderValue::from_str(&location).expect("a location"),
+            );
+            Err((status, h, "").into_response())
+        }
+        Some(Fault::Chunked { status, chunks }) => {
+            let status = StatusCode::from_u16(status).expect("a status");
+            let stream = futures::stream::iter(
+                chunks
+                    .into_iter()
+                    .map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+            );
+            Err((status, headers(usage, 0), Body::from_stream(stream)).into_response())
+        }
+        Some(Fault::Echo { place, also }) => {
+            let bearer = authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .unwrap_or_default()
+                .to_string();
+            let echo = echo_text(&[vec![bearer], also].concat());
+            match place {
+                EchoPlace::Field => Ok(Pass {
+                    usage,
+                    echo: Some(echo),
+                }),
+                EchoPlace::Html => Err((
+                    StatusCode::NOT_FOUND,
+                    format!("<html><body>Not found for {echo}</body></html>"),
+                )
+                    .into_response()),
+                EchoPlace::ErrorBody => {
+                    let mut e = error_body(100, None, None, "Invalid parameter for @@ECHO@@");
+                    e["error"]["fbtrace_id"] = json!("@@ECHO@@");
+                    e["error"]["error_user_title"] = json!("@@ECHO@@");
+                    e["error"]["error_user_msg"] = json!("@@ECHO@@");
+                    Err((
+                        StatusCode::BAD_REQUEST,
+                        headers(usage, 0),
+                        with_echo(&e, &echo),
+                    )
+                        .into_response())
+                }
+            }
         }
         Some(Fault::Error {
             status,
@@ -358,10 +537,20 @@ async fn node(
         .and_then(|r| r.split_once(')'))
         .map(|(u, _)| u.to_string())
         .unwrap_or_default();
-    let usage = match gate(&inner, format!("/{version}/{node}"), &q, &h, &username).await {
-        Ok(u) => u,
+    let pass = match gate(
+        &inner,
+        format!("/{version}/{node}"),
+        &q,
+        &h,
+        &username,
+        None,
+    )
+    .await
+    {
+        Ok(p) => p,
         Err(r) => return r,
     };
+    let usage = pass.usage;
     if username.is_empty() {
         return respond(
             400,
@@ -372,7 +561,7 @@ async fn node(
     }
     let body = inner.lock().expect("lock").brands.get(&username).cloned();
     match body {
-        Some(b) => respond(200, b, usage, 0),
+        Some(b) => answer(b, &pass),
         None => {
             let mut e = error_body(110, Some(2207013), Some(false), "Invalid user id");
             e["error"]["error_user_title"] = json!("Cannot find User");
@@ -391,22 +580,23 @@ async fn hashtag_search(
     h: HeaderMap,
 ) -> Response {
     let tag = q.get("q").cloned().unwrap_or_default();
-    let usage = match gate(
+    let pass = match gate(
         &inner,
         format!("/{version}/ig_hashtag_search"),
         &q,
         &h,
         &format!("search:{tag}"),
+        None,
     )
     .await
     {
-        Ok(u) => u,
+        Ok(p) => p,
         Err(r) => return r,
     };
     let id = inner.lock().expect("lock").hashtag_ids.get(&tag).cloned();
     match id {
-        Some(id) => respond(200, json!({"data": [{"id": id}]}), usage, 0),
-        None => respond(200, json!({"data": []}), usage, 0),
+        Some(id) => answer(json!({"data": [{"id": id}]}), &pass),
+        None => answer(json!({"data": []}), &pass),
     }
 }
 
@@ -417,21 +607,23 @@ async fn debug_token(
     h: HeaderMap,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let usage = match gate(
+    let pass = match gate(
         &inner,
         format!("/{version}/debug_token"),
         &q,
         &h,
         "debug_token",
+        Some(&form),
     )
     .await
     {
-        Ok(u) => u,
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let (token, expires_at) = {
+    let usage = pass.usage;
+    let (tokens, expires_at) = {
         let i = inner.lock().expect("lock");
-        (i.token.clone(), i.token_expires_at)
+        (i.tokens.clone(), i.token_expires_at.clone())
     };
     if form.get("method").map(String::as_str) != Some("GET") {
         return respond(
@@ -441,12 +633,10 @@ async fn debug_token(
             0,
         );
     }
-    let valid = form.get("input_token") == Some(&token);
-    respond(
-        200,
+    let valid = form.get("input_token").is_some_and(|t| tokens.contains(t));
+    answer(
         json!({"data": {"app_id": "1234567890", "type": "USER", "application": "ig-collector", "data_access_expires_at": expires_at, "expires_at": expires_at, "is_valid": valid, "scopes": ["instagram_basic", "pages_read_engagement"], "user_id": "10150000000000000"}}),
-        usage,
-        0,
+        &pass,
     )
 }
 
@@ -464,18 +654,20 @@ async fn recent_media(
             .map(|(t, _)| t.clone())
             .unwrap_or_default()
     };
-    let usage = match gate(
+    let pass = match gate(
         &inner,
         format!("/{version}/{node}/recent_media"),
         &q,
         &h,
         &tag,
+        None,
     )
     .await
     {
-        Ok(u) => u,
+        Ok(p) => p,
         Err(r) => return r,
     };
+    let usage = pass.usage;
     let pages = inner.lock().expect("lock").pages.get(&node).cloned();
     let Some(pages) = pages else {
         return respond(
@@ -503,5 +695,62 @@ async fn recent_media(
             index + 1
         ));
     }
-    respond(200, json!({"data": posts, "paging": paging}), usage, 0)
+    answer(json!({"data": posts, "paging": paging}), &pass)
+}
+
+/// A server that records every request it receives and answers `{}`: where a redirect points,
+/// so a test can tell whether anything followed it.
+pub struct Recorder {
+    hits: Arc<Mutex<Vec<String>>>,
+    pub addr: SocketAddr,
+    _shutdown: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let seen = hits.clone();
+        let app = Router::new().fallback(move |req: axum::extract::Request| {
+            let seen = seen.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                seen.lock().expect("lock").push(format!(
+                    "{} {} {}",
+                    parts.method,
+                    parts.uri,
+                    String::from_utf8_lossy(&body)
+                ));
+                "{}"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Recorder {
+            hits,
+            addr,
+            _shutdown: Arc::new(tx),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received: method, URI and body.
+    pub fn hits(&self) -> Vec<String> {
+        self.hits.lock().expect("lock").clone()
+    }
 }

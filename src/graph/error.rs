@@ -1,0 +1,236 @@
+//! What a Graph answer means when it is not data: the error body ([`ApiError`]), the error the
+//! rest of the crate sees ([`GraphError`]), and [`decode`], which turns one status and body into
+//! a JSON value or an error.
+//!
+//! This module owns reading a body once, whatever its status. It must not send requests, sleep,
+//! or decide on retries (that is [`super::retry`]); and every text it copies from a body goes
+//! through the [`Scrubber`] first.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::repair;
+use super::retry::{classify, ErrorKind};
+use super::token::Scrubber;
+
+/// The `error` object of a Graph API error body. Only `message` and `code` are always there.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ApiError {
+    #[serde(default)]
+    pub message: String,
+    #[serde(rename = "type", default)]
+    pub error_type: Option<String>,
+    pub code: i64,
+    #[serde(default)]
+    pub error_subcode: Option<i64>,
+    #[serde(default)]
+    pub is_transient: Option<bool>,
+    #[serde(default)]
+    pub error_user_title: Option<String>,
+    #[serde(default)]
+    pub error_user_msg: Option<String>,
+    #[serde(default)]
+    pub fbtrace_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ApiError,
+}
+
+/// A failed Graph call, after retries. Carries no secret: every text in it was scrubbed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}{}", self.detail())]
+pub struct GraphError {
+    pub kind: ErrorKind,
+    /// Graph error code and subcode, when the API sent an error body.
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// What happened, scrubbed of secrets; for non-JSON bodies a short excerpt.
+    pub message: String,
+    pub fbtrace_id: Option<String>,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// For throttling: when the API says access comes back.
+    pub regain_after: Option<Duration>,
+}
+
+impl GraphError {
+    fn detail(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.code {
+            parts.push(match self.subcode {
+                Some(s) => format!("code {c}, subcode {s}"),
+                None => format!("code {c}"),
+            });
+        }
+        if let Some(s) = self.status {
+            parts.push(format!("HTTP {s}"));
+        }
+        if self.attempts > 1 {
+            parts.push(format!("after {} attempts", self.attempts));
+        }
+        if let Some(t) = &self.fbtrace_id {
+            parts.push(format!("fbtrace_id {t}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    }
+
+    /// An error decided here rather than by the API (no code, no status).
+    pub(crate) fn local(kind: ErrorKind, message: impl Into<String>) -> GraphError {
+        GraphError {
+            kind,
+            code: None,
+            subcode: None,
+            status: None,
+            message: message.into(),
+            fbtrace_id: None,
+            attempts: 0,
+            regain_after: None,
+        }
+    }
+
+    /// An error about a response that arrived with `status`, decided on this side.
+    pub(crate) fn answered(status: u16, kind: ErrorKind, message: impl Into<String>) -> GraphError {
+        GraphError {
+            status: Some(status),
+            attempts: 1,
+            ..GraphError::local(kind, message)
+        }
+    }
+
+    /// The same error with every text it carries scrubbed of secrets.
+    pub fn scrubbed(mut self, scrubber: &Scrubber) -> GraphError {
+        self.message = scrubber.scrub(&self.message);
+        self.fbtrace_id = self.fbtrace_id.map(|t| scrubber.scrub(&t));
+        self
+    }
+}
+
+/// Decodes one response body. Errors can come with any status, or inside a 200.
+///
+/// Undecodable characters (invalid UTF-8, lone surrogate escapes) are first marked by
+/// [`repair::mark_undecodable`], so one bad caption cannot make the whole body unreadable. A body
+/// cut off mid-JSON is a transport failure (the connection ended early), worth a retry; a 429
+/// is throttling whatever its body says. `scrub` hides secrets in every text kept from the body.
+pub fn decode(status: u16, body: &[u8], scrub: Option<&Scrubber>) -> Result<Value, GraphError> {
+    let none = Scrubber::default();
+    let scrubber = scrub.unwrap_or(&none);
+    let body = repair::mark_undecodable(body);
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(value) => {
+            if value.get("error").is_some() {
+                let error = serde_json::from_value::<ErrorBody>(value)
+                    .map(|b| b.error)
+                    .map_err(|_| {
+                        GraphError::answered(
+                            status,
+                            ErrorKind::BadResponse,
+                            format!("unreadable error body: {}", excerpt(&body, scrubber)),
+                        )
+                    })?;
+                let kind = classify(status, Some(&error));
+                return Err(GraphError {
+                    kind,
+                    code: Some(error.code),
+                    subcode: error.error_subcode,
+                    status: Some(status),
+                    message: scrubber.scrub(&error.message),
+                    fbtrace_id: error.fbtrace_id.map(|t| scrubber.scrub(&t)),
+                    attempts: 1,
+                    regain_after: None,
+                });
+            }
+            if (200..300).contains(&status) {
+                Ok(value)
+            } else {
+                Err(GraphError::answered(
+                    status,
+                    classify(status, None),
+                    format!("HTTP {status} without an error object"),
+                ))
+            }
+        }
+        Err(e) => {
+            let (kind, what) = if status == 429 {
+                (ErrorKind::Throttled, "HTTP 429 without a Graph error body")
+            } else if e.is_eof() {
+                (ErrorKind::Transient, "cut-off JSON")
+            } else if status >= 500 {
+                (ErrorKind::Transient, "a body that is not JSON")
+            } else {
+                (ErrorKind::BadResponse, "a body that is not JSON")
+            };
+            Err(GraphError::answered(
+                status,
+                kind,
+                format!("{what}: {}", excerpt(&body, scrubber)),
+            ))
+        }
+    }
+}
+
+/// Characters of a body kept in an error message.
+const EXCERPT_CHARS: usize = 120;
+
+/// A short, single-line, scrubbed excerpt of a body for error messages: at most
+/// [`EXCERPT_CHARS`] characters of the body, quoted, so a megabyte of HTML cannot flood a log.
+pub(crate) fn excerpt(body: &[u8], scrubber: &Scrubber) -> String {
+    // Scrub the whole body first: cutting first could split a secret and let half of it through.
+    let text = scrubber.scrub(&String::from_utf8_lossy(body));
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(EXCERPT_CHARS)
+        .collect();
+    // Debug quoting escapes what does not print; bound the escaped form too.
+    let mut quoted: String = format!("{flat:?}")
+        .chars()
+        .take(EXCERPT_CHARS + 40)
+        .collect();
+    if text.chars().count() > EXCERPT_CHARS {
+        quoted.push('…');
+    }
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_off_body_is_transient_whatever_its_status() {
+        for status in [200, 400] {
+            let e = decode(status, br#"{"data": [{"id": "1"#, None).expect_err("cut off");
+            assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+            assert!(e.message.starts_with("cut-off JSON"), "{e}");
+        }
+        let e = decode(200, b"<html>", None).expect_err("not json");
+        assert_eq!(e.kind, ErrorKind::BadResponse);
+    }
+
+    #[test]
+    fn a_429_is_throttling_with_or_without_a_body() {
+        for body in [&b"Too Many Requests"[..], b"{}", b""] {
+            let e = decode(429, body, None).expect_err("429");
+            assert_eq!(e.kind, ErrorKind::Throttled, "{e}");
+        }
+    }
+
+    #[test]
+    fn excerpts_are_short_and_scrubbed() {
+        let scrubber = Scrubber::new(["EAAGsecret-token"]);
+        let body = format!("EAAGsecret-token {}", "\u{1}\u{FDD1}x".repeat(5000));
+        let e = excerpt(body.as_bytes(), &scrubber);
+        assert!(e.chars().count() <= EXCERPT_CHARS + 41, "{e}");
+        assert!(e.starts_with("\"[redacted] "), "{e}");
+    }
+}

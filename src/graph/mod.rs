@@ -1,0 +1,37 @@
+//! The Instagram Graph API: **the only module that knows Graph HTTP and JSON.**
+//!
+//! A [`Source`] answers the calls the collector makes (`business_discovery`,
+//! `ig_hashtag_search`, `recent_media`, `debug_token`), either live over HTTP or from recorded
+//! response files (`--replay`). Both go through [`decode`], so a replayed run exercises the same
+//! parsing as a live one. Errors are decoded once, into a [`GraphError`] whose [`ErrorKind`]
+//! drives the pure retry decision in [`retry`].
+//!
+//! This file only names the parts and re-exports them; it holds no logic of its own:
+//! - [`token`]: the access token, the app secret, and the [`Scrubber`] that hides both;
+//! - [`error`]: Graph error bodies, [`GraphError`], [`decode`];
+//! - [`repair`]: undecodable characters in a body → a marker validation counts (pure);
+//! - [`source`]: [`Source`] (live or replay) and [`Credentials`];
+//! - [`session`]: one run's calls: counters, deadline, stop switch, the one retrying call path;
+//! - `http`: the reqwest client and sending one request, reading its body under a size cap;
+//! - [`replay`]: capture names, gzip, reading recorded bodies;
+//! - [`retry`], [`usage`], [`shapes`]: the retry decision, usage headers, response shapes.
+
+pub mod error;
+mod http;
+pub mod repair;
+pub mod replay;
+pub mod retry;
+pub mod session;
+pub mod shapes;
+pub mod source;
+pub mod token;
+pub mod usage;
+
+pub use error::{decode, ApiError, GraphError};
+pub use http::LiveClient;
+pub use replay::{gunzip, gzip, read_recorded, Captured};
+pub use retry::{classify, decide, Decision, ErrorKind};
+pub use session::{business_discovery_fields, GraphStats, Need, Session};
+pub use source::{Credentials, Source};
+pub use token::{AccessToken, AppSecret, Scrubber};
+pub use usage::Usage;

@@ -1,0 +1,95 @@
+//! Where Graph responses come from: the live API over one or more credentials, or a folder of
+//! recorded bodies.
+//!
+//! This module owns the credentials and the choice of source, and builds the [`Scrubber`] that
+//! knows every secret of every credential. It must not make calls itself: a run's calls go
+//! through a [`Session`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::error::GraphError;
+use super::http::{build_client, LiveClient};
+use super::session::Session;
+use super::token::{AccessToken, AppSecret, Scrubber};
+use crate::config::{GraphSettings, RetryPolicy};
+
+/// Credentials of a live source: one Instagram business account and its token.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The Instagram business account the calls are made as.
+    pub ig_user_id: String,
+    pub token: AccessToken,
+    /// When set, every call carries `appsecret_proof`.
+    pub app_secret: Option<AppSecret>,
+}
+
+/// Where Graph responses come from.
+#[derive(Debug)]
+pub enum Source {
+    /// The Graph API over HTTP, with one or more credentials ("lanes"). Targets are spread over
+    /// the lanes, so each credential's hourly budget adds to the schedule's.
+    Live(Vec<LiveClient>),
+    /// Recorded response bodies in a folder: `brands/{username}.json`,
+    /// `hashtag_search/{hashtag}.json`, `hashtags/{hashtag}.json` then `hashtags/{hashtag}.{n}.json`
+    /// for page n (each also as `.json.gz`). Raw captures use the same layout.
+    Replay(PathBuf),
+}
+
+impl Source {
+    /// A live source over one or more credentials. Fails only if the TLS stack cannot be set up.
+    pub fn live(
+        settings: &GraphSettings,
+        credentials: Vec<Credentials>,
+    ) -> Result<Source, GraphError> {
+        let http = build_client(settings)?;
+        let clients = credentials
+            .into_iter()
+            .map(|credentials| LiveClient {
+                http: http.clone(),
+                base: format!("{}/{}", settings.base_url, settings.api_version),
+                proof: credentials
+                    .app_secret
+                    .as_ref()
+                    .map(|secret| secret.proof_for(&credentials.token)),
+                credentials,
+            })
+            .collect();
+        Ok(Source::Live(clients))
+    }
+
+    /// How many credentials calls are spread over (1 for replay).
+    pub fn lanes(&self) -> usize {
+        match self {
+            Source::Live(c) => c.len().max(1),
+            Source::Replay(_) => 1,
+        }
+    }
+
+    /// Every secret of every credential: tokens, app secrets and the proofs derived from them.
+    /// Any response may echo any of them (a shared app, a proxy), whichever lane asked.
+    pub fn scrubber(&self) -> Scrubber {
+        match self {
+            Source::Live(clients) => Scrubber::new(clients.iter().flat_map(|c| {
+                [
+                    Some(c.credentials.token.expose()),
+                    c.credentials.app_secret.as_ref().map(AppSecret::expose),
+                    c.proof.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+            })),
+            Source::Replay(_) => Scrubber::default(),
+        }
+    }
+
+    /// Starts a run: its counters, its deadline and its stop switches.
+    pub fn session<'a>(
+        &'a self,
+        policy: &'a RetryPolicy,
+        settings: &'a GraphSettings,
+        deadline: Option<Instant>,
+    ) -> Session<'a> {
+        Session::new(self, policy, settings, deadline)
+    }
+}
