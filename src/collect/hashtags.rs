@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::run::Collected;
 use super::{App, FailedTarget};
 use crate::config::{Config, Target};
-use crate::graph::{shapes, GraphError, Need, Session, Source};
+use crate::graph::{read_recorded, shapes, GraphError, Need, Session, Source};
 use crate::records::Record;
 use crate::sink::SinkError;
 use crate::state::{State, TagState};
@@ -317,19 +317,5 @@ async fn more_pages(config: &Config, session: &Session<'_>, open: &mut [HashtagP
         .filter(|h| h.next.is_some() && h.page >= config.hashtags.max_pages)
     {
         tracing::warn!(hashtag = %h.target.hashtag, pages = h.page, "page limit reached with new posts still coming: raise hashtags.max_pages");
-    }
-}
-
-/// A recorded file, plain or gzip-compressed; `Ok(None)` when neither exists.
-fn read_recorded(dir: &std::path::Path, relative: &str) -> Result<Option<Vec<u8>>, String> {
-    if let Ok(b) = std::fs::read(dir.join(relative)) {
-        return Ok(Some(b));
-    }
-    let gz = dir.join(format!("{relative}.gz"));
-    match std::fs::read(&gz) {
-        Ok(b) => crate::graph::gunzip(&b)
-            .map(Some)
-            .map_err(|e| format!("{}: not gzip: {e}", gz.display())),
-        Err(_) => Ok(None),
     }
 }

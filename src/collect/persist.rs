@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::hashtags::Loaded;
 use super::{App, Job, RunSummary};
-use crate::graph::Captured;
+use crate::graph::{gzip, Captured};
 use crate::records::{self, Batch, Kind, Record};
 use crate::sink::{Condition, Op, SinkError, Written};
 use crate::state::State;
@@ -244,12 +244,4 @@ fn gave_up(app: &App, key: &str) -> SinkError {
         ),
         timed_out: false,
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
 }

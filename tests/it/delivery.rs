@@ -268,7 +268,8 @@ async fn a_state_read_that_fails_or_stalls_fails_the_run_before_any_graph_call()
     let proxy = S3Proxy::start(&s3.endpoint).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let app = app_on(&fake, &proxy.endpoint, |c| {
-        c.sink.operation_timeout = Duration::from_secs(2);
+        // Long enough for the SDK to retry a 500 three times, short enough for a stall.
+        c.sink.operation_timeout = Duration::from_secs(6);
     });
     run(&app, Job::Hashtags, at(0, 5, 0), None)
         .await
