@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per boundary.
 
 mod capture;
+mod cli;
 mod config_errors;
 mod delivery;
 mod end_to_end;
