@@ -248,3 +248,105 @@ async fn a_rejected_credential_fails_only_its_targets() {
         .count();
     assert_eq!(with_other, 1, "no call with a token after it was rejected");
 }
+
+/// Runs a first time so there is a state, then serves `pages` for each named hashtag (all other
+/// hashtags keep their fixture page) and runs again; returns the second summary.
+async fn second_run_with(
+    fake: &FakeGraph,
+    app: &App,
+    pages: Vec<(&str, Vec<Vec<Value>>)>,
+) -> RunSummary {
+    run(app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("first run");
+    for (tag, p) in pages {
+        fake.set_pages(tag, p);
+    }
+    run(app, Job::Hashtags, at(0, 5, 47), None)
+        .await
+        .expect("second run")
+}
+
+/// `n` pages of 50 new posts each, newest first, for a hashtag (ids from `base`).
+fn new_pages(base: u64, n: usize) -> Vec<Vec<Value>> {
+    (0..n)
+        .map(|p| {
+            (0..50)
+                .map(|i| {
+                    let k = (p * 50 + i) as u64;
+                    post(base + k, at(0, 5, 0) - Duration::seconds(k as i64))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_stops_at_max_pages_and_says_so() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+        c.hashtags.max_pages = 2;
+    });
+    let s = second_run_with(
+        &fake,
+        &app,
+        vec![("dior", new_pages(18_200_000_000_000_000, 4))],
+    )
+    .await;
+    assert_eq!(s.hashtag_pages["dior"], 2);
+    assert_eq!(written(out.path(), &s, DIOR).len(), 100);
+}
+
+#[tokio::test]
+async fn extra_pages_are_bounded_by_the_runs_share_and_go_to_the_busiest_hashtag_first() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // 12 extra pages an hour over 12 runs: one extra page this run.
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+        c.hashtags.extra_pages_per_hour = 12;
+    });
+    let mut quiet = new_pages(18_300_000_000_000_000, 3);
+    quiet[0].truncate(10);
+    let s = second_run_with(
+        &fake,
+        &app,
+        vec![
+            ("gucci", quiet),
+            ("dior", new_pages(18_400_000_000_000_000, 3)),
+        ],
+    )
+    .await;
+    assert_eq!(s.hashtag_pages["dior"], 2, "{:?}", s.hashtag_pages);
+    assert_eq!(s.hashtag_pages["gucci"], 1, "{:?}", s.hashtag_pages);
+    let extra: u32 = s.hashtag_pages.values().map(|p| p - 1).sum();
+    assert_eq!(extra, 1, "{:?}", s.hashtag_pages);
+    assert!(
+        s.graph.optional_calls_skipped >= 2,
+        "the pages left are counted"
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_cursor_ends_paging_and_a_post_seen_twice_is_written_once() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |_| {});
+    run(&app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("first run");
+    let pages = new_pages(18_500_000_000_000_000, 2);
+    // Page 2 repeats two posts of page 1, and every page names the same next cursor.
+    let mut second_page = pages[1].clone();
+    second_page.extend(pages[0][..2].iter().cloned());
+    fake.set_pages("dior", vec![pages[0].clone(), second_page]);
+    fake.set_stuck_cursor("dior");
+    let s = run(&app, Job::Hashtags, at(0, 5, 47), None)
+        .await
+        .expect("second run");
+    assert_eq!(s.hashtag_pages["dior"], 2, "{:?}", s.hashtag_pages);
+    let ids = written(out.path(), &s, DIOR);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), unique.len(), "each post once");
+    assert_eq!(ids.len(), 100);
+}

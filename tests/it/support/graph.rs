@@ -73,6 +73,8 @@ pub struct Seen {
 struct Inner {
     /// Tokens accepted as bearer tokens (and reported valid by `debug_token`).
     tokens: Vec<String>,
+    /// Hashtag ids whose pages all answer with the same `after` cursor (a paging loop).
+    stuck_cursor: std::collections::HashSet<String>,
     brands: HashMap<String, Value>,
     hashtag_ids: HashMap<String, String>,
     /// Pages of posts per hashtag id.
@@ -212,6 +214,12 @@ impl FakeGraph {
     /// Makes every answer wait according to `latency`.
     pub fn set_latency(&self, latency: Latency) {
         self.inner.lock().expect("lock").latency = Some(latency);
+    }
+
+    /// Makes every page of a hashtag answer with the same `after` cursor, as a broken API would.
+    pub fn set_stuck_cursor(&self, hashtag: &str) {
+        let id = self.hashtag_id(hashtag);
+        self.inner.lock().expect("lock").stuck_cursor.insert(id);
     }
 
     /// Replaces the pages of a hashtag.
@@ -688,8 +696,11 @@ async fn recent_media(
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let posts = pages.get(index).cloned().unwrap_or_default();
+    let stuck = inner.lock().expect("lock").stuck_cursor.contains(&node);
     let mut paging = json!({"cursors": {"after": format!("page{}", index + 1)}});
-    if index + 1 < pages.len() {
+    if stuck {
+        paging = json!({"cursors": {"after": "page1"}, "next": format!("http://fake/{version}/{node}/recent_media?after=page1")});
+    } else if index + 1 < pages.len() {
         paging["next"] = json!(format!(
             "http://fake/{version}/{node}/recent_media?after=page{}",
             index + 1
