@@ -487,3 +487,53 @@ async fn deadlines_bound_the_writes_of_a_library_run() {
     // The state was not advanced past posts that were not written.
     assert!(s3.keys(BUCKET).await.iter().all(|k| k != STATE));
 }
+
+#[tokio::test]
+async fn the_lambda_stops_calling_at_its_margin_and_still_answers_with_a_summary() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.fault("*", (0..40).map(|_| Fault::Hang(Duration::from_secs(30))));
+    let config = tempfile::NamedTempFile::new().expect("temp file");
+    let text = ig_collector::config::EMBEDDED
+        .replace("deadline_margin_secs = 8", "deadline_margin_secs = 6");
+    std::fs::write(config.path(), text).expect("write config");
+    let mut env = s3.env(BUCKET);
+    env.extend(
+        [
+            ("IG_USER_ID", CALLER_ID.to_string()),
+            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
+            ("GRAPH_API_URL", fake.url()),
+            ("CONFIG_PATH", config.path().display().to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    // 10 s to run, 6 s of margin: calls stop about 4 s in.
+    let api = RuntimeApi::start_with_limit(
+        vec![json!({"time": "2023-09-02T05:00:00Z"})],
+        Duration::from_secs(10),
+    )
+    .await;
+    let started = Instant::now();
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let outcome = api.outcomes(1).await;
+    let output = f.stop();
+    let outcome = outcome
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no answer: {output}"));
+    let took = outcome.at.duration_since(started);
+    assert!(
+        took < Duration::from_secs(7),
+        "answered {took:?} after the start: the margin was not kept"
+    );
+    let (_, body) = outcome.result.expect_err("nothing was collected");
+    assert_eq!(body["errorType"], "AllTargetsFailed", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("all 11 targets failed") && m.contains("timed out")),
+        "{body}"
+    );
+    assert!(output.contains("run finished"), "{output}");
+}

@@ -250,3 +250,49 @@ fn the_cli_without_a_token_says_how_to_run_offline() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn ndjson_output_is_one_record_per_line_and_a_redelivery_merges_it() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let overrides = ig_collector::config::Overrides {
+        graph_api_url: Some(fake.url()),
+        output_format: Some("ndjson".into()),
+        ..Default::default()
+    };
+    let config = ig_collector::config::Config::parse(
+        ig_collector::config::EMBEDDED,
+        "configure.toml",
+        &overrides,
+    )
+    .expect("valid");
+    let app = support::live_app(
+        config,
+        ig_collector::sink::Sink::Dir(out.path().to_path_buf()),
+    );
+    let at = Utc
+        .with_ymd_and_hms(2023, 9, 2, 4, 0, 0)
+        .single()
+        .expect("time");
+    let path = out
+        .path()
+        .join("raw/brand_2023-09-02/brand_2023-09-02_040000.json");
+    for delivery in 0..2 {
+        let summary = run(&app, Job::Brands, at, None).await.expect("run");
+        assert_eq!(summary.merged_with_earlier.len(), delivery * 2);
+        let text = std::fs::read_to_string(&path).expect("written");
+        assert!(!text.starts_with('['), "{text}");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one object per line"))
+            .collect();
+        assert_eq!(lines.len(), 11);
+        let fields: Vec<&str> = lines[0]
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, ig_collector::records::Kind::Brand.columns());
+    }
+}
