@@ -49,10 +49,17 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
+/// How far ahead of the clock an event's time may be. A schedule fires at its time, give or
+/// take seconds; a time further ahead is a wrong payload, and as the run's time it would stamp
+/// keys, the state's `as_of` and the watermark's cap from the future.
+pub const MAX_EVENT_LEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
 /// The scheduled time of an event: its `time` field, RFC 3339. Both the classic EventBridge
 /// "Scheduled Event" and the EventBridge Scheduler input in `template.yaml` carry it. Keys derive
-/// from it, never from the clock, so a redelivered event rewrites the same keys.
-pub fn scheduled_time(event: &Value) -> Result<DateTime<Utc>, InvocationError> {
+/// from it, never from the clock, so a redelivered event finds its own objects again. A time in
+/// the past is fine (a late redelivery, an operator's re-invoke); one more than
+/// [`MAX_EVENT_LEAD`] ahead of `now` is refused.
+pub fn scheduled_time(event: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, InvocationError> {
     const EXPECTED: &str = "expected an EventBridge scheduled event: a JSON object with a `time` field in RFC 3339, e.g. {\"time\": \"2023-09-02T00:00:00Z\"}";
     let time = event
         .get("time")
@@ -60,9 +67,20 @@ pub fn scheduled_time(event: &Value) -> Result<DateTime<Utc>, InvocationError> {
     let text = time
         .as_str()
         .ok_or_else(|| InvocationError::BadEvent(format!("{EXPECTED}; `time` is {time}")))?;
-    DateTime::parse_from_rfc3339(text)
+    let at = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; `time` is \"{text}\": {e}")))
+        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; `time` is \"{text}\": {e}")))?;
+    if now
+        .checked_add_signed(MAX_EVENT_LEAD)
+        .is_some_and(|limit| at > limit)
+    {
+        return Err(InvocationError::BadEvent(format!(
+            "{EXPECTED}; `time` \"{text}\" is more than {} minutes ahead of the clock ({}): not the time of this invocation",
+            MAX_EVENT_LEAD.num_minutes(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
+    Ok(at)
 }
 
 /// The handler state kept across invocations.
@@ -98,7 +116,7 @@ impl Handler {
             .app
             .as_ref()
             .map_err(|e| InvocationError::Setup(e.clone()))?;
-        let scheduled = scheduled_time(&event.payload)?;
+        let scheduled = scheduled_time(&event.payload, Utc::now())?;
         let deadlines = deadlines_of(event.context.deadline, app.config.retry.deadline_margin);
         drop(_enter);
         let run = tracing::Instrument::instrument(

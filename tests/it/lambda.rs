@@ -161,13 +161,14 @@ async fn bad_input_fails_the_invocation_with_a_clear_error() {
     let api = RuntimeApi::start(vec![
         json!({"detail": {}}),
         json!({"time": "yesterday"}),
+        json!({"time": "9999-12-31T23:59:59Z"}),
         event("brands-scheduled-event.json"),
     ])
     .await;
     let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env(&fake, &s3));
-    let outcomes = api.outcomes(3).await;
+    let outcomes = api.outcomes(4).await;
     let output = f.stop();
-    assert_eq!(outcomes.len(), 3, "{output}");
+    assert_eq!(outcomes.len(), 4, "{output}");
     let errors: Vec<(String, String)> = outcomes
         .iter()
         .map(|o| {
@@ -189,7 +190,11 @@ async fn bad_input_fails_the_invocation_with_a_clear_error() {
     );
     assert!(errors[1].1.contains("\"yesterday\""), "{errors:?}");
     assert!(
-        errors[2].1.starts_with("TokenRejected:") && errors[2].1.contains("expired"),
+        errors[2].1.starts_with("BadEvent:") && errors[2].1.contains("ahead of the clock"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].1.starts_with("TokenRejected:") && errors[3].1.contains("expired"),
         "{errors:?}"
     );
     // The one rejected call stopped the credential; the calls already answered were kept and
