@@ -43,7 +43,7 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use ig_collector::collect::{run, Job};
 use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
-use ig_collector::setup::{build, Choice};
+use ig_collector::setup::{build, Choice, Env};
 use serde_json::{json, Value};
 
 use graph::{FakeGraph, Latency};
@@ -428,7 +428,13 @@ async fn run_job(
         out_dir: Some(out.path().to_path_buf()),
         ..Choice::default()
     };
-    let app = build(config, &choice).await.expect("the app builds");
+    // The in-process runs build their app like the CLI does, from an environment of their own.
+    let env = Env {
+        ig_user_ids: vec![CALLER_ID.to_string()],
+        access_tokens: vec![TOKEN.to_string()],
+        ..Env::default()
+    };
+    let app = build(config, &env, &choice).await.expect("the app builds");
     proxy.take();
     let started = Instant::now();
     let result = run(&app, job, scheduled(hour), None).await;
@@ -768,22 +774,6 @@ impl CostRow {
 
 fn main() {
     let settings = Settings::from_env();
-    // The in-process runs build their app like the CLI does, from this environment.
-    for k in [
-        "BUCKET",
-        "IG_TOKEN_SECRET_ARN",
-        "IG_APP_SECRET",
-        "CONFIG_PATH",
-        "GRAPH_API_URL",
-        "GRAPH_API_VERSION",
-        "OUTPUT_FORMAT",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-    ] {
-        std::env::remove_var(k);
-    }
-    std::env::set_var("IG_USER_ID", CALLER_ID);
-    std::env::set_var("IG_ACCESS_TOKEN", TOKEN);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -93,12 +93,10 @@ pub enum Sink {
 impl Sink {
     /// An S3 sink from the standard AWS environment (region, credentials, and the
     /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` overrides).
-    pub async fn s3_from_env(bucket: String, settings: &SinkSettings) -> Sink {
+    /// `path_style` when the endpoint is overridden (`setup::Env::s3_endpoint_overridden`).
+    pub async fn s3_from_env(bucket: String, path_style: bool, settings: &SinkSettings) -> Sink {
         let shared = aws_config::load_from_env().await;
-        let overridden = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-            .iter()
-            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
-        Sink::s3(&shared, overridden, bucket, settings)
+        Sink::s3(&shared, path_style, bucket, settings)
     }
 
     /// An S3 sink from an SDK configuration, with this crate's timeouts and retries. Path-style

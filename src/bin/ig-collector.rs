@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use ig_collector::collect::{self, App, Job};
-use ig_collector::config::{Config, Overrides};
+use ig_collector::config::Config;
 use ig_collector::graph::Source;
-use ig_collector::setup::{self, Choice};
+use ig_collector::setup::{self, Choice, Env};
 use ig_collector::sink::Sink;
 use ig_collector::{health, telemetry};
 
@@ -28,7 +28,8 @@ macro_rules! say {
     about = "Collects Instagram brand profiles, media and hashtag media into dated JSON"
 )]
 struct Cli {
-    /// Configuration file (default: CONFIG_PATH, else the embedded configure.toml).
+    /// Configuration file or s3://bucket/key (default: CONFIG_PATH, else the embedded
+    /// configure.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -132,30 +133,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let config = match &cli.config {
-        Some(path) => Config::load_file(path, &Overrides::from_env())?,
-        None => Config::load()?,
-    };
+    let mut env = Env::read();
+    if let Some(path) = &cli.config {
+        env.config_path = Some(path.display().to_string());
+    }
+    let config = setup::load_config(&env).await?;
     match cli.command {
-        Command::CheckConfig { credentials } => check_config(&config, credentials),
-        Command::Brands(a) => run_jobs(config, &[Job::Brands], a).await,
-        Command::Hashtags(a) => run_jobs(config, &[Job::Hashtags], a).await,
-        Command::All(a) => run_jobs(config, &[Job::Brands, Job::Hashtags], a).await,
-        Command::TokenStatus => token_status(config).await,
-        Command::ResolveHashtags { replay } => resolve_hashtags(config, replay).await,
+        Command::CheckConfig { credentials } => check_config(&config, &env, credentials),
+        Command::Brands(a) => run_jobs(config, &env, &[Job::Brands], a).await,
+        Command::Hashtags(a) => run_jobs(config, &env, &[Job::Hashtags], a).await,
+        Command::All(a) => run_jobs(config, &env, &[Job::Brands, Job::Hashtags], a).await,
+        Command::TokenStatus => token_status(config, &env).await,
+        Command::ResolveHashtags { replay } => resolve_hashtags(config, &env, replay).await,
         Command::Reprocess { from, to, job, at } => {
-            reprocess(config, &from, &to, job, at.as_deref()).await
+            reprocess(config, &env, &from, &to, job, at.as_deref()).await
         }
     }
 }
 
-fn check_config(config: &Config, credentials: Option<usize>) -> Result<(), Failure> {
-    let credentials = credentials.unwrap_or_else(|| {
-        std::env::var("IG_USER_ID")
-            .map(|v| v.split(',').filter(|s| !s.trim().is_empty()).count())
-            .unwrap_or(1)
-            .max(1)
-    });
+fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Result<(), Failure> {
+    let credentials = credentials.unwrap_or(env.ig_user_ids.len().max(1));
     say!("{}: ok", config.file);
     say!(
         "Graph API {} at {}",
@@ -179,13 +176,13 @@ fn check_config(config: &Config, credentials: Option<usize>) -> Result<(), Failu
     Ok(())
 }
 
-async fn run_jobs(config: Config, jobs: &[Job], args: RunArgs) -> Result<(), Failure> {
+async fn run_jobs(config: Config, env: &Env, jobs: &[Job], args: RunArgs) -> Result<(), Failure> {
     let at = parse_at(args.at.as_deref()).map_err(|m| Failure(2, m))?;
     let choice = Choice {
         replay: args.replay.clone(),
         out_dir: Some(args.out.clone()),
     };
-    let app = setup::build(config, &choice).await?;
+    let app = setup::build(config, env, &choice).await?;
     let mut failure = None;
     for job in jobs {
         if let Err(e) = run_one(&app, *job, at).await {
@@ -211,8 +208,8 @@ async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> 
         .map_err(|e| Failure(1, format!("{} job failed: {e}", job.name())))
 }
 
-async fn token_status(config: Config) -> Result<(), Failure> {
-    let credentials = setup::credentials_from_env().await?;
+async fn token_status(config: Config, env: &Env) -> Result<(), Failure> {
+    let credentials = setup::credentials(env).await?;
     let lanes = credentials.len();
     let source = Source::live(&config.graph, credentials)?;
     let session = source.session(&config.retry, &config.graph, None);
@@ -244,10 +241,14 @@ async fn token_status(config: Config) -> Result<(), Failure> {
     }
 }
 
-async fn resolve_hashtags(config: Config, replay: Option<PathBuf>) -> Result<(), Failure> {
+async fn resolve_hashtags(
+    config: Config,
+    env: &Env,
+    replay: Option<PathBuf>,
+) -> Result<(), Failure> {
     let source = match replay {
         Some(dir) => Source::Replay(dir),
-        None => Source::live(&config.graph, setup::credentials_from_env().await?)?,
+        None => Source::live(&config.graph, setup::credentials(env).await?)?,
     };
     let session = source.session(&config.retry, &config.graph, None);
     let mut failed = 0;
@@ -285,6 +286,7 @@ fn capture_identity(path: &str) -> Option<(Job, DateTime<Utc>)> {
 
 async fn reprocess(
     config: Config,
+    env: &Env,
     from: &str,
     to: &str,
     job: Option<Job>,
@@ -310,6 +312,7 @@ async fn reprocess(
                 bucket,
                 prefix.trim_end_matches('/'),
                 download.path(),
+                env,
                 &config.sink,
             )
             .await?;
@@ -319,7 +322,8 @@ async fn reprocess(
     };
     let sink = match to.strip_prefix("s3://") {
         Some(bucket) => {
-            Sink::s3_from_env(bucket.trim_end_matches('/').to_string(), &config.sink).await
+            let bucket = bucket.trim_end_matches('/').to_string();
+            Sink::s3_from_env(bucket, env.s3_endpoint_overridden, &config.sink).await
         }
         None => Sink::Dir(PathBuf::from(to)),
     };
@@ -337,9 +341,10 @@ async fn fetch_capture(
     bucket: &str,
     prefix: &str,
     into: &Path,
+    env: &Env,
     settings: &ig_collector::config::SinkSettings,
 ) -> Result<(), Failure> {
-    let source = Sink::s3_from_env(bucket.to_string(), settings).await;
+    let source = Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, settings).await;
     let keys = source.list(&format!("{prefix}/"), None).await?;
     if keys.is_empty() {
         return Err(Failure(2, format!("nothing under s3://{bucket}/{prefix}/")));

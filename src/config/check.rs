@@ -371,12 +371,7 @@ pub(super) fn check(
             brands_runs_per_hour: raw.budget.brands_runs_per_hour,
         },
         validation,
-        sink: SinkSettings {
-            connect_timeout: Duration::from_secs(raw.sink.connect_timeout_secs),
-            operation_timeout: Duration::from_secs(raw.sink.operation_timeout_secs),
-            max_attempts: raw.sink.max_attempts.max(1),
-            conflict_retries: raw.sink.conflict_retries,
-        },
+        sink: sink_settings(&raw.sink),
         targets,
     }
 }
@@ -402,4 +397,14 @@ fn is_username(s: &str) -> bool {
     (1..=30).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+}
+
+/// The checked form of the `[sink]` section.
+pub(super) fn sink_settings(s: &super::file::SinkSection) -> SinkSettings {
+    SinkSettings {
+        connect_timeout: Duration::from_secs(s.connect_timeout_secs),
+        operation_timeout: Duration::from_secs(s.operation_timeout_secs),
+        max_attempts: s.max_attempts.max(1),
+        conflict_retries: s.conflict_retries,
+    }
 }

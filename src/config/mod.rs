@@ -127,6 +127,14 @@ pub struct GraphSettings {
     pub max_body_bytes: u64,
 }
 
+impl Default for SinkSettings {
+    /// The defaults of the `[sink]` section, for an S3 read made before a configuration is
+    /// known (a `CONFIG_PATH` in S3).
+    fn default() -> Self {
+        check::sink_settings(&file::SinkSection::default())
+    }
+}
+
 /// How the sink talks to S3: every call is bounded, so a stalled S3 cannot outlive the invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkSettings {
@@ -175,7 +183,8 @@ pub struct Target {
     pub hashtag_id: Option<String>,
 }
 
-/// Environment overrides, read once; tests build one by hand instead of setting variables.
+/// Environment overrides (`GRAPH_API_URL`, `GRAPH_API_VERSION`, `OUTPUT_FORMAT`), read by
+/// `setup::Env`; tests build one by hand instead of setting variables.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub graph_api_url: Option<String>,
@@ -183,28 +192,7 @@ pub struct Overrides {
     pub output_format: Option<String>,
 }
 
-impl Overrides {
-    /// `GRAPH_API_URL`, `GRAPH_API_VERSION`, `OUTPUT_FORMAT`; empty values count as unset.
-    pub fn from_env() -> Overrides {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Overrides {
-            graph_api_url: var("GRAPH_API_URL"),
-            graph_api_version: var("GRAPH_API_VERSION"),
-            output_format: var("OUTPUT_FORMAT"),
-        }
-    }
-}
-
 impl Config {
-    /// Loads `CONFIG_PATH` if set, else the embedded file, then applies the environment overrides.
-    pub fn load() -> Result<Config, ConfigError> {
-        let overrides = Overrides::from_env();
-        match std::env::var("CONFIG_PATH") {
-            Ok(path) if !path.trim().is_empty() => Config::load_file(Path::new(&path), &overrides),
-            _ => Config::parse(EMBEDDED, EMBEDDED_NAME, &overrides),
-        }
-    }
-
     /// Loads a file from disk.
     pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
         let name = path.display().to_string();

@@ -1,10 +1,15 @@
 //! Building an [`App`] from the environment: configuration, credentials, sink. Runs once per
-//! process (a Lambda cold start, or a CLI call).
+//! process (a Lambda cold start, or a CLI call). [`env`] reads every variable; nothing else in
+//! the crate looks at the environment.
 
-use std::path::PathBuf;
+mod env;
+
+use std::path::{Path, PathBuf};
+
+pub use env::Env;
 
 use crate::collect::App;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Problem, SinkSettings, EMBEDDED, EMBEDDED_NAME};
 use crate::graph::{AccessToken, AppSecret, Credentials, GraphError, Source};
 use crate::sink::Sink;
 
@@ -58,26 +63,61 @@ pub struct Choice {
     pub out_dir: Option<PathBuf>,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// Builds the app from the process environment: config (embedded, a file or an S3 object named
+/// by `CONFIG_PATH`), source, sink.
+pub async fn app_from_env(choice: &Choice) -> Result<App, SetupError> {
+    let env = Env::read();
+    let config = load_config(&env).await?;
+    build(config, &env, choice).await
 }
 
-/// Builds the app: config (embedded or `CONFIG_PATH`), source, sink.
-pub async fn app_from_env(choice: &Choice) -> Result<App, SetupError> {
-    let config = Config::load()?;
-    build(config, choice).await
+/// The configuration `CONFIG_PATH` names (a file, or `s3://bucket/key`, read with the same
+/// checks), else the embedded one; then the environment overrides.
+///
+/// An object in S3 lets an operator change the tracked targets without a rebuild: upload the
+/// file, and the next cold start reads it (README, "Change the configuration without a rebuild").
+pub async fn load_config(env: &Env) -> Result<Config, SetupError> {
+    let Some(path) = &env.config_path else {
+        return Ok(Config::parse(EMBEDDED, EMBEDDED_NAME, &env.overrides)?);
+    };
+    let Some(rest) = path.strip_prefix("s3://") else {
+        return Ok(Config::load_file(Path::new(path), &env.overrides)?);
+    };
+    let unreadable = |message: String| ConfigError {
+        file: path.clone(),
+        problems: vec![Problem {
+            key: "CONFIG_PATH (environment)".into(),
+            message,
+        }],
+    };
+    let (bucket, key) = match rest.split_once('/') {
+        Some((b, k)) if !b.is_empty() && !k.is_empty() => (b, k),
+        _ => {
+            return Err(
+                unreadable("is not s3://bucket/key: name the bucket and the object".into()).into(),
+            )
+        }
+    };
+    // The configuration's own S3 settings are not known yet: the defaults bound this read.
+    let settings = SinkSettings::default();
+    let sink = Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, &settings).await;
+    let object = sink
+        .get(key, None)
+        .await
+        .map_err(|e| unreadable(format!("{e}")))?
+        .ok_or_else(|| unreadable(format!("there is no object s3://{bucket}/{key}")))?;
+    let text = String::from_utf8(object.body)
+        .map_err(|_| unreadable("the object is not UTF-8 text".into()))?;
+    Ok(Config::parse(&text, path, &env.overrides)?)
 }
 
 /// Builds the app around a loaded config. A live source must fit the hourly call budget of
 /// its credentials.
-pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
+pub async fn build(config: Config, env: &Env, choice: &Choice) -> Result<App, SetupError> {
     let source = match &choice.replay {
         Some(dir) => Source::Replay(dir.clone()),
         None => {
-            let credentials = credentials_from_env().await?;
+            let credentials = credentials(env).await?;
             let used = config.check_budget(credentials.len())?;
             tracing::info!(
                 calls_per_hour = used.calls_per_hour,
@@ -88,8 +128,10 @@ pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
             Source::live(&config.graph, credentials)?
         }
     };
-    let sink = match (env("BUCKET"), &choice.out_dir) {
-        (Some(bucket), _) => Sink::s3_from_env(bucket, &config.sink).await,
+    let sink = match (&env.bucket, &choice.out_dir) {
+        (Some(bucket), _) => {
+            Sink::s3_from_env(bucket.clone(), env.s3_endpoint_overridden, &config.sink).await
+        }
         (None, Some(dir)) => Sink::Dir(dir.clone()),
         (None, None) => return Err(SetupError::MissingBucket),
     };
@@ -103,24 +145,15 @@ pub async fn build(config: Config, choice: &Choice) -> Result<App, SetupError> {
 /// The credentials, one or more: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else
 /// `IG_USER_ID` and `IG_ACCESS_TOKEN` (comma-separated lists of the same length for several).
 /// `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`.
-pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
-    let list = |v: Option<String>| -> Vec<String> {
-        v.map(|s| {
-            s.split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let app_secret = env("IG_APP_SECRET");
-    let pairs: Vec<(String, String, Option<String>)> = match env("IG_TOKEN_SECRET_ARN") {
+pub async fn credentials(env: &Env) -> Result<Vec<Credentials>, SetupError> {
+    let app_secret = env.app_secret.clone();
+    let pairs: Vec<(String, String, Option<String>)> = match &env.token_secret_arn {
         Some(arn) => {
-            let secret = read_secret(&arn).await?;
+            let secret = read_secret(arn).await?;
             match secret {
                 SecretValue::Many(many) => many,
                 SecretValue::One(token, app) => {
-                    let ids = list(env("IG_USER_ID"));
+                    let ids = &env.ig_user_ids;
                     match ids.len() {
                         0 => return Err(SetupError::MissingUserId),
                         1 => {}
@@ -131,8 +164,8 @@ pub async fn credentials_from_env() -> Result<Vec<Credentials>, SetupError> {
             }
         }
         None => {
-            let ids = list(env("IG_USER_ID"));
-            let tokens = list(env("IG_ACCESS_TOKEN"));
+            let ids = env.ig_user_ids.clone();
+            let tokens = env.access_tokens.clone();
             if tokens.is_empty() {
                 return Err(SetupError::MissingToken);
             }
