@@ -18,7 +18,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SAMPLES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared", "samples")
+# The copy of the samples shipped in the repository, so the script runs from a clone alone.
+SAMPLES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "fixtures", "samples")
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "fixtures")
 API = "https://graph.facebook.com/v24.0"
 # The business account the recorded calls were made as (a placeholder, not a real account).

@@ -47,8 +47,11 @@ pub enum ErrorKind {
     Network,
     /// The run's deadline came before the call could be made.
     Deadline,
-    /// An optional call not made because API usage was high.
-    Skipped,
+    /// An optional call (an extra hashtag page) not made because API usage was at or above
+    /// `retry.usage_threshold_percent`.
+    UsageHigh,
+    /// The call has no source in this mode: `debug_token` while replaying recorded responses.
+    NoSource,
 }
 
 impl fmt::Display for ErrorKind {
@@ -69,7 +72,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Network => "network error",
             ErrorKind::Deadline => "run deadline reached",
-            ErrorKind::Skipped => "skipped",
+            ErrorKind::UsageHigh => "skipped: API usage high",
+            ErrorKind::NoSource => "not available from this source",
         };
         f.write_str(s)
     }
@@ -94,7 +98,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Network => "network",
             ErrorKind::Deadline => "deadline",
-            ErrorKind::Skipped => "skipped",
+            ErrorKind::UsageHigh => "usage_high",
+            ErrorKind::NoSource => "no_source",
         }
     }
 }

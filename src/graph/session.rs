@@ -262,7 +262,7 @@ impl Session<'_> {
     pub async fn debug_token(&self, lane: usize) -> Result<Value, GraphError> {
         let Some((lane, c)) = self.client(lane) else {
             return Err(GraphError::local(
-                ErrorKind::Skipped,
+                ErrorKind::NoSource,
                 "no live credentials (replay)",
             ));
         };
@@ -281,7 +281,7 @@ impl Session<'_> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let Source::Replay(dir) = self.source else {
             return Err(GraphError::local(
-                ErrorKind::Skipped,
+                ErrorKind::NoSource,
                 "no recorded responses",
             ));
         };
@@ -339,7 +339,7 @@ impl Session<'_> {
         if need == Need::Optional && self.usage_is_high() {
             self.skipped_optional();
             return Err(GraphError::local(
-                ErrorKind::Skipped,
+                ErrorKind::UsageHigh,
                 "optional call skipped: API usage at or above the threshold",
             ));
         }

@@ -426,7 +426,7 @@ async fn optional_calls_stop_once_a_response_reports_usage_at_the_threshold() {
             assert!(second.is_ok(), "usage {usage}: {second:?}");
             assert_eq!(session.stats().optional_calls_skipped, 0);
         } else {
-            assert_eq!(second.expect_err("skipped").kind, ErrorKind::Skipped);
+            assert_eq!(second.expect_err("skipped").kind, ErrorKind::UsageHigh);
             assert_eq!(session.stats().optional_calls_skipped, 1);
             // A required call is still made.
             session
