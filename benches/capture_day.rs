@@ -37,12 +37,10 @@
 //! `CAPTURE_TUNED_MAX_PAGES` and `CAPTURE_TUNED_BUSIEST_FIRST` (1). Run through
 //! `scripts/capture-report.sh`.
 
-#[allow(dead_code)]
-#[path = "../tests/it/support/graph.rs"]
-mod graph;
+use testkit::{graph, read_json, root};
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -79,22 +77,11 @@ const PREHISTORY_MINS: i64 = 180;
 /// The late share used when the samples show none.
 const DEFAULT_LATE_SHARE: f64 = 0.05;
 
-/// Read by the included fake Graph API (`super::read_json`).
-fn read_json(path: impl Into<PathBuf>) -> Value {
-    let path = path.into();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn utc(h: u32, m: u32, s: u32) -> DateTime<Utc> {

@@ -18,15 +18,9 @@
 //! Environment: `BENCH_BD_LATENCY_MS` (3300), `BENCH_OTHER_LATENCY_MS` (900), `BENCH_JITTER`
 //! (0.2), `BENCH_COLD_RUNS` (10). Run through `scripts/bench.sh`; see BENCHMARKS.md.
 
-#[allow(dead_code)]
-#[path = "../tests/it/support/graph.rs"]
-mod graph;
-#[allow(dead_code)]
-#[path = "../tests/it/support/runtime.rs"]
-mod runtime;
-#[allow(dead_code)]
-#[path = "../tests/it/support/s3.rs"]
-mod s3;
+use testkit::runtime;
+use testkit::s3;
+use testkit::{graph, root};
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -71,17 +65,6 @@ const HASHTAGS_RUNS_PER_MONTH: f64 = 12.0 * 24.0 * DAYS_PER_MONTH;
 /// The largest `graph.concurrency` the configuration accepts.
 const MAX_CONCURRENCY: usize = 64;
 const LAMBDA_TIMEOUT_MAX_S: f64 = 900.0;
-
-/// Read by the included fake Graph API (`super::read_json`).
-fn read_json(path: impl Into<PathBuf>) -> Value {
-    let path = path.into();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)

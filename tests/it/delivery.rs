@@ -59,6 +59,64 @@ async fn state(s3: &S3Server) -> State {
         .0
 }
 
+/// A Lambda function's environment: `storage` (the S3 server's or the proxy's), the test
+/// credentials, the fake Graph API, and a configuration file when given.
+fn function_env(
+    storage: Vec<(String, String)>,
+    fake: &FakeGraph,
+    config: Option<&std::path::Path>,
+) -> Vec<(String, String)> {
+    let mut env = storage;
+    env.extend(
+        [
+            ("IG_USER_ID", CALLER_ID.to_string()),
+            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
+            ("GRAPH_API_URL", fake.url()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    if let Some(path) = config {
+        env.push(("CONFIG_PATH".into(), path.display().to_string()));
+    }
+    env
+}
+
+/// The shipped configuration with `edits` applied, as a file.
+fn config_file(edits: &[(&str, &str)]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut text = ig_collector::config::EMBEDDED.to_string();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(file.path(), text).expect("write config");
+    file
+}
+
+/// One invocation of `binary` given `limit` to run: what it answered, how long after it was
+/// handed the event, and everything it printed.
+async fn invoke_within(
+    binary: &str,
+    env: &[(String, String)],
+    event: Value,
+    limit: Duration,
+) -> (Result<Value, (String, Value)>, Duration, String) {
+    let api = RuntimeApi::start_with_limit(vec![event], limit).await;
+    let f = Function::spawn(binary, &api, env);
+    let outcome = api.outcomes(1).await;
+    let output = f.stop();
+    // The invocation's deadline counts from when the event was handed out, after the cold start.
+    let started = api
+        .first_next()
+        .unwrap_or_else(|| panic!("the function never asked for its event: {output}"));
+    assert!(!output.contains(TOKEN));
+    let outcome = outcome
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no answer: {output}"));
+    (outcome.result, outcome.at.duration_since(started), output)
+}
+
 fn hashtag_key(t: DateTime<Utc>) -> String {
     t.format("raw/media_hashtag_%Y-%m-%d/media_hashtag_%Y-%m-%d_%H%M%S.json")
         .to_string()
@@ -69,15 +127,7 @@ async fn a_redelivered_hashtags_event_keeps_every_post_and_the_first_capture() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let mut env = s3.env(BUCKET);
-    env.extend(
-        [
-            ("IG_USER_ID", CALLER_ID.to_string()),
-            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
-            ("GRAPH_API_URL", fake.url()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let env = function_env(s3.env(BUCKET), &fake, None);
     let event = support::read_json(root().join("events/hashtags-scheduled-event.json"));
     let scheduled = DateTime::parse_from_rfc3339(event["time"].as_str().expect("time"))
         .expect("rfc 3339")
@@ -321,41 +371,20 @@ async fn a_stalled_write_ends_the_invocation_before_its_deadline_with_a_clear_er
     proxy.fault(Op::Put, "raw/brand_", S3Fault::Stall, usize::MAX);
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     // A config whose S3 timeout is longer than the invocation: the deadline must bound it.
-    let config = tempfile::NamedTempFile::new().expect("temp file");
-    let text = ig_collector::config::EMBEDDED
-        .replace("deadline_margin_secs = 8", "deadline_margin_secs = 2")
-        .replace(
+    let config = config_file(&[
+        ("deadline_margin_secs = 8", "deadline_margin_secs = 2"),
+        (
             "operation_timeout_secs = 10",
             "operation_timeout_secs = 120",
-        );
-    std::fs::write(config.path(), text).expect("write config");
-    let mut env = proxy.env(BUCKET);
-    env.extend(
-        [
-            ("IG_USER_ID", CALLER_ID.to_string()),
-            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
-            ("GRAPH_API_URL", fake.url()),
-            ("CONFIG_PATH", config.path().display().to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+        ),
+    ]);
+    let env = function_env(proxy.env(BUCKET), &fake, Some(config.path()));
     let limit = Duration::from_secs(8);
     let event = json!({"time": "2023-09-02T05:00:00Z"});
-    let api = RuntimeApi::start_with_limit(vec![event], limit).await;
-    let started = Instant::now();
-    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
-    let outcome = api.outcomes(1).await;
-    let output = f.stop();
-    let outcome = outcome
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no answer: {output}"));
-    assert!(
-        outcome.at.duration_since(started) < limit,
-        "answered after {:?}",
-        outcome.at.duration_since(started)
-    );
-    let (_, body) = outcome.result.expect_err("the write failed");
+    let (result, took, output) =
+        invoke_within(env!("CARGO_BIN_EXE_brands"), &env, event, limit).await;
+    assert!(took < limit, "answered after {took:?}");
+    let (_, body) = result.expect_err("the write failed");
     assert_eq!(body["errorType"], "WriteFailed", "{body}");
     let message = body["errorMessage"].as_str().unwrap_or_default();
     assert!(
@@ -494,40 +523,22 @@ async fn the_lambda_stops_calling_at_its_margin_and_still_answers_with_a_summary
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     fake.fault("*", (0..40).map(|_| Fault::Hang(Duration::from_secs(30))));
-    let config = tempfile::NamedTempFile::new().expect("temp file");
-    let text = ig_collector::config::EMBEDDED
-        .replace("deadline_margin_secs = 8", "deadline_margin_secs = 6");
-    std::fs::write(config.path(), text).expect("write config");
-    let mut env = s3.env(BUCKET);
-    env.extend(
-        [
-            ("IG_USER_ID", CALLER_ID.to_string()),
-            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
-            ("GRAPH_API_URL", fake.url()),
-            ("CONFIG_PATH", config.path().display().to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let config = config_file(&[("deadline_margin_secs = 8", "deadline_margin_secs = 6")]);
+    let env = function_env(s3.env(BUCKET), &fake, Some(config.path()));
     // 10 s to run, 6 s of margin: calls stop about 4 s in.
-    let api = RuntimeApi::start_with_limit(
-        vec![json!({"time": "2023-09-02T05:00:00Z"})],
+    let event = json!({"time": "2023-09-02T05:00:00Z"});
+    let (result, took, output) = invoke_within(
+        env!("CARGO_BIN_EXE_brands"),
+        &env,
+        event,
         Duration::from_secs(10),
     )
     .await;
-    let started = Instant::now();
-    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
-    let outcome = api.outcomes(1).await;
-    let output = f.stop();
-    let outcome = outcome
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no answer: {output}"));
-    let took = outcome.at.duration_since(started);
     assert!(
         took < Duration::from_secs(7),
         "answered {took:?} after the start: the margin was not kept"
     );
-    let (_, body) = outcome.result.expect_err("nothing was collected");
+    let (_, body) = result.expect_err("nothing was collected");
     assert_eq!(body["errorType"], "AllTargetsFailed", "{body}");
     assert!(
         body["errorMessage"]

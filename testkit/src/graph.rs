@@ -132,7 +132,7 @@ impl FakeGraph {
                 .expect("name")
                 .to_string();
             let search =
-                super::read_json(replay.join("hashtag_search").join(format!("{tag}.json")));
+                crate::read_json(replay.join("hashtag_search").join(format!("{tag}.json")));
             let id = search["data"][0]["id"].as_str().expect("id").to_string();
             let body = read_json(&path);
             let posts = body["data"].as_array().cloned().unwrap_or_default();
@@ -146,18 +146,7 @@ impl FakeGraph {
             .route("/{version}/{node}", get(node))
             .route("/{version}/{node}/recent_media", get(recent_media))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (addr, tx) = crate::serve(app).await;
         FakeGraph {
             inner,
             addr,
@@ -737,18 +726,7 @@ impl Recorder {
                 "{}"
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (addr, tx) = crate::serve(app).await;
         Recorder {
             hits,
             addr,

@@ -1,0 +1,93 @@
+//! The test kit: real servers on 127.0.0.1 that the tests (`tests/it`) and the benchmarks
+//! (`benches/`) both use: a fake Graph API that behaves like Meta's, a moto S3 server and a
+//! fault-injecting proxy for it, a fake Lambda Runtime API; the fixtures' paths; small helpers.
+//! Every server stops when its handle is dropped. Dev-only: nothing here ships.
+
+pub mod graph;
+pub mod runtime;
+pub mod s3;
+pub mod s3proxy;
+
+use std::path::PathBuf;
+
+use ig_collector::collect::App;
+use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
+use ig_collector::graph::{AccessToken, Credentials, Source};
+use ig_collector::sink::Sink;
+use serde_json::Value;
+
+/// The repository root (this crate sits in `testkit/` inside it).
+pub fn root() -> PathBuf {
+    let kit = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    kit.parent().map(PathBuf::from).unwrap_or(kit)
+}
+
+/// The recorded responses shipped for `--replay`.
+pub fn replay_dir() -> PathBuf {
+    root().join("fixtures/replay")
+}
+
+/// The replaced system's real outputs (a copy of the shared samples).
+pub fn samples_dir() -> PathBuf {
+    root().join("fixtures/samples")
+}
+
+pub fn read_json(path: impl Into<PathBuf>) -> Value {
+    let path = path.into();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The shipped configuration with the Graph base URL pointed at `base_url` and fast retries.
+pub fn config_for(base_url: &str) -> Config {
+    let overrides = Overrides {
+        graph_api_url: Some(base_url.to_string()),
+        ..Overrides::default()
+    };
+    let mut c =
+        Config::parse(EMBEDDED, EMBEDDED_NAME, &overrides).expect("the shipped config is valid");
+    c.retry.base_delay = std::time::Duration::from_millis(5);
+    c.retry.max_delay = std::time::Duration::from_millis(20);
+    c.graph.request_timeout = std::time::Duration::from_secs(5);
+    c
+}
+
+/// A token distinctive enough that finding it anywhere is proof of a leak.
+pub const TOKEN: &str = "EAAGsecretTOKEN0123456789leakcanary";
+pub const CALLER_ID: &str = "17841400000000000";
+
+/// Credentials of the business account the tests call as.
+pub fn credentials(ig_user_id: &str, token: &str) -> Credentials {
+    Credentials {
+        ig_user_id: ig_user_id.into(),
+        token: AccessToken::new(token),
+        app_secret: None,
+    }
+}
+
+/// An app calling the fake Graph API at `config`'s base URL with the test token, writing to `sink`.
+pub fn live_app(config: Config, sink: Sink) -> App {
+    let source = Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client");
+    App {
+        config,
+        source,
+        sink,
+    }
+}
+
+/// Serves `app` on a free loopback port; the server stops when the returned sender is dropped.
+pub async fn serve(app: axum::Router) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (addr, tx)
+}
