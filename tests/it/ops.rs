@@ -1,12 +1,16 @@
-//! What an operator reads: the Lambda log lines as Lambda's log-level filter and CloudWatch
-//! read them.
+//! What an operator reads and runs: the Lambda log lines as Lambda's log-level filter and
+//! CloudWatch read them, and README's query examples run against a real run's output.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
 use crate::support::graph::{FakeGraph, Fault};
 use crate::support::runtime::{Function, RuntimeApi};
 use crate::support::s3::S3Server;
-use crate::support::{read_json, replay_dir, root, CALLER_ID, TOKEN};
+use crate::support::{self, read_json, replay_dir, root, CALLER_ID, TOKEN};
 
 const BUCKET: &str = "ops-out";
 
@@ -159,4 +163,195 @@ async fn an_error_line_stays_error_and_passes_lambdas_warn_filter() {
         "an INFO line is filtered at WARN"
     );
     assert!(!output.contains(TOKEN));
+}
+
+/// README's "Query the output" section.
+fn query_section() -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("## Query the output")
+        .expect("README has a Query the output section");
+    let rest = &readme[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// The fenced blocks of `lang` in `text`.
+fn fenced(text: &str, lang: &str) -> Vec<String> {
+    let open = format!("```{lang}\n");
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&open) {
+        let body = &rest[i + open.len()..];
+        let end = body.find("```").expect("a closed block");
+        blocks.push(body[..end].to_string());
+        rest = &body[end + 3..];
+    }
+    blocks
+}
+
+/// README's DuckDB blocks: the views of each output format (`'array'`, `'newline_delimited'`)
+/// and the example queries on them. The S3 setup block (httpfs, credentials) is what a local
+/// folder does not need; the Athena block reads Glue tables.
+struct DuckDbDocs {
+    views: Vec<(String, String)>,
+    queries: Vec<String>,
+}
+
+fn duckdb_docs(section: &str) -> DuckDbDocs {
+    let mut docs = DuckDbDocs {
+        views: Vec::new(),
+        queries: Vec::new(),
+    };
+    let mut setup = 0;
+    for block in fenced(section, "sql") {
+        if block.contains("ig_collector.") {
+            continue;
+        } else if block.contains("INSTALL httpfs") {
+            setup += 1;
+        } else if block.contains("s3://<bucket>/") {
+            let format = ["'array'", "'newline_delimited'"]
+                .into_iter()
+                .find(|f| block.contains(&format!("format = {f}")))
+                .unwrap_or_else(|| panic!("a view block names its format: {block}"));
+            docs.views
+                .push((format.trim_matches('\'').to_string(), block));
+        } else {
+            docs.queries.push(block);
+        }
+    }
+    assert_eq!(setup, 1, "one S3 setup block");
+    let formats: Vec<&str> = docs.views.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        formats,
+        ["array", "newline_delimited"],
+        "a view block per format"
+    );
+    assert!(!docs.queries.is_empty(), "an example query");
+    docs
+}
+
+/// Every bucket path in `section` (DuckDB's `s3://` and Spark's `s3a://`).
+fn bucket_paths(section: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for scheme in ["s3://<bucket>/", "s3a://<bucket>/"] {
+        for (i, _) in section.match_indices(scheme) {
+            let path: String = section[i..]
+                .chars()
+                .take_while(|c| !matches!(c, '\'' | '"' | '`' | ' ' | '\n'))
+                .collect();
+            paths.push(path);
+        }
+    }
+    paths
+}
+
+/// Runs the DuckDB `request` in python3 (`pip install duckdb`): `setup` statements, then `SELECT
+/// count(*)` of each of `counts`, each of `queries` (rows), and `glob()` of each of `globs`.
+fn duckdb(request: &Value) -> Value {
+    const SCRIPT: &str = r#"
+import json, sys
+import duckdb
+req = json.load(sys.stdin)
+con = duckdb.connect()
+for sql in req["setup"]:
+    con.execute(sql)
+out = {
+    "counts": {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in req["counts"]},
+    "queries": [con.execute(q).fetchall() for q in req["queries"]],
+    "globs": {g: [r[0] for r in con.execute("SELECT file FROM glob(?)", [g]).fetchall()] for g in req["globs"]},
+}
+print(json.dumps(out, default=str))
+"#;
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(python)
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("request written");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "DuckDB failed (pip install duckdb): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("DuckDB's answer is JSON")
+}
+
+/// Replays both jobs offline into `dir` in `format`; returns the hashtags run's record count.
+fn replay_into(dir: &Path, format: &str) -> u64 {
+    let stdout = support::succeed(
+        support::cli()
+            .args(["all", "--replay"])
+            .arg(replay_dir())
+            .arg("--out")
+            .arg(dir)
+            .args(["--at", "2023-09-02T00:00:15Z"])
+            .env("OUTPUT_FORMAT", format)
+            .env_remove("IG_ACCESS_TOKEN"),
+    );
+    serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .map(|s| s.expect("summaries are JSON"))
+        .find(|s| s["job"] == "hashtags")
+        .and_then(|s| s["records"]["media_hashtag"].as_u64())
+        .expect("the hashtags run's summary")
+}
+
+#[test]
+fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
+    let section = query_section();
+    let docs = duckdb_docs(&section);
+    let paths = bucket_paths(&section);
+    assert!(paths.len() >= 9, "the views and Spark's reads: {paths:?}");
+    for (format, views) in &docs.views {
+        let cli_format = if format == "array" { "json" } else { "ndjson" };
+        let out = tempfile::tempdir().expect("tempdir");
+        let hashtag_posts = replay_into(out.path(), cli_format);
+        assert!(hashtag_posts > 0);
+        let local = format!("{}/", out.path().display());
+        let local_path = |p: &str| {
+            p.replace("s3://<bucket>/", &local)
+                .replace("s3a://<bucket>/", &local)
+        };
+        let answer = duckdb(&json!({
+            "setup": [local_path(views)],
+            "counts": ["brand", "media", "media_hashtag"],
+            "queries": docs.queries,
+            "globs": paths.iter().map(|p| local_path(p)).collect::<Vec<_>>(),
+        }));
+        assert_eq!(
+            answer["counts"],
+            json!({"brand": 11, "media": 275, "media_hashtag": hashtag_posts}),
+            "{format}: each view holds its kind's records only"
+        );
+        // The example: media per account, 25 posts for each of the 11 accounts.
+        let rows = answer["queries"][0].as_array().expect("rows");
+        assert_eq!(rows.len(), 11, "{format}: {rows:?}");
+        assert!(rows.iter().all(|r| r[1] == 25), "{format}: {rows:?}");
+        // Every documented path, Spark's too, matches one kind's objects and nothing else.
+        for (path, files) in answer["globs"].as_object().expect("globs") {
+            let files: Vec<&str> = files
+                .as_array()
+                .expect("files")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(!files.is_empty(), "{path} matches nothing");
+            let kinds: std::collections::BTreeSet<&str> = files
+                .iter()
+                .filter_map(|f| Path::new(f).parent()?.file_name()?.to_str())
+                .map(|dir| dir.rsplit_once('_').map_or(dir, |(kind, _)| kind))
+                .collect();
+            assert_eq!(kinds.len(), 1, "{path} mixes kinds: {files:?}");
+        }
+    }
 }
