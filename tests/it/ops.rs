@@ -1,5 +1,6 @@
 //! What an operator reads and runs: the Lambda log lines as Lambda's log-level filter and
-//! CloudWatch read them, and README's query examples run against a real run's output.
+//! CloudWatch read them, README's query examples run against a real run's output, and README's
+//! table of the stack's parameters against template.yaml.
 
 use std::io::Write;
 use std::path::Path;
@@ -354,4 +355,39 @@ fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
             assert_eq!(kinds.len(), 1, "{path} mixes kinds: {files:?}");
         }
     }
+}
+
+/// The names declared under `Parameters:` in template.yaml (two-space keys until the next
+/// top-level section).
+fn template_parameters() -> Vec<String> {
+    let template = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    let body = template
+        .split_once("\nParameters:\n")
+        .expect("a Parameters section")
+        .1;
+    body.lines()
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric()))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn readmes_deploy_table_describes_every_template_parameter() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let deploy = &readme[readme.find("## Deploy").expect("a Deploy section")..];
+    let deploy = &deploy[..deploy[3..].find("\n## ").map_or(deploy.len(), |i| i + 3)];
+    let documented: Vec<String> = deploy
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("| `")?.split_once('`'))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let declared = template_parameters();
+    assert!(declared.len() >= 10, "{declared:?}");
+    assert!(declared.contains(&"RawCaptureExpireDays".to_string()));
+    assert_eq!(
+        documented, declared,
+        "README's parameter table, in the template's order"
+    );
 }
