@@ -3,7 +3,14 @@
 //! Logs go through `tracing`: JSON lines on Lambda (CloudWatch parses them), readable text on the
 //! CLI. Metrics are CloudWatch Embedded Metric Format lines written to stdout once per run.
 
-use serde_json::json;
+use std::fmt;
+
+use serde_json::{json, Value};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{Format, Json, Writer};
+use tracing_subscriber::fmt::time::SystemTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::collect::RunSummary;
@@ -12,14 +19,24 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// JSON log lines, one per event, to stdout (Lambda).
+/// JSON log lines, one per event, to stdout (Lambda), in the shape Lambda's advanced logging
+/// controls read (`LogFormat: JSON` with `ApplicationLogLevel` in `template.yaml`):
+///
+/// - the level is the top-level `"level"` key, uppercase (`"ERROR"`, `"WARN"`, `"INFO"`): Lambda
+///   filters on that key and files a line without it (or with a value it does not know, such as
+///   `"CRITICAL"`) as INFO. (The rejected-token line's `severity = "CRITICAL"` is a field, under
+///   `fields`; its level stays ERROR.)
+/// - every line has a top-level `"timestamp"` in RFC 3339 (`2023-09-02T00:00:15.123456Z`). Lambda
+///   documents that a line without a valid timestamp is given the level INFO whatever its
+///   `"level"` says (it then adds a timestamp itself): without one, an ERROR line would be
+///   dropped at `ApplicationLogLevel: WARN`.
+///
+/// Fields that carry JSON text ([`JSON_FIELDS`]) are written as nested JSON; see [`LambdaJson`].
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter())
-        .with_current_span(true)
-        .with_target(false)
-        .without_time()
+        .event_format(LambdaJson::default())
         .try_init();
 }
 
@@ -33,13 +50,87 @@ pub fn init_text() {
         .try_init();
 }
 
-/// Logs the run's counts as one structured event.
+/// Event fields whose value is JSON text, written nested by [`LambdaJson`] instead of as an
+/// escaped string.
+pub const JSON_FIELDS: [&str; 2] = ["summary", "records"];
+
+/// tracing-subscriber's JSON formatter, with the fields of [`JSON_FIELDS`] nested as JSON.
+///
+/// tracing can only carry a field as a string, a number or a boolean (its `valuable` support,
+/// which would carry a structure, is still unstable), so the summary goes into the event as JSON
+/// text. This formatter lets the stock JSON formatter write the line (level, timestamp, fields,
+/// the invocation's span with its request id), parses that line back and replaces each of these
+/// fields by the JSON its text holds. Every event keeps going through the one subscriber, its
+/// level filter and its writer; the re-parse costs microseconds on the few lines a run logs. A
+/// line that does not parse, or a field whose text is not JSON, is written unchanged, so the
+/// formatter can never lose a log line.
+pub struct LambdaJson {
+    inner: Format<Json, SystemTime>,
+}
+
+impl Default for LambdaJson {
+    fn default() -> Self {
+        LambdaJson {
+            inner: tracing_subscriber::fmt::format()
+                .json()
+                .with_timer(SystemTime)
+                .with_target(false)
+                .with_current_span(true),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for LambdaJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        match nest_json_fields(&line) {
+            Some(nested) => writeln!(writer, "{nested}"),
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// The line with the [`JSON_FIELDS`] under `fields` parsed into JSON; `None` when the line is
+/// not a JSON object (it is then written as it is).
+fn nest_json_fields(line: &str) -> Option<String> {
+    let mut value: Value = serde_json::from_str(line.trim_end()).ok()?;
+    if let Some(fields) = value.get_mut("fields").and_then(Value::as_object_mut) {
+        for name in JSON_FIELDS {
+            let Some(slot) = fields.get_mut(name) else {
+                continue;
+            };
+            if let Some(parsed) = slot
+                .as_str()
+                .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            {
+                *slot = parsed;
+            }
+        }
+    }
+    serde_json::to_string(&value).ok()
+}
+
+/// Logs the run's counts as one structured event. `records` (a map of kind to count) and
+/// `summary` (the whole [`RunSummary`]) are JSON text: nested JSON on Lambda ([`LambdaJson`]),
+/// readable as they are in the CLI's text logs.
 pub fn log_summary(summary: &RunSummary, outcome: &str) {
     let json = serde_json::to_string(summary).unwrap_or_default();
+    let records = serde_json::to_string(&summary.records).unwrap_or_default();
     tracing::info!(
         job = summary.job.name(),
         outcome,
-        records = ?summary.records,
+        records = %records,
         dropped = summary.dropped_total,
         defaulted = summary.defaulted_total,
         failed_targets = summary.failed_targets.len(),

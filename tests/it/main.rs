@@ -10,6 +10,7 @@ mod golden;
 mod graph_hostile;
 mod hashtag_paging;
 mod lambda;
+mod ops;
 mod retry_table;
 mod s3_proxy;
 mod support;
