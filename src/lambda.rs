@@ -34,16 +34,22 @@ pub enum InvocationError {
     Panic(String),
 }
 
-impl From<InvocationError> for Diagnostic {
-    fn from(e: InvocationError) -> Diagnostic {
-        let error_type = match &e {
+impl InvocationError {
+    /// The Lambda `errorType`: a stable name an alarm or a person can act on.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
             InvocationError::Setup(s) => s.kind_name(),
             InvocationError::BadEvent(_) => "BadEvent",
             InvocationError::Run(r) => r.kind_name(),
             InvocationError::Panic(_) => "InternalError",
-        };
+        }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(e: InvocationError) -> Diagnostic {
         Diagnostic {
-            error_type: error_type.to_string(),
+            error_type: e.kind_name().to_string(),
             error_message: e.to_string(),
         }
     }
@@ -112,11 +118,16 @@ impl Handler {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
         let _enter = span.enter();
+        // Failures before the run are logged too: the answer alone reaches only Lambda.
+        let logged = |e: InvocationError| {
+            tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
+            e
+        };
         let app = self
             .app
             .as_ref()
-            .map_err(|e| InvocationError::Setup(e.clone()))?;
-        let scheduled = scheduled_time(&event.payload, Utc::now())?;
+            .map_err(|e| logged(InvocationError::Setup(e.clone())))?;
+        let scheduled = scheduled_time(&event.payload, Utc::now()).map_err(logged)?;
         let deadlines = deadlines_of(event.context.deadline, app.config.retry.deadline_margin);
         drop(_enter);
         let run = tracing::Instrument::instrument(

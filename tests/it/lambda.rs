@@ -189,6 +189,12 @@ async fn bad_input_fails_the_invocation_with_a_clear_error() {
         "{errors:?}"
     );
     assert!(errors[1].1.contains("\"yesterday\""), "{errors:?}");
+    // Each one is also in the function's log, at ERROR.
+    let logged = output
+        .lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\"") && l.contains("\"error_type\":\"BadEvent\""))
+        .count();
+    assert_eq!(logged, 3, "{output}");
     assert!(
         errors[2].1.starts_with("BadEvent:") && errors[2].1.contains("ahead of the clock"),
         "{errors:?}"
