@@ -134,6 +134,16 @@ impl Sink {
         }
     }
 
+    /// A failed call on `key`, not a timeout.
+    fn failure(&self, op: Op, key: &str, message: String) -> SinkError {
+        SinkError {
+            op,
+            location: self.location(key),
+            message,
+            timed_out: false,
+        }
+    }
+
     /// Runs one call within its bound: the operation timeout and the run's end, whichever
     /// comes first. The SDK's own timeouts do not cover a body that stops half-way.
     async fn bounded<T>(
@@ -180,12 +190,7 @@ impl Sink {
         condition: &Condition,
         until: Option<Instant>,
     ) -> Result<Written, SinkError> {
-        let fail = |message: String| SinkError {
-            op: Op::Write,
-            location: self.location(key),
-            message,
-            timed_out: false,
-        };
+        let fail = |message: String| self.failure(Op::Write, key, message);
         let call = async {
             match self {
                 Sink::S3 { client, bucket, .. } => {
@@ -242,12 +247,7 @@ impl Sink {
         key: &str,
         until: Option<Instant>,
     ) -> Result<Option<Object>, SinkError> {
-        let fail = |message: String| SinkError {
-            op: Op::Read,
-            location: self.location(key),
-            message,
-            timed_out: false,
-        };
+        let fail = |message: String| self.failure(Op::Read, key, message);
         let call = async {
             match self {
                 Sink::S3 { client, bucket, .. } => {
@@ -297,11 +297,8 @@ impl Sink {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| SinkError {
-                    op: Op::List,
-                    location: self.location(prefix),
-                    message: DisplayErrorContext(&e).to_string(),
-                    timed_out: false,
+                let page = page.map_err(|e| {
+                    self.failure(Op::List, prefix, DisplayErrorContext(&e).to_string())
                 })?;
                 keys.extend(
                     page.contents()

@@ -91,3 +91,35 @@ pub async fn serve(app: axum::Router) -> (std::net::SocketAddr, tokio::sync::one
     });
     (addr, tx)
 }
+
+/// A Lambda function's environment: `storage` (an S3 server's or a proxy's `env`), the test
+/// credentials, the fake Graph API at `graph_url`, INFO logs, and a configuration file when given.
+pub fn function_env(
+    storage: Vec<(String, String)>,
+    graph_url: &str,
+    config: Option<&std::path::Path>,
+) -> Vec<(String, String)> {
+    let mut env = storage;
+    env.extend(
+        [
+            ("IG_USER_ID", CALLER_ID.to_string()),
+            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
+            ("GRAPH_API_URL", graph_url.to_string()),
+            ("RUST_LOG", "info".to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    if let Some(path) = config {
+        env.push(("CONFIG_PATH".into(), path.display().to_string()));
+    }
+    env
+}
+
+/// A time on the replayed day, 2023-09-02, in UTC.
+pub fn at(h: u32, m: u32, s: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2023, 9, 2, h, m, s)
+        .single()
+        .expect("a valid time")
+}

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use ig_collector::collect::{run, run_until, App, Deadlines, Job, RunError};
 use ig_collector::config::Config;
 use ig_collector::state::State;
@@ -14,17 +14,11 @@ use crate::support::graph::{FakeGraph, Fault, Latency};
 use crate::support::runtime::{Function, RuntimeApi};
 use crate::support::s3::{sink_for, S3Server};
 use crate::support::s3proxy::{Op, S3Fault, S3Proxy};
-use crate::support::{self, config_for, replay_dir, root, CALLER_ID, TOKEN};
+use crate::support::{self, at, config_for, replay_dir, root, TOKEN};
 
 const BUCKET: &str = "delivery";
 const STATE: &str = "state/hashtags.json";
 const DIOR: &str = "17841401694708594";
-
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2023, 9, 2, h, m, s)
-        .single()
-        .expect("time")
-}
 
 fn post(id: u64, t: DateTime<Utc>) -> Value {
     json!({"id": id.to_string(), "timestamp": t.format("%Y-%m-%dT%H:%M:%S+0000").to_string(), "caption": format!("post {id}"), "media_type": "IMAGE", "like_count": 3, "comments_count": 0})
@@ -57,28 +51,6 @@ async fn state(s3: &S3Server) -> State {
     State::parse(&s3.get(BUCKET, STATE).await)
         .expect("a readable state")
         .0
-}
-
-/// A Lambda function's environment: `storage` (the S3 server's or the proxy's), the test
-/// credentials, the fake Graph API, and a configuration file when given.
-fn function_env(
-    storage: Vec<(String, String)>,
-    fake: &FakeGraph,
-    config: Option<&std::path::Path>,
-) -> Vec<(String, String)> {
-    let mut env = storage;
-    env.extend(
-        [
-            ("IG_USER_ID", CALLER_ID.to_string()),
-            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
-            ("GRAPH_API_URL", fake.url()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    if let Some(path) = config {
-        env.push(("CONFIG_PATH".into(), path.display().to_string()));
-    }
-    env
 }
 
 /// The shipped configuration with `edits` applied, as a file.
@@ -127,7 +99,7 @@ async fn a_redelivered_hashtags_event_keeps_every_post_and_the_first_capture() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let env = function_env(s3.env(BUCKET), &fake, None);
+    let env = support::function_env(s3.env(BUCKET), &fake.url(), None);
     let event = support::read_json(root().join("events/hashtags-scheduled-event.json"));
     let scheduled = DateTime::parse_from_rfc3339(event["time"].as_str().expect("time"))
         .expect("rfc 3339")
@@ -378,7 +350,7 @@ async fn a_stalled_write_ends_the_invocation_before_its_deadline_with_a_clear_er
             "operation_timeout_secs = 120",
         ),
     ]);
-    let env = function_env(proxy.env(BUCKET), &fake, Some(config.path()));
+    let env = support::function_env(proxy.env(BUCKET), &fake.url(), Some(config.path()));
     let limit = Duration::from_secs(8);
     let event = json!({"time": "2023-09-02T05:00:00Z"});
     let (result, took, output) =
@@ -524,7 +496,7 @@ async fn the_lambda_stops_calling_at_its_margin_and_still_answers_with_a_summary
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     fake.fault("*", (0..40).map(|_| Fault::Hang(Duration::from_secs(30))));
     let config = config_file(&[("deadline_margin_secs = 8", "deadline_margin_secs = 6")]);
-    let env = function_env(s3.env(BUCKET), &fake, Some(config.path()));
+    let env = support::function_env(s3.env(BUCKET), &fake.url(), Some(config.path()));
     // 10 s to run, 6 s of margin: calls stop about 4 s in.
     let event = json!({"time": "2023-09-02T05:00:00Z"});
     let (result, took, output) = invoke_within(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use ig_collector::collect::{run, App, Job, RunSummary};
 use ig_collector::config::Config;
 use ig_collector::graph::{ErrorKind, Source};
@@ -12,7 +12,7 @@ use ig_collector::sink::Sink;
 use serde_json::{json, Value};
 
 use crate::support::graph::FakeGraph;
-use crate::support::{self, config_for, replay_dir, CALLER_ID, TOKEN};
+use crate::support::{self, at, config_for, replay_dir, CALLER_ID, TOKEN};
 
 fn app(
     fake: &FakeGraph,
@@ -32,12 +32,6 @@ fn app(
         source,
         sink: Sink::Dir(out.to_path_buf()),
     }
-}
-
-fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2023, 9, 2, h, m, s)
-        .single()
-        .expect("time")
 }
 
 /// A post of #dior at `t`.

@@ -11,22 +11,12 @@ use serde_json::{json, Value};
 use crate::support::graph::{FakeGraph, Fault};
 use crate::support::runtime::{Function, RuntimeApi};
 use crate::support::s3::S3Server;
-use crate::support::{self, read_json, replay_dir, root, CALLER_ID, TOKEN};
+use crate::support::{self, read_json, replay_dir, root, TOKEN};
 
 const BUCKET: &str = "ops-out";
 
 fn lambda_env(fake: &FakeGraph, s3: &S3Server) -> Vec<(String, String)> {
-    let mut env = s3.env(BUCKET);
-    env.extend(
-        [
-            ("IG_USER_ID", CALLER_ID.to_string()),
-            ("IG_ACCESS_TOKEN", TOKEN.to_string()),
-            ("GRAPH_API_URL", fake.url()),
-            ("RUST_LOG", "info".to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v)),
-    );
-    env
+    support::function_env(s3.env(BUCKET), &fake.url(), None)
 }
 
 /// Runs the `brands` binary for `events` and returns the answers and everything it printed.
