@@ -59,6 +59,18 @@ pub enum EchoPlace {
     Field,
 }
 
+impl Fault {
+    /// Code 190, subcode 463: the token expired. Its credential stops; nothing is retried.
+    pub fn expired_token() -> Fault {
+        Fault::Error {
+            status: 400,
+            code: 190,
+            subcode: Some(463),
+            transient: None,
+        }
+    }
+}
+
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -8,7 +8,7 @@ use ig_collector::sink::Sink;
 use serde_json::Value;
 
 use crate::support::graph::FakeGraph;
-use crate::support::{self, config_for, read_json, replay_dir, CALLER_ID, TOKEN};
+use crate::support::{self, config_for, read_json, replay_dir, TOKEN};
 
 fn live_app(fake: &FakeGraph, out: &Path) -> App {
     support::live_app(config_for(&fake.url()), Sink::Dir(out.to_path_buf()))
@@ -154,14 +154,7 @@ async fn token_status_reports_days_left_and_fails_when_expiry_is_near() {
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let status = |expires: i64| {
         fake.set_token_expiry(expires);
-        std::process::Command::new(env!("CARGO_BIN_EXE_ig-collector"))
-            .arg("token-status")
-            .env("IG_USER_ID", CALLER_ID)
-            .env("IG_ACCESS_TOKEN", TOKEN)
-            .env("GRAPH_API_URL", fake.url())
-            .env_remove("IG_TOKEN_SECRET_ARN")
-            .output()
-            .expect("runs")
+        support::token_status(&fake.url()).output().expect("runs")
     };
     let now = Utc::now().timestamp();
     let far = tokio::task::block_in_place(|| status(now + 40 * 86_400));

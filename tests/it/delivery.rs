@@ -377,15 +377,7 @@ async fn a_token_rejected_part_way_writes_what_was_collected_then_fails() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    fake.fault(
-        "prada",
-        [Fault::Error {
-            status: 400,
-            code: 190,
-            subcode: Some(463),
-            transient: None,
-        }],
-    );
+    fake.fault("prada", [Fault::expired_token()]);
     // One call at a time: the five accounts before prada are collected, the rest are stopped.
     let app = app_on(&fake, &s3.endpoint, |c| c.graph.concurrency = 1);
     let err = run(&app, Job::Brands, at(5, 0, 0), None)

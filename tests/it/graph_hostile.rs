@@ -136,10 +136,7 @@ async fn a_body_over_the_cap_fails_its_call_without_a_retry_and_one_at_the_cap_i
 async fn a_redirect_is_never_followed_and_the_token_form_goes_nowhere_else() {
     let fake = fake().await;
     let elsewhere = Recorder::start().await;
-    let credentials = vec![Credentials {
-        app_secret: Some(AppSecret::new("app-secret-value")),
-        ..support::credentials(CALLER_ID, TOKEN)
-    }];
+    let credentials = with_app_secret();
     let (config, source) = live(&fake, credentials, |_| {});
     let session = source.session(&config.retry, &config.graph, None);
     fake.fault(
@@ -330,10 +327,7 @@ async fn an_error_echoing_another_credentials_secrets_is_scrubbed() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_check_is_retried_and_carries_appsecret_proof() {
     let fake = fake().await;
-    let credentials = vec![Credentials {
-        app_secret: Some(AppSecret::new("app-secret-value")),
-        ..support::credentials(CALLER_ID, TOKEN)
-    }];
+    let credentials = with_app_secret();
     let (config, source) = live(&fake, credentials, |_| {});
     let session = source.session(&config.retry, &config.graph, None);
     fake.fault(
@@ -374,17 +368,8 @@ async fn the_token_check_is_retried_and_carries_appsecret_proof() {
 async fn token_status_fails_on_an_expiry_it_cannot_read() {
     let fake = fake().await;
     fake.set_token_expiry_value(json!(Utc::now().timestamp().to_string()));
-    let output = tokio::task::block_in_place(|| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ig-collector"))
-            .arg("token-status")
-            .env("IG_USER_ID", CALLER_ID)
-            .env("IG_ACCESS_TOKEN", TOKEN)
-            .env("GRAPH_API_URL", fake.url())
-            .env_remove("IG_TOKEN_SECRET_ARN")
-            .env_remove("IG_APP_SECRET")
-            .output()
-            .expect("runs")
-    });
+    let output =
+        tokio::task::block_in_place(|| support::token_status(&fake.url()).output().expect("runs"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
@@ -435,4 +420,12 @@ async fn optional_calls_stop_once_a_response_reports_usage_at_the_threshold() {
                 .expect("required");
         }
     }
+}
+
+/// The test credential with an app secret, so every call carries `appsecret_proof`.
+fn with_app_secret() -> Vec<Credentials> {
+    vec![Credentials {
+        app_secret: Some(AppSecret::new("app-secret-value")),
+        ..support::credentials(CALLER_ID, TOKEN)
+    }]
 }

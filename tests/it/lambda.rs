@@ -139,15 +139,7 @@ async fn bad_input_fails_the_invocation_with_a_clear_error() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    fake.fault(
-        "*",
-        [Fault::Error {
-            status: 400,
-            code: 190,
-            subcode: Some(463),
-            transient: None,
-        }],
-    );
+    fake.fault("*", [Fault::expired_token()]);
     let api = RuntimeApi::start(vec![
         json!({"detail": {}}),
         json!({"time": "yesterday"}),

@@ -110,15 +110,7 @@ async fn the_run_finished_line_nests_the_summary_as_json_and_lambda_files_it_at_
 async fn an_error_line_stays_error_and_passes_lambdas_warn_filter() {
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     // Every call is answered "token expired": the credential stops, the invocation fails.
-    fake.fault(
-        "*",
-        [Fault::Error {
-            status: 400,
-            code: 190,
-            subcode: Some(463),
-            transient: None,
-        }],
-    );
+    fake.fault("*", [Fault::expired_token()]);
     let event = read_json(root().join("events/brands-scheduled-event.json"));
     let (answers, output) = run_brands(&fake, vec![event]).await;
     assert_eq!(answers[0]["errorType"], "TokenRejected", "{output}");

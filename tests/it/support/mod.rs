@@ -20,3 +20,15 @@ pub fn succeed(cmd: &mut std::process::Command) -> String {
     );
     String::from_utf8_lossy(&output.stdout).to_string()
 }
+
+/// `ig-collector token-status` as the test credential, against the Graph API at `graph_url`.
+pub fn token_status(graph_url: &str) -> std::process::Command {
+    let mut cmd = cli();
+    cmd.arg("token-status")
+        .env("IG_USER_ID", CALLER_ID)
+        .env("IG_ACCESS_TOKEN", TOKEN)
+        .env("GRAPH_API_URL", graph_url)
+        .env_remove("IG_TOKEN_SECRET_ARN")
+        .env_remove("IG_APP_SECRET");
+    cmd
+}
