@@ -54,8 +54,7 @@ use serde_json::{json, Value};
 
 use graph::FakeGraph;
 
-const TOKEN: &str = "EAAGbenchTOKEN0123456789abcdef";
-const CALLER_ID: &str = "17841400000000000";
+use testkit::{CALLER_ID, TOKEN};
 
 /// The replaced system's page size.
 const REPLACED_PAGE: usize = 25;

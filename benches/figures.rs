@@ -42,8 +42,7 @@ use serde_json::{json, Value};
 
 use graph::{FakeGraph, Latency};
 
-const TOKEN: &str = "EAAGbenchTOKEN0123456789abcdef";
-const CALLER_ID: &str = "17841400000000000";
+use testkit::{CALLER_ID, TOKEN};
 
 // The targets and the Python collector's figures.
 const PYTHON_BRANDS_S: f64 = 36.0;
