@@ -167,7 +167,7 @@ impl Handler {
 
 /// How long before the invocation's deadline the last S3 call must have ended, so the summary,
 /// the metrics line and the answer still go out.
-pub const ANSWER_RESERVE: Duration = Duration::from_millis(700);
+pub const ANSWER_RESERVE: Duration = Duration::from_millis(1500);
 
 /// The run's deadlines from the invocation's (epoch ms): Graph calls stop `margin` before it,
 /// S3 calls [`ANSWER_RESERVE`] before it.
