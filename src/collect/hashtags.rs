@@ -31,7 +31,6 @@ pub(super) struct Loaded {
 /// an unreadable one is set aside under `{key}.unreadable-{time}` before the run replaces it.
 pub(super) async fn load_state(
     app: &App,
-    scheduled: DateTime<Utc>,
     until: Option<std::time::Instant>,
 ) -> Result<Loaded, SinkError> {
     let fresh = "no state: first run (or state deleted), one page per hashtag".to_string();
@@ -66,16 +65,7 @@ pub(super) async fn load_state(
         Err(e) => {
             let mut note = format!("{e}; one page per hashtag");
             if matches!(app.source, Source::Live(_)) {
-                let aside = format!("{key}.unreadable-{}", scheduled.format("%Y%m%dT%H%M%SZ"));
-                app.sink
-                    .put(
-                        &aside,
-                        bytes,
-                        "application/octet-stream",
-                        &crate::sink::Condition::Overwrite,
-                        until,
-                    )
-                    .await?;
+                let aside = super::persist::set_aside(app, key, bytes, until, &e).await?;
                 note.push_str(&format!("; the unreadable state was kept as {aside}"));
             }
             Ok(Loaded {

@@ -139,7 +139,7 @@ async fn write_records(
                 let existing = match records::parse(&object.body) {
                     Ok(r) => r,
                     Err(e) => {
-                        set_aside(app, key, object.body, run, &e).await?;
+                        set_aside(app, key, object.body, run.until, &e).await?;
                         Vec::new()
                     }
                 };
@@ -198,7 +198,9 @@ async fn write_state(
             Some(object) => {
                 match State::parse(&object.body) {
                     Ok((theirs, _)) => state = theirs.merge(&state, window),
-                    Err(e) => set_aside(app, key, object.body, run, &e).await?,
+                    Err(e) => {
+                        set_aside(app, key, object.body, run.until, &e).await?;
+                    }
                 }
                 Condition::Matches(object.etag)
             }
@@ -209,14 +211,14 @@ async fn write_state(
 }
 
 /// Keeps an object this program cannot read under `{key}.unreadable-{time}` before replacing it,
-/// so nothing is lost even then.
-async fn set_aside(
+/// so nothing is lost even then. Returns the key it was kept under.
+pub(super) async fn set_aside(
     app: &App,
     key: &str,
     body: Vec<u8>,
-    run: &Run,
+    until: Option<Instant>,
     why: &str,
-) -> Result<(), SinkError> {
+) -> Result<String, SinkError> {
     let aside = format!(
         "{key}.unreadable-{}",
         Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
@@ -228,10 +230,10 @@ async fn set_aside(
             body,
             "application/octet-stream",
             &Condition::Overwrite,
-            run.until,
+            until,
         )
         .await
-        .map(|_| ())
+        .map(|_| aside)
 }
 
 fn gave_up(app: &App, key: &str) -> SinkError {

@@ -113,7 +113,7 @@ pub async fn run_until(
             collected
         }
         Job::Hashtags => {
-            let loaded = match hashtags::load_state(app, scheduled, deadlines.writes).await {
+            let loaded = match hashtags::load_state(app, deadlines.writes).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!(location = %e.location, "hashtag state not read: {e}");

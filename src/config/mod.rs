@@ -19,7 +19,7 @@ mod file;
 mod keys;
 
 pub use budget::BudgetUse;
-pub use keys::{bad_key, KeyTemplate};
+pub use keys::KeyTemplate;
 
 use std::fmt;
 use std::path::Path;
