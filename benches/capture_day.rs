@@ -12,36 +12,31 @@
 //! 2. **A synthetic day feed** per hashtag: Poisson arrivals at that rate (fixed seed), each
 //!    post visible in the API some lag after its timestamp (most after a few seconds, the late
 //!    share after 1 to 20 minutes), listed newest first by timestamp plus up to 30 s of random
-//!    lag, so neighbours swap: `recent_media` is not strictly ordered by time.
-//! 3. **Our schedule**: a run of the hashtags job every 5 minutes (`collect::run`, live HTTP
-//!    source with one credential, folder sink) with the shipped `configure.toml`, hashtag ids
-//!    pinned, against the fake Graph API of `tests/it/support/graph.rs`. Before each run every
-//!    hashtag's pages are set to what the API shows at that time: the visible posts, newest
-//!    first, `hashtag_media_limit` per page, at most `CAPTURE_PAGES` pages.
-//! 4. **The replaced behaviour**: the same feed, one page of 25 per run, no paging and no
-//!    state (`hashtag_media_limit = 25`, `max_pages = 1`, the state object deleted before each
-//!    run), so every run writes its 25 posts again, as the replaced system did.
-//! 5. **A tuned schedule**: the shipped settings with every call the hour has left spent on
-//!    extra pages (`extra_pages_per_hour` = budget - brands calls - first pages), post ids kept
-//!    180 minutes (`known_window_mins`) and the busiest hashtags first in `[[targets]]`, so they
-//!    are first in line for a run's extra pages.
+//!    lag, so neighbours swap: `recent_media` is not strictly ordered by time. At 3× volume,
+//!    two more posts beside each within ±150 s, each with its own lag. With 30 hashtags, the
+//!    11 rates cycled (and 30 accounts for the brands job on the same credential).
+//! 3. **Our schedule**: a run of the hashtags job every 5 minutes for the period and 30 minutes
+//!    more (`collect::run`, live HTTP source with one credential, folder sink) with the shipped
+//!    `configure.toml`, hashtag ids pinned, against testkit's fake Graph API. Before each run
+//!    every hashtag's pages are set to what the API shows at that time: the visible posts,
+//!    newest first, `hashtag_media_limit` per page, at most `CAPTURE_PAGES` pages.
+//! 4. **Today's behaviour** (the replaced system): the same feed, one page of 25 per run, no
+//!    state (the state object deleted before each run), so every run writes its 25 posts again.
 //!
-//! Printed per hashtag: the posts created during the simulated period and visible by its last
-//! run, the distinct ones written, the capture rate, the copies written more than once, the
-//! missed posts that were late, and pages per run (mean / max); then Graph calls per hour
-//! against the hourly budget left to the hashtags job (one credential, minus the brands calls).
+//! Printed per hashtag: the posts created during the period and listed by its end, the
+//! distinct ones written, the capture rate, the copies written more than once, the missed posts
+//! that were late, polls and pages per poll; per schedule the Graph calls per hour (mean and the
+//! busiest clock hour), freshness p50/p99 and posts behind; then all side by side.
 //!
-//! Environment: `CAPTURE_HOURS` (24), `CAPTURE_SEED` (20230902), `CAPTURE_RATE_SCALE` (1.0,
-//! multiplies every rate), `CAPTURE_PAGES` (10, pages the fake serves); for the tuned schedule
-//! `CAPTURE_TUNED_EXTRA_PAGES_PER_HOUR`, `CAPTURE_TUNED_KNOWN_WINDOW_MINS` (180),
-//! `CAPTURE_TUNED_MAX_PAGES` and `CAPTURE_TUNED_BUSIEST_FIRST` (1). Run through
-//! `scripts/capture-report.sh`.
+//! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`), `CAPTURE_HOURS` (24), `CAPTURE_SEED`
+//! (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_TRACE` (a hashtag whose
+//! per-run report to print). Run through `scripts/capture-report.sh`.
 
 use testkit::{graph, read_json, root};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 use ig_collector::collect::{run, App, Job};
@@ -73,6 +68,8 @@ const LATE_LAG_SECS: (f64, f64) = (60.0, 1200.0);
 const ORDER_JITTER_SECS: f64 = 30.0;
 /// Posts generated before the first run, so its pages are full.
 const PREHISTORY_MINS: i64 = 180;
+/// Runs after the period: the shipped freshness target (`hashtags.max_delay_mins`).
+const DRAIN_MINS: i64 = 30;
 /// The late share used when the samples show none.
 const DEFAULT_LATE_SHARE: f64 = 0.05;
 
@@ -340,6 +337,15 @@ fn pages_at(
 // ---------------------------------------------------------------------------------------------
 // 3, 4. The schedule.
 
+/// A day to replay: the volume (1: the samples' rates; 3: two more posts beside each, within
+/// ±150 s) and how many hashtags (the 11 of the samples, or more, cycling their rates).
+#[derive(Clone)]
+struct Scenario {
+    name: String,
+    volume: u32,
+    hashtags: usize,
+}
+
 struct Variant {
     name: String,
     page_size: usize,
@@ -356,18 +362,27 @@ struct TagResult {
     missed_late: usize,
     pages_sum: u64,
     pages_max: u32,
-    runs: u64,
+    polls: u64,
 }
 
 struct VariantResult {
+    scenario: String,
     name: String,
-    settings: String,
     tags: Vec<(String, TagResult)>,
     calls: u64,
-    optional_skipped: u64,
+    /// Calls per clock hour.
+    hourly: Vec<u64>,
+    /// Seconds from a post's timestamp to the run that first wrote it, every captured post.
+    delays: Vec<i64>,
+    /// The same, from when the API first listed it.
+    delays_listed: Vec<i64>,
+    behind_max: u64,
+    behind_end: u64,
+    given_up: u64,
     failed_runs: Vec<String>,
     hours: f64,
     elapsed_s: f64,
+    budget: String,
 }
 
 fn shipped_config(base_url: &str) -> Config {
@@ -379,39 +394,44 @@ fn shipped_config(base_url: &str) -> Config {
 }
 
 struct Schedule {
+    scenario: Scenario,
     first_run: i64,
     runs: i64,
     serve_pages: usize,
-    /// Per hashtag (config order): its feed.
+    /// Per hashtag: its feed.
     feeds: Vec<(String, Vec<Post>)>,
     /// Per hashtag: the posts that count (created in the period, visible by the last run).
     population: Vec<HashSet<u64>>,
+}
+
+/// The shipped targets, cycled and renamed to `n` hashtags (`dior`, …, `dior2`, …).
+fn targets_for(config: &mut Config, n: usize) {
+    let base = config.targets.clone();
+    config.targets = (0..n)
+        .map(|i| {
+            let mut t = base[i % base.len()].clone();
+            let round = i / base.len();
+            if round > 0 {
+                t.username = format!("{}{}", t.username, round + 1);
+                t.hashtag = format!("{}{}", t.hashtag, round + 1);
+                let id: u64 = t.user_id.parse().unwrap_or(17_841_400_000_000_000);
+                t.user_id = (id + round as u64 * 7).to_string();
+            }
+            t
+        })
+        .collect();
 }
 
 async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let fake = FakeGraph::start(TOKEN, &root().join("fixtures/replay")).await;
     let out = tempfile::tempdir().expect("tempdir");
     let mut config = shipped_config(&fake.url());
+    targets_for(&mut config, schedule.scenario.hashtags);
     for t in &mut config.targets {
-        t.hashtag_id = Some(fake.hashtag_id(&t.hashtag));
+        t.hashtag_id = Some(fake.add_hashtag(&t.hashtag));
     }
     (variant.tweak)(&mut config);
-    let settings = format!(
-        "hashtag_media_limit {}, max_pages {}, extra_pages_per_hour {}, known_window_mins {}, state {}, planned {} of {} calls/h, order {}",
-        config.graph.hashtag_media_limit,
-        config.hashtags.max_pages,
-        config.hashtags.extra_pages_per_hour,
-        config.hashtags.known_window.as_secs() / 60,
-        if variant.keep_state { "kept" } else { "none" },
-        config.budget_use(1).calls_per_hour,
-        config.budget_use(1).limit,
-        config
-            .targets
-            .iter()
-            .map(|t| t.hashtag.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let budget = config.budget_use(1);
     let source = Source::live(
         &config.graph,
         vec![Credentials {
@@ -422,7 +442,6 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     )
     .expect("client");
     let state_path = out.path().join(&config.hashtags.state_key);
-    // Feeds are indexed in the shipped order; a variant may reorder its targets.
     let feed_of: HashMap<&str, usize> = schedule
         .feeds
         .iter()
@@ -441,10 +460,12 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     };
 
     let n = schedule.feeds.len();
-    let mut written: Vec<HashMap<u64, usize>> = vec![HashMap::new(); n];
+    let mut written: Vec<HashMap<u64, (usize, i64)>> = vec![HashMap::new(); n];
     let mut tags: Vec<TagResult> = vec![TagResult::default(); n];
     let mut calls = 0;
-    let mut optional_skipped = 0;
+    let hours = (schedule.runs * RUN_EVERY_MINS + 59) / 60;
+    let mut hourly = vec![0u64; hours.max(1) as usize];
+    let (mut behind_max, mut behind_end, mut given_up) = (0, 0, 0);
     let mut failed_runs = Vec::new();
     let started = Instant::now();
     for k in 0..schedule.runs {
@@ -459,28 +480,37 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
             let _ = std::fs::remove_file(&state_path);
         }
         let scheduled = DateTime::from_timestamp(now, 0).expect("time");
+        let hour = (((now - schedule.first_run) / 3600) as usize).min(hourly.len() - 1);
         let summary = match run(&app, Job::Hashtags, scheduled, None).await {
             Ok(s) => s,
             Err(e) => {
                 failed_runs.push(format!("{scheduled}: {e}"));
-                let s = e.summary();
-                calls += s.graph.calls;
+                calls += e.summary().graph.calls;
+                hourly[hour] += e.summary().graph.calls;
                 continue;
             }
         };
         calls += summary.graph.calls;
-        optional_skipped += summary.graph.optional_calls_skipped;
+        hourly[hour] += summary.graph.calls;
+        if let Ok(tag) = std::env::var("CAPTURE_TRACE") {
+            if let Some(r) = summary.hashtags.get(&tag) {
+                eprintln!("{scheduled} {tag}: {r:?}");
+            }
+        }
+        behind_end = summary.posts_behind.unwrap_or(0);
+        behind_max = behind_max.max(behind_end);
+        given_up += summary.posts_given_up.unwrap_or(0);
         for (tag, p) in &summary.hashtag_pages {
             if let Some(&i) = feed_of.get(tag.as_str()) {
                 tags[i].pages_sum += u64::from(*p);
                 tags[i].pages_max = tags[i].pages_max.max(*p);
-                tags[i].runs += 1;
+                tags[i].polls += 1;
             }
         }
         for key in &summary.keys_written {
             for (owner, id) in written_ids(Path::new(key)) {
                 if let Some(i) = tag_of.get(&owner) {
-                    *written[*i].entry(id).or_default() += 1;
+                    written[*i].entry(id).or_insert((0, now)).0 += 1;
                 }
             }
         }
@@ -488,6 +518,8 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let elapsed_s = started.elapsed().as_secs_f64();
 
     let mut rows = Vec::new();
+    let mut delays = Vec::new();
+    let mut delays_listed = Vec::new();
     for (i, (tag, posts)) in schedule.feeds.iter().enumerate() {
         let population = &schedule.population[i];
         let by_id: HashMap<u64, &Post> = posts.iter().map(|p| (p.id, p)).collect();
@@ -497,23 +529,35 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
             .iter()
             .filter(|id| written[i].contains_key(id))
             .count();
-        r.duplicates = written[i].values().map(|c| c - 1).sum();
+        r.duplicates = written[i].values().map(|(c, _)| c - 1).sum();
         r.missed_late = population
             .iter()
             .filter(|id| !written[i].contains_key(id))
             .filter(|id| by_id.get(id).is_some_and(|p| p.visible - p.ts > LATE_SECS))
             .count();
+        for id in population {
+            if let (Some((_, at)), Some(p)) = (written[i].get(id), by_id.get(id)) {
+                delays.push(at - p.ts);
+                delays_listed.push(at - p.visible.max(p.ts));
+            }
+        }
         rows.push((tag.clone(), r.clone()));
     }
     VariantResult {
+        scenario: schedule.scenario.name.clone(),
         name: variant.name.clone(),
-        settings,
         tags: rows,
         calls,
-        optional_skipped,
+        hourly,
+        delays,
+        delays_listed,
+        behind_max,
+        behind_end,
+        given_up,
         failed_runs,
         hours: schedule.runs as f64 * RUN_EVERY_MINS as f64 / 60.0,
         elapsed_s,
+        budget: budget.arithmetic,
     }
 }
 
@@ -544,7 +588,7 @@ fn written_ids(path: &Path) -> Vec<(String, u64)> {
 // ---------------------------------------------------------------------------------------------
 // Printing.
 
-fn print_rates(source: &str, rates: &[Rate], late_share: f64, scale: f64) {
+fn print_rates(source: &str, rates: &[Rate], late_share: f64) {
     println!("== arrival rates (posts/min) from {source}");
     println!(
         "   span 1/2: {} newest timestamps of the 00:00:47 / 00:05:47 page, (n-1)/span;",
@@ -569,8 +613,8 @@ fn print_rates(source: &str, rates: &[Rate], late_share: f64, scale: f64) {
             r.new_ids,
             r.new_ids as f64 / RUN_EVERY_MINS as f64,
             r.late,
-            r.pooled * scale,
-            r.pooled * scale * RUN_EVERY_MINS as f64
+            r.pooled,
+            r.pooled * RUN_EVERY_MINS as f64
         );
     }
     let late: usize = rates.iter().map(|r| r.late).sum();
@@ -582,29 +626,34 @@ fn print_rates(source: &str, rates: &[Rate], late_share: f64, scale: f64) {
         lag as f64 / 60.0,
         late_share * 100.0
     );
-    if scale != 1.0 {
-        println!("rates scaled by CAPTURE_RATE_SCALE = {scale}");
-    }
 }
 
-fn print_result(v: &VariantResult, budget_for_hashtags: f64) {
+fn print_result(v: &VariantResult) {
     println!();
-    println!("== {}  ({})", v.name, v.settings);
+    println!("== {}: {}", v.scenario, v.name);
     println!(
-        "{:<13} {:>8} {:>9} {:>9} {:>11} {:>12} {:>11}",
-        "hashtag", "existed", "captured", "capture", "duplicates", "missed late", "pages/run"
+        "{:<13} {:>8} {:>9} {:>9} {:>11} {:>12} {:>7} {:>11}",
+        "hashtag",
+        "existed",
+        "captured",
+        "capture",
+        "duplicates",
+        "missed late",
+        "polls",
+        "pages/poll"
     );
     let mut total = TagResult::default();
     for (tag, r) in &v.tags {
         println!(
-            "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>6.2} / {}",
+            "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6.2} / {}",
             tag,
             r.existed,
             r.captured,
             pct(r.captured, r.existed),
             r.duplicates,
             r.missed_late,
-            r.pages_sum as f64 / r.runs.max(1) as f64,
+            r.polls,
+            r.pages_sum as f64 / r.polls.max(1) as f64,
             r.pages_max
         );
         total.existed += r.existed;
@@ -612,34 +661,50 @@ fn print_result(v: &VariantResult, budget_for_hashtags: f64) {
         total.duplicates += r.duplicates;
         total.missed_late += r.missed_late;
         total.pages_sum += r.pages_sum;
-        total.runs += r.runs;
+        total.polls += r.polls;
         total.pages_max = total.pages_max.max(r.pages_max);
     }
     println!(
-        "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>6.2} / {}",
+        "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6.2} / {}",
         "all",
         total.existed,
         total.captured,
         pct(total.captured, total.existed),
         total.duplicates,
         total.missed_late,
-        total.pages_sum as f64 / total.runs.max(1) as f64,
+        total.polls,
+        total.pages_sum as f64 / total.polls.max(1) as f64,
         total.pages_max
     );
-    let per_hour = v.calls as f64 / v.hours;
     println!(
-        "Graph calls: {} in {:.0} h = {:.1}/h, {:.0} % of the {:.0}/h left to hashtags; extra pages refused by the run budget or usage: {}; simulated in {:.1} s",
+        "Graph calls: {} in {:.0} h = {:.1}/h (max {} in a clock hour); freshness p50 {:.1} min, p99 {:.1} min from the post's time \
+         (p99 {:.1} min, max {:.1} min from when the API listed it); posts behind: max {}, at the end {}; given up {}; simulated in {:.1} s",
         v.calls,
         v.hours,
-        per_hour,
-        100.0 * per_hour / budget_for_hashtags,
-        budget_for_hashtags,
-        v.optional_skipped,
+        v.calls as f64 / v.hours,
+        v.hourly.iter().max().unwrap_or(&0),
+        percentile(&v.delays, 0.50) / 60.0,
+        percentile(&v.delays, 0.99) / 60.0,
+        percentile(&v.delays_listed, 0.99) / 60.0,
+        percentile(&v.delays_listed, 1.0) / 60.0,
+        v.behind_max,
+        v.behind_end,
+        v.given_up,
         v.elapsed_s
     );
     for f in &v.failed_runs {
         println!("failed run: {f}");
     }
+}
+
+fn percentile(values: &[i64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i.min(v.len() - 1)] as f64
 }
 
 fn pct(a: usize, b: usize) -> f64 {
@@ -650,12 +715,90 @@ fn pct(a: usize, b: usize) -> f64 {
     }
 }
 
+/// The feed of one scenario: every hashtag's posts (at `volume` × the sample rates, the
+/// hashtags beyond the samples' 11 cycling their rates) and the population that counts.
+fn schedule_for(
+    scenario: &Scenario,
+    rates: &[Rate],
+    late_share: f64,
+    hours: i64,
+    seed: u64,
+    serve_pages: usize,
+) -> Schedule {
+    let day_start = utc(0, 0, 0).timestamp();
+    let day_end = day_start + hours * 3600;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut feeds = Vec::new();
+    let mut population = Vec::new();
+    for i in 0..scenario.hashtags {
+        let r = &rates[i % rates.len()];
+        let round = i / rates.len();
+        let tag = if round == 0 {
+            r.tag.clone()
+        } else {
+            format!("{}{}", r.tag, round + 1)
+        };
+        let base = 18_000_000_000_000_000 + (i as u64 + 1) * 1_000_000_000;
+        let mut posts = generate(
+            &mut rng,
+            r.pooled,
+            day_start - PREHISTORY_MINS * 60,
+            day_end,
+            late_share,
+            base,
+        );
+        if scenario.volume > 1 {
+            // Beside each real post, `volume - 1` more within ±150 s, each with its own lag.
+            let extra: Vec<Post> = posts
+                .iter()
+                .flat_map(|p| (1..scenario.volume).map(move |k| (p.ts, k)))
+                .enumerate()
+                .map(|(j, (ts, _))| {
+                    let ts = ts + rng.random_range(-150i64..=150);
+                    let lag = if rng.random::<f64>() < late_share {
+                        rng.random_range(LATE_LAG_SECS.0..LATE_LAG_SECS.1)
+                    } else {
+                        -(1.0 - rng.random::<f64>()).ln() * PROMPT_LAG_MEAN_SECS
+                    };
+                    Post {
+                        id: base + 500_000_000 + j as u64,
+                        ts,
+                        visible: ts + lag.round() as i64,
+                        order: ts + (rng.random::<f64>() * ORDER_JITTER_SECS) as i64,
+                    }
+                })
+                .collect();
+            posts.extend(extra);
+            posts.sort_by_key(|p| (p.order, p.id));
+        }
+        // A post counts when it was created in the period and listed by its end; runs go on
+        // for the freshness target after the period, so that the posts of its last minutes
+        // have had their chance.
+        population.push(
+            posts
+                .iter()
+                .filter(|p| p.ts >= day_start && p.visible <= day_end)
+                .map(|p| p.id)
+                .collect::<HashSet<u64>>(),
+        );
+        feeds.push((tag, posts));
+    }
+    Schedule {
+        scenario: scenario.clone(),
+        first_run: day_start + RUN_EVERY_MINS * 60,
+        runs: (hours * 60 + DRAIN_MINS) / RUN_EVERY_MINS,
+        serve_pages,
+        feeds,
+        population,
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let hours: i64 = env_or("CAPTURE_HOURS", 24i64).clamp(1, 24 * 7);
     let seed: u64 = env_or("CAPTURE_SEED", 20_230_902u64);
-    let scale: f64 = env_or("CAPTURE_RATE_SCALE", 1.0f64).max(0.0);
-    let serve_pages: usize = env_or("CAPTURE_PAGES", 10usize).max(1);
+    let serve_pages: usize = env_or("CAPTURE_PAGES", 30usize).max(1);
+    let wanted: String = env_or("CAPTURE_SCENARIOS", "1x,3x,30".to_string());
 
     let shipped = shipped_config("http://unused");
     let (source, samples) = load_samples(&shipped);
@@ -671,139 +814,111 @@ async fn main() {
     } else {
         DEFAULT_LATE_SHARE
     };
-    print_rates(&source, &rates, late_share, scale);
-
-    // The period: [day start, day start + hours); a run every 5 minutes, the first 5 minutes
-    // after the start, the last at the end.
-    let day_start = utc(0, 0, 0).timestamp();
-    let day_end = day_start + hours * 3600;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut feeds = Vec::new();
-    let mut population = Vec::new();
-    for (i, r) in rates.iter().enumerate() {
-        let posts = generate(
-            &mut rng,
-            r.pooled * scale,
-            day_start - PREHISTORY_MINS * 60,
-            day_end,
-            late_share,
-            18_000_000_000_000_000 + (i as u64 + 1) * 1_000_000_000,
-        );
-        population.push(
-            posts
-                .iter()
-                .filter(|p| p.ts >= day_start && p.visible <= day_end)
-                .map(|p| p.id)
-                .collect::<HashSet<u64>>(),
-        );
-        feeds.push((r.tag.clone(), posts));
-    }
-    let schedule = Schedule {
-        first_run: day_start + RUN_EVERY_MINS * 60,
-        runs: hours * 60 / RUN_EVERY_MINS,
-        serve_pages,
-        feeds,
-        population,
-    };
-    println!();
+    print_rates(&source, &rates, late_share);
     println!(
         "== feed: {hours} h from 2023-09-02T00:00Z, seed {seed}, Poisson arrivals; lag to visible: exp(mean {PROMPT_LAG_MEAN_SECS} s), \
-         or for {:.1} % U({}-{} min); listed by timestamp + U(0-{ORDER_JITTER_SECS} s); the fake serves up to {serve_pages} pages",
+         or for {:.1} % U({}-{} min); listed by timestamp + U(0-{ORDER_JITTER_SECS} s); the fake serves up to {serve_pages} pages; \
+         one credential, {} calls/h, brands calls included",
         late_share * 100.0,
         LATE_LAG_SECS.0 / 60.0,
         LATE_LAG_SECS.1 / 60.0,
-    );
-    println!(
-        "   {} runs (every {RUN_EVERY_MINS} min, {} to {}), {} posts created in the period and visible by its last run",
-        schedule.runs,
-        format_ts(schedule.first_run),
-        format_ts(schedule.first_run + (schedule.runs - 1) * RUN_EVERY_MINS * 60),
-        schedule.population.iter().map(HashSet::len).sum::<usize>()
+        shipped.budget.calls_per_hour_per_credential,
     );
 
-    let budget = shipped.budget_use(1);
-    let brands_calls = shipped.targets.len() as f64 * shipped.budget.brands_runs_per_hour as f64;
-    let for_hashtags = budget.limit as f64 - brands_calls;
-    // The tuned schedule: every call left in the hour spent on extra pages, ids remembered long
-    // enough to cover the pages a slow hashtag is read to, the busiest hashtags first in line
-    // for the run's extra pages.
-    let first_pages = shipped.targets.len() as u64 * u64::from(shipped.hashtags.runs_per_hour);
-    let spare = budget
-        .limit
-        .saturating_sub(brands_calls as u64)
-        .saturating_sub(first_pages);
-    let tuned_extra: u32 = env_or("CAPTURE_TUNED_EXTRA_PAGES_PER_HOUR", spare as u32);
-    let tuned_window: u64 = env_or("CAPTURE_TUNED_KNOWN_WINDOW_MINS", 180u64);
-    let tuned_max_pages: u32 = env_or("CAPTURE_TUNED_MAX_PAGES", shipped.hashtags.max_pages);
-    let busiest_first = env_or("CAPTURE_TUNED_BUSIEST_FIRST", 1u8) != 0;
-    let mut by_rate: Vec<(String, f64)> = rates.iter().map(|r| (r.tag.clone(), r.pooled)).collect();
-    by_rate.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let busiest: Vec<String> = by_rate.into_iter().map(|(t, _)| t).collect();
-    let variants = [
-        Variant {
-            name: "ours: shipped configure.toml".into(),
-            page_size: shipped.graph.hashtag_media_limit as usize,
-            keep_state: true,
-            tweak: Box::new(|_| {}),
-        },
-        Variant {
-            name: "ours: tuned settings".into(),
-            page_size: shipped.graph.hashtag_media_limit as usize,
-            keep_state: true,
-            tweak: Box::new(move |c| {
-                c.hashtags.extra_pages_per_hour = tuned_extra;
-                c.hashtags.known_window = Duration::from_secs(tuned_window * 60);
-                c.hashtags.max_pages = tuned_max_pages;
-                if busiest_first {
-                    c.targets.sort_by_key(|t| {
-                        busiest
-                            .iter()
-                            .position(|b| *b == t.hashtag)
-                            .unwrap_or(usize::MAX)
-                    });
-                }
+    let scenarios: Vec<Scenario> = wanted
+        .split(',')
+        .filter_map(|w| match w.trim() {
+            "1x" => Some(Scenario {
+                name: "the real day (1×), 11 hashtags".into(),
+                volume: 1,
+                hashtags: 11,
             }),
-        },
-        Variant {
-            name: "replaced behaviour: one page of 25 per run".into(),
-            page_size: REPLACED_PAGE,
-            keep_state: false,
-            tweak: Box::new(|c| {
-                c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
-                c.hashtags.max_pages = 1;
-                c.output.raw_capture = false;
+            "3x" => Some(Scenario {
+                name: "3× volume, 11 hashtags".into(),
+                volume: 3,
+                hashtags: 11,
             }),
-        },
-    ];
+            "30" => Some(Scenario {
+                name: "the real day's rates, 30 hashtags".into(),
+                volume: 1,
+                hashtags: 30,
+            }),
+            _ => None,
+        })
+        .collect();
     let mut results = Vec::new();
-    for v in &variants {
-        let r = simulate(v, &schedule).await;
-        print_result(&r, for_hashtags);
-        results.push(r);
+    for scenario in &scenarios {
+        let schedule = schedule_for(scenario, &rates, late_share, hours, seed, serve_pages);
+        println!();
+        println!(
+            "== scenario: {}: {} runs (the period and {DRAIN_MINS} min after it), {} posts created in the period and listed by its end",
+            scenario.name,
+            schedule.runs,
+            schedule.population.iter().map(HashSet::len).sum::<usize>()
+        );
+        let variants = [
+            Variant {
+                name: "ours: shipped configure.toml".into(),
+                page_size: shipped.graph.hashtag_media_limit as usize,
+                keep_state: true,
+                tweak: Box::new(|_| {}),
+            },
+            Variant {
+                name: "today's behaviour (the replaced system): one page of 25 per run".into(),
+                page_size: REPLACED_PAGE,
+                keep_state: false,
+                tweak: Box::new(|c| {
+                    c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
+                    c.output.raw_capture = false;
+                }),
+            },
+        ];
+        for v in &variants {
+            let r = simulate(v, &schedule).await;
+            print_result(&r);
+            results.push(r);
+        }
+        println!(
+            "budget: {}",
+            results.last().map(|r| r.budget.as_str()).unwrap_or("")
+        );
     }
 
     println!();
+    println!("== summary (hashtag calls only; the brands job's are reserved out of the budget)");
     println!(
-        "== budget: {} calls/h per credential - {brands_calls:.0} brands calls/h = {for_hashtags:.0}/h for hashtags; \
-         the shipped plan: {}",
-        budget.limit, budget.arithmetic
-    );
-    println!(
-        "{:<46} {:>10} {:>9} {:>11} {:>11}",
-        "schedule", "calls/h", "budget", "capture", "duplicates"
+        "{:<34} {:<12} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "scenario",
+        "schedule",
+        "capture",
+        "duplicates",
+        "calls/h",
+        "max/h",
+        "p50 min",
+        "p99 min",
+        "behind",
+        "given up"
     );
     for r in &results {
         let existed: usize = r.tags.iter().map(|(_, t)| t.existed).sum();
         let captured: usize = r.tags.iter().map(|(_, t)| t.captured).sum();
         let duplicates: usize = r.tags.iter().map(|(_, t)| t.duplicates).sum();
-        let per_hour = r.calls as f64 / r.hours;
         println!(
-            "{:<46} {:>10.1} {:>8.0}% {:>10.2}% {:>11}",
-            r.name,
-            per_hour,
-            100.0 * per_hour / for_hashtags,
+            "{:<34} {:<12} {:>8.2}% {:>11} {:>9.1} {:>9} {:>9.1} {:>9.1} {:>8} {:>8}",
+            r.scenario,
+            if r.name.starts_with("ours") {
+                "ours"
+            } else {
+                "today's"
+            },
             pct(captured, existed),
-            duplicates
+            duplicates,
+            r.calls as f64 / r.hours,
+            r.hourly.iter().max().unwrap_or(&0),
+            percentile(&r.delays, 0.50) / 60.0,
+            percentile(&r.delays, 0.99) / 60.0,
+            r.behind_max,
+            r.given_up
         );
     }
 }

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Hashtag capture over a replayed day: arrival rates from the 2023-09-02 samples, a synthetic
-# day feed per hashtag, 288 runs of the hashtags job (every 5 minutes) against the fake Graph
-# API with the shipped settings, a tuned variant and the replaced system's one page of 25 per
-# run. Prints capture rate, duplicates and pages per run per hashtag, and Graph calls per hour.
+# day feed per hashtag, a run of the hashtags job every 5 minutes against the fake Graph API with
+# the shipped settings and with today's behaviour (the replaced system's one page of 25 per run),
+# at the real volume, at 3× and with 30 hashtags on one credential. Prints capture, duplicates,
+# calls per hour (mean and max), freshness p50/p99 and posts behind, per hashtag and side by side.
 #
 #   scripts/capture-report.sh
-#   CAPTURE_HOURS=6 scripts/capture-report.sh          # a shorter period (default 24)
-#   CAPTURE_RATE_SCALE=3 scripts/capture-report.sh     # busier hashtags (every rate × 3)
-#   CAPTURE_SEED=7 CAPTURE_PAGES=10 scripts/capture-report.sh
-#   CAPTURE_TUNED_EXTRA_PAGES_PER_HOUR=36 CAPTURE_TUNED_KNOWN_WINDOW_MINS=60 \
-#     CAPTURE_TUNED_MAX_PAGES=4 CAPTURE_TUNED_BUSIEST_FIRST=0 scripts/capture-report.sh
+#   CAPTURE_SCENARIOS=3x CAPTURE_HOURS=6 scripts/capture-report.sh
+#   CAPTURE_SEED=7 CAPTURE_TRACE=dior scripts/capture-report.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

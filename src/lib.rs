@@ -12,6 +12,7 @@
 //! - [`sink`]: S3 or a local folder;
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
 //! - [`state`]: what the hashtags job remembers between runs (pure);
+//! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod graph;
 pub mod health;
 pub mod lambda;
+pub mod pager;
 pub mod records;
 pub mod setup;
 pub mod sink;

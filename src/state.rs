@@ -18,13 +18,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::validate::{is_digits, parse_timestamp};
 
-/// The most ids kept per hashtag, newest first; bounds the state object's size.
-pub const MAX_KNOWN_IDS: usize = 2000;
+/// The most ids kept per hashtag, newest first; bounds the state object's size (a hashtag
+/// catching up on a backlog keeps the ids down to its frontier).
+pub const MAX_KNOWN_IDS: usize = 10_000;
+
+/// The most calls one ledger entry may book; a larger number is a broken value.
+const MAX_SPEND: u64 = 1_000_000;
+
+/// How long ledger entries are kept: the budget looks an hour back (and an hour ahead, for a
+/// late delivery of an older time).
+const LEDGER_KEEP: chrono::Duration = chrono::Duration::hours(2);
 
 /// How far past the scheduled time a post timestamp may be and still move the watermark.
 /// Clocks differ a little; a post "from tomorrow" (or year 9999) is a broken value, and as a
 /// watermark it would make every real post look old and turn extra pages off.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
+
+/// The highest believable post rate of one hashtag (per hour); a larger stored value is broken.
+pub const MAX_RATE_PER_HOUR: f64 = 1_000_000.0;
 
 /// The state object (`state/hashtags.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +45,29 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,
     pub hashtags: BTreeMap<String, TagState>,
+    /// Graph calls booked per run and credential, for the hourly budget (`pager`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<Spend>,
+}
+
+/// The calls one run made on one credential, booked at the run's scheduled time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spend {
+    /// The run's scheduled time (RFC 3339, UTC).
+    pub at: String,
+    /// The run's id: two deliveries of one scheduled time are two runs.
+    pub run: String,
+    /// The credential (its Instagram user id), never a token.
+    pub lane: String,
+    pub calls: u64,
+}
+
+impl Spend {
+    fn time(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
 }
 
 /// One hashtag's memory.
@@ -45,9 +79,28 @@ pub struct TagState {
     /// The newest post timestamp seen, as the API wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<String>,
-    /// Post id → timestamp of the posts seen within the window behind the watermark.
+    /// Post id → timestamp of the posts seen within the window behind the watermark (and down
+    /// to the frontier while catching up).
     #[serde(default)]
     pub known: BTreeMap<String, String>,
+    /// The frontier: every post up to this timestamp (since tracking began, within the API's
+    /// 24 hours) has been fetched. A poll pages back until it reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_to: Option<String>,
+    /// The oldest post timestamp of the first poll: tracking began there. Older posts were never
+    /// in scope, so they are neither written nor taken for late ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked_since: Option<String>,
+    /// The scheduled time (RFC 3339) of the last run that fetched this hashtag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled_at: Option<String>,
+    /// Estimated new posts per hour, from what the polls found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_hour: Option<f64>,
+    /// The last poll stopped before reaching the frontier (budget, error, deadline): the posts
+    /// between are still to fetch, so the hashtag is due at the next run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub behind: bool,
 }
 
 fn parse_ts(s: &str) -> Option<DateTime<FixedOffset>> {
@@ -90,6 +143,33 @@ impl State {
                 notes.push(format!("#{tag}: unreadable watermark: ignored"));
                 t.watermark = None;
             }
+            if t.complete_to
+                .as_deref()
+                .is_some_and(|w| parse_ts(w).is_none())
+            {
+                notes.push(format!("#{tag}: unreadable frontier: ignored"));
+                t.complete_to = None;
+            }
+            if t.tracked_since
+                .as_deref()
+                .is_some_and(|w| parse_ts(w).is_none())
+            {
+                notes.push(format!("#{tag}: unreadable tracked_since: ignored"));
+                t.tracked_since = None;
+            }
+            if t.polled_at
+                .as_deref()
+                .is_some_and(|w| DateTime::parse_from_rfc3339(w).is_err())
+            {
+                notes.push(format!("#{tag}: unreadable polled_at: ignored"));
+                t.polled_at = None;
+            }
+            if t.rate_per_hour
+                .is_some_and(|r| !(r.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(&r)))
+            {
+                notes.push(format!("#{tag}: implausible rate_per_hour: ignored"));
+                t.rate_per_hour = None;
+            }
             let before = t.known.len();
             t.known
                 .retain(|id, ts| is_digits(id) && parse_ts(ts).is_some());
@@ -100,7 +180,56 @@ impl State {
                 ));
             }
         }
+        let before = state.ledger.len();
+        state.ledger.retain(|e| {
+            e.time().is_some()
+                && e.calls <= MAX_SPEND
+                && e.run.len() <= 64
+                && e.lane.len() <= 64
+                && !e.lane.chars().any(char::is_control)
+        });
+        if state.ledger.len() < before {
+            notes.push(format!(
+                "{} unreadable ledger entries ignored",
+                before - state.ledger.len()
+            ));
+        }
         Ok((state, notes))
+    }
+
+    /// Calls booked on `lane` by runs scheduled within an hour of `at`, either side: an hour
+    /// back is the API's window; an hour ahead counts what later runs already spent when an
+    /// older scheduled time is delivered late, so no 60-minute window goes over the budget.
+    pub fn booked_near(&self, lane: &str, at: DateTime<Utc>) -> u64 {
+        let hour = chrono::Duration::hours(1);
+        self.ledger
+            .iter()
+            .filter(|e| e.lane == lane)
+            .filter(|e| e.time().is_some_and(|t| t > at - hour && t < at + hour))
+            .map(|e| e.calls)
+            .sum()
+    }
+
+    /// Books this run's calls, and forgets entries too old to count.
+    pub fn book(&mut self, spends: Vec<Spend>, now: DateTime<Utc>) {
+        self.ledger
+            .extend(spends.into_iter().filter(|s| s.calls > 0));
+        self.prune_ledger(now);
+    }
+
+    fn prune_ledger(&mut self, now: DateTime<Utc>) {
+        self.ledger
+            .retain(|e| e.time().is_some_and(|t| t > now - LEDGER_KEEP));
+        self.dedup_ledger();
+    }
+
+    /// One entry per (time, run, credential): merging a state with one that shares its past
+    /// must not book those runs twice.
+    fn dedup_ledger(&mut self) {
+        self.ledger
+            .sort_by(|a, b| (&a.at, &a.run, &a.lane).cmp(&(&b.at, &b.run, &b.lane)));
+        self.ledger
+            .dedup_by(|a, b| a.run == b.run && a.lane == b.lane && a.at == b.at);
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -136,6 +265,12 @@ impl State {
                 None => theirs.clone(),
             };
             out.hashtags.insert(tag.clone(), merged);
+        }
+        // Each run's spends are its own entries: the union books every run once.
+        out.ledger.extend(other.ledger.iter().cloned());
+        match out.as_of_time() {
+            Some(t) => out.prune_ledger(t),
+            None => out.dedup_ledger(),
         }
         out
     }
@@ -187,22 +322,32 @@ impl TagState {
             .filter(|(id, _)| !this_run.contains(id.as_str()))
             .map(|(a, b)| (a.clone(), b.clone()))
             .chain(seen.iter().cloned());
+        let anchor = older(watermark.as_deref(), self.complete_to.as_deref());
         TagState {
             hashtag_id: hashtag_id.or_else(|| self.hashtag_id.clone()),
-            known: compact(entries, &this_run, watermark.as_deref(), window),
-            watermark,
+            known: compact(entries, &this_run, anchor, window),
+            watermark: watermark.clone(),
+            ..self.clone()
         }
     }
 
-    /// Two states of one hashtag combined: the later watermark, the ids either kept, and this
-    /// state's hashtag id if it has one.
+    /// Two states of one hashtag combined: the later watermark and frontier (each side's
+    /// frontier is a sound claim on its own: everything up to it was fetched), the ids either
+    /// kept, the rate of the later poll, "behind" if either is, and this state's hashtag id if
+    /// it has one.
     pub fn merge(&self, other: &TagState, window: Duration) -> TagState {
-        let watermark = [self.watermark.as_deref(), other.watermark.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|s| parse_ts(s).map(|t| (t, s)))
-            .max_by_key(|(t, _)| *t)
-            .map(|(_, s)| s.to_string());
+        let watermark = later(self.watermark.as_deref(), other.watermark.as_deref());
+        let complete_to = later(self.complete_to.as_deref(), other.complete_to.as_deref());
+        let polled = |t: &TagState| {
+            t.polled_at
+                .as_deref()
+                .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
+        };
+        let newer_poll = if polled(other) > polled(self) {
+            other
+        } else {
+            self
+        };
         let entries = self
             .known
             .iter()
@@ -216,23 +361,53 @@ impl TagState {
             .chain(other.known.keys())
             .map(String::as_str)
             .collect();
+        let anchor = older(watermark.as_deref(), complete_to.as_deref());
         TagState {
             hashtag_id: self.hashtag_id.clone().or_else(|| other.hashtag_id.clone()),
-            known: compact(entries, &all, watermark.as_deref(), window),
-            watermark,
+            known: compact(entries, &all, anchor, window),
+            watermark: watermark.clone(),
+            polled_at: newer_poll.polled_at.clone(),
+            rate_per_hour: newer_poll.rate_per_hour.or(self.rate_per_hour),
+            behind: self.behind || other.behind,
+            tracked_since: older(
+                self.tracked_since.as_deref(),
+                other.tracked_since.as_deref(),
+            )
+            .map(str::to_string),
+            complete_to,
         }
     }
 }
 
-/// The known ids to keep: those seen this run, and those within the window behind the
-/// watermark, newest first up to [`MAX_KNOWN_IDS`].
+/// The later of two Graph timestamps (an unreadable one counts as absent).
+fn later(a: Option<&str>, b: Option<&str>) -> Option<String> {
+    [a, b]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| parse_ts(s).map(|t| (t, s)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, s)| s.to_string())
+}
+
+/// The earlier of two Graph timestamps: ids are kept from a window behind it.
+fn older<'a>(a: Option<&'a str>, b: Option<&'a str>) -> Option<&'a str> {
+    [a, b]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| parse_ts(s).map(|t| (t, s)))
+        .min_by_key(|(t, _)| *t)
+        .map(|(_, s)| s)
+}
+
+/// The known ids to keep: those seen this run, and those within the window behind `anchor` (the
+/// watermark, or the frontier when it is older), newest first up to [`MAX_KNOWN_IDS`].
 fn compact(
     entries: impl Iterator<Item = (String, String)>,
     this_run: &HashSet<&str>,
-    watermark: Option<&str>,
+    anchor: Option<&str>,
     window: Duration,
 ) -> BTreeMap<String, String> {
-    let floor = window_floor(watermark, window);
+    let floor = window_floor(anchor, window);
     let mut kept: Vec<(Option<DateTime<FixedOffset>>, String, String)> = entries
         .filter_map(|(id, ts)| {
             let t = parse_ts(&ts);

@@ -174,6 +174,13 @@ pub fn emf(summary: &RunSummary, cold_start: bool, timestamp_ms: i64) -> serde_j
     if let Some(d) = days_left {
         metrics.push(("TokenDaysLeft", "None", d));
     }
+    // Hashtags runs only: what the budget left waiting, and what aged out before it was reached.
+    if let Some(n) = summary.posts_behind {
+        metrics.push(("PostsBehind", "Count", n as f64));
+    }
+    if let Some(n) = summary.posts_given_up {
+        metrics.push(("PostsGivenUp", "Count", n as f64));
+    }
     let mut doc = serde_json::Map::new();
     doc.insert(
         "_aws".into(),

@@ -1,7 +1,7 @@
-//! The hashtags job's fetching: each hashtag's first `recent_media` page, then extra pages
-//! where the most new posts were, against the state of what earlier runs already wrote.
+//! The hashtags job's fetching: the `recent_media` pages the pager asks for, round after round,
+//! each page flattened as it arrives and its posts kept when the pager says they are new.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -11,10 +11,10 @@ use super::run::Collected;
 use super::{App, FailedTarget};
 use crate::config::{Config, Target};
 use crate::graph::{read_recorded, shapes, GraphError, Need, Session, Source};
+use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
 use crate::records::Record;
 use crate::sink::SinkError;
-use crate::state::{State, TagState};
-use crate::validate::{Rules, Tally};
+use crate::state::State;
 
 /// The state a run starts from, with what the run must know about it.
 #[derive(Debug, Default)]
@@ -77,235 +77,205 @@ pub(super) async fn load_state(
     }
 }
 
-/// Fetches every hashtag against `prev`; returns what was collected and the advanced state.
+/// What the hashtags job adds to the summary: per hashtag, whether it was due and what its poll
+/// did; per credential, the budget.
+#[derive(Debug, Default)]
+pub(super) struct Paging {
+    pub hashtags: BTreeMap<String, TagReport>,
+    pub budget: Vec<LaneUse>,
+}
+
+/// Fetches the hashtags the pager says are due, against `prev`; returns what was collected, the
+/// advanced state (with this run's calls booked) and the paging report.
 pub(super) async fn collect(
     config: &Config,
     session: &Session<'_>,
     prev: &State,
     scheduled: DateTime<Utc>,
-) -> (Collected, State) {
-    // First pages, all hashtags, concurrently.
-    let firsts: Vec<_> = stream::iter(config.targets.iter().enumerate())
-        .map(|(lane, t)| {
-            let prev = prev.hashtags.get(&t.hashtag);
-            async move { (t, first_page(config, lane, t, session, prev).await) }
+    run_id: &str,
+) -> (Collected, State, Paging) {
+    let lanes = session.lanes().max(1);
+    let tags = config
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Tag {
+            name: t.hashtag.clone(),
+            lane: i % lanes,
+            priority: t.hashtag_priority,
         })
-        .buffered(config.graph.concurrency)
-        .collect()
-        .await;
+        .collect();
+    let budgets = (0..lanes)
+        .map(|lane| Lane {
+            key: session
+                .lane_user(lane)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("lane-{lane}")),
+            calls_per_hour: config.hashtag_calls_per_hour(lane, lanes),
+        })
+        .collect();
+    let mut pager = Pager::new(config.pager_settings(), scheduled, tags, prev, budgets);
     let mut out = Collected::default();
-    let mut open = Vec::new();
-    for (target, result) in firsts {
-        match result {
-            Ok(progress) => open.push(progress),
-            Err(e) => {
-                tracing::warn!(hashtag = %target.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
-                out.failed.push(FailedTarget::new(&target.hashtag, &e));
+    // Hashtag ids: pinned, kept in the state, or searched when the hashtag is first fetched.
+    let mut ids: Vec<Option<String>> = config
+        .targets
+        .iter()
+        .map(|t| {
+            t.hashtag_id.clone().or_else(|| {
+                prev.hashtags
+                    .get(&t.hashtag)
+                    .and_then(|s| s.hashtag_id.clone())
+            })
+        })
+        .collect();
+    let mut failed = vec![false; config.targets.len()];
+    // Records per hashtag, written in configuration order whatever order the pages came in.
+    let mut kept: Vec<Vec<Record>> = vec![Vec::new(); config.targets.len()];
+    loop {
+        let requests = pager.round();
+        if requests.is_empty() {
+            break;
+        }
+        let fetched: Vec<_> = stream::iter(requests)
+            .map(|req| {
+                let target = &config.targets[req.tag];
+                let id = ids[req.tag].clone();
+                async move {
+                    let lane = req.tag % lanes;
+                    let (id, resolved) = match id {
+                        Some(id) => (id, None),
+                        None => match resolve(session, lane, target).await {
+                            Ok(id) => (id.clone(), Some(id)),
+                            Err(e) => return (req, None, Err(e)),
+                        },
+                    };
+                    let need = if req.optional {
+                        Need::Optional
+                    } else {
+                        Need::Required
+                    };
+                    let body = session
+                        .recent_media(
+                            lane,
+                            &target.hashtag,
+                            &id,
+                            req.cursor.as_deref(),
+                            req.page,
+                            need,
+                        )
+                        .await;
+                    (req, resolved, body)
+                }
+            })
+            .buffered(config.graph.concurrency)
+            .collect()
+            .await;
+        for (req, resolved, body) in fetched {
+            let target = &config.targets[req.tag];
+            if let Some(id) = resolved {
+                out.resolved.insert(target.hashtag.clone(), id.clone());
+                ids[req.tag] = Some(id);
+            }
+            let page = body
+                .and_then(|b| shapes::hashtag_page(&b, target, &config.validation, &mut out.tally));
+            match page {
+                Ok(page) => {
+                    let posts = page
+                        .records
+                        .iter()
+                        .map(|r| (text(r, "media_id"), text(r, "timestamp")))
+                        .collect();
+                    let fresh = pager.absorb(
+                        req.tag,
+                        &Page {
+                            posts,
+                            next: page.after,
+                        },
+                    );
+                    kept[req.tag].extend(
+                        page.records
+                            .into_iter()
+                            .zip(fresh)
+                            .filter_map(|(r, new)| new.then_some(r)),
+                    );
+                }
+                Err(e) if req.page == 1 => {
+                    tracing::warn!(hashtag = %target.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
+                    out.failed.push(FailedTarget::new(&target.hashtag, &e));
+                    failed[req.tag] = true;
+                    pager.failed(req.tag);
+                }
+                Err(e) => {
+                    tracing::warn!(hashtag = %target.hashtag, page = req.page, error_kind = e.kind.name(), "page not fetched: the next run pages back to this hashtag's frontier again: {e}");
+                    if e.kind == crate::graph::ErrorKind::UsageHigh {
+                        session.skipped_optional();
+                    }
+                    pager.failed(req.tag);
+                }
             }
         }
     }
-    more_pages(config, session, &mut open).await;
+    out.batch.media_hashtag = kept.into_iter().flatten().collect();
+    // Book what was really sent (retries and searches included) beyond the pages planned.
+    let planned = pager.planned();
+    for (lane, planned) in planned.iter().enumerate() {
+        let sent = session.calls_on(lane);
+        pager.note_calls(lane, sent.saturating_sub(*planned));
+    }
+    let outcome = pager.finish(run_id);
 
     let mut next = State {
         version: 1,
         ..prev.clone()
     };
     next.mark_as_of(scheduled);
-    for h in open {
-        let tag = h.target.hashtag.clone();
-        out.batch.media_hashtag.extend(h.records);
-        out.tally.merge(&h.tally);
-        out.pages.insert(tag.clone(), h.page);
-        if let Some(id) = h.resolved {
-            out.resolved.insert(tag.clone(), id);
+    let mut paging = Paging {
+        budget: outcome.budget,
+        ..Paging::default()
+    };
+    for (i, (state, report)) in outcome.states.into_iter().zip(outcome.reports).enumerate() {
+        let target = &config.targets[i];
+        let tag = &target.hashtag;
+        if report.pages > 0 {
+            out.pages.insert(tag.clone(), report.pages);
         }
-        let state = h.prev.advance(
-            &h.seen,
-            config.hashtags.known_window,
-            Some(h.hashtag_id),
-            scheduled,
-        );
-        next.hashtags.insert(tag, state);
-    }
-    (out, next)
-}
-
-/// A hashtag part-way through its run.
-struct HashtagProgress<'c> {
-    target: &'c Target,
-    lane: usize,
-    hashtag_id: String,
-    /// The id, when this run looked it up.
-    resolved: Option<String>,
-    prev: TagState,
-    /// Whether there was a state to compare with (without one, one page only).
-    has_state: bool,
-    /// Posts not written by an earlier run, each once.
-    records: Vec<Record>,
-    tally: Tally,
-    /// (id, timestamp) of every post seen this run.
-    seen: Vec<(String, String)>,
-    seen_ids: HashSet<String>,
-    cursors: HashSet<String>,
-    /// The cursor of the next page, while one is worth fetching.
-    next: Option<String>,
-    /// New posts inside the state's window on the last page: the priority for extra pages.
-    new_recent: usize,
-    page: u32,
-}
-
-impl HashtagProgress<'_> {
-    /// Takes in one page: records the posts not seen before, and decides whether the next page
-    /// is worth fetching: it is while the page held new posts inside the state's window (the
-    /// API is not strictly ordered by time, and posts can show up late, so new posts anywhere on
-    /// a page mean more may follow).
-    fn absorb(
-        &mut self,
-        body: &Value,
-        rules: &Rules,
-        window: std::time::Duration,
-    ) -> Result<(), GraphError> {
-        let mut new_recent = 0;
-        let page = shapes::hashtag_page(body, self.target, rules, &mut self.tally)?;
-        for r in page.records {
-            let media_id = r
-                .get("media_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let ts = r
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            // The API can repeat a post within a run; each post appears once per hashtag.
-            if !self.seen_ids.insert(media_id.clone()) {
-                continue;
-            }
-            self.seen.push((media_id.clone(), ts.clone()));
-            if !self.prev.is_known(&media_id) {
-                if self.prev.is_recent(&ts, window) {
-                    new_recent += 1;
-                }
-                self.records.push(r);
-            }
+        if report.posts_given_up > 0 {
+            tracing::error!(hashtag = %tag, posts_given_up = report.posts_given_up, "posts aged out of the API's 24 hours before the budget reached them: raise budget.calls_per_hour_per_credential, add a credential, or lower other hashtags' hashtag_priority");
+        } else if report.posts_behind > 0 && !failed[i] {
+            tracing::warn!(hashtag = %tag, posts_behind = report.posts_behind, due = ?report.due, "hashtag behind: the budget or the run's time ran out before its frontier; the next runs catch up (posts stay fetchable for 24 h)");
         }
-        self.new_recent = new_recent;
-        let cursor = page.after;
-        // A repeated cursor would loop.
-        self.next =
-            cursor.filter(|c| self.has_state && new_recent > 0 && self.cursors.insert(c.clone()));
-        Ok(())
+        let mut state = state;
+        if state.hashtag_id.is_none() {
+            state.hashtag_id = ids[i].clone();
+        }
+        next.hashtags.insert(tag.clone(), state);
+        paging.hashtags.insert(tag.clone(), report);
     }
+    next.book(outcome.spends, scheduled);
+    (out, next, paging)
 }
 
-/// Resolves the hashtag id (pinned, kept in the state, or searched) and takes in the first page.
-async fn first_page<'c>(
-    config: &Config,
-    lane: usize,
-    target: &'c Target,
+fn text(r: &Record, field: &str) -> String {
+    r.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Looks up a hashtag's id with `ig_hashtag_search`, and says how to pin it.
+async fn resolve(
     session: &Session<'_>,
-    prev: Option<&TagState>,
-) -> Result<HashtagProgress<'c>, GraphError> {
-    let known_id = target
-        .hashtag_id
-        .clone()
-        .or_else(|| prev.and_then(|p| p.hashtag_id.clone()));
-    let (hashtag_id, resolved) = match known_id {
-        Some(id) => (id, None),
-        None => {
-            let id = session.hashtag_search(lane, &target.hashtag).await?;
-            if session.is_replay() {
-                tracing::info!(hashtag = %target.hashtag, hashtag_id = %id, "hashtag id read from a recorded search (replay: not an id to pin)");
-            } else {
-                tracing::info!(
-                    hashtag = %target.hashtag, hashtag_id = %id,
-                    "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
-                );
-            }
-            (id.clone(), Some(id))
-        }
-    };
-    let body = session
-        .recent_media(lane, &target.hashtag, &hashtag_id, None, 1, Need::Required)
-        .await?;
-    let mut progress = HashtagProgress {
-        target,
-        lane,
-        hashtag_id,
-        resolved,
-        prev: prev.cloned().unwrap_or_default(),
-        has_state: prev.is_some(),
-        records: Vec::new(),
-        tally: Tally::default(),
-        seen: Vec::new(),
-        seen_ids: HashSet::new(),
-        cursors: HashSet::new(),
-        next: None,
-        new_recent: 0,
-        page: 1,
-    };
-    progress.absorb(&body, &config.validation, config.hashtags.known_window)?;
-    Ok(progress)
-}
-
-/// Spends the run's extra-page budget where it finds the most: in rounds, the hashtags whose
-/// last page held the most new posts get the next pages first. An extra page that fails or is
-/// skipped (high usage) ends that hashtag's paging; what it had is kept.
-async fn more_pages(config: &Config, session: &Session<'_>, open: &mut [HashtagProgress<'_>]) {
-    let mut budget = config.hashtags.extra_pages_per_run() as usize;
-    loop {
-        let mut wanting: Vec<usize> = (0..open.len())
-            .filter(|&i| open[i].next.is_some() && open[i].page < config.hashtags.max_pages)
-            .collect();
-        if wanting.is_empty() {
-            break;
-        }
-        if budget == 0 {
-            for &i in &wanting {
-                session.skipped_optional();
-                tracing::warn!(hashtag = %open[i].target.hashtag, "extra-page budget of this run spent: posts may be missed (hashtags.extra_pages_per_hour)");
-            }
-            break;
-        }
-        wanting.sort_by_key(|&i| std::cmp::Reverse(open[i].new_recent));
-        wanting.truncate(budget);
-        budget -= wanting.len();
-        let fetches = wanting.iter().map(|&i| {
-            let h = &open[i];
-            session.recent_media(
-                h.lane,
-                &h.target.hashtag,
-                &h.hashtag_id,
-                h.next.as_deref(),
-                h.page + 1,
-                Need::Optional,
-            )
-        });
-        let bodies = futures::future::join_all(fetches).await;
-        for (i, body) in wanting.into_iter().zip(bodies) {
-            let h = &mut open[i];
-            match body {
-                Ok(body) => {
-                    h.page += 1;
-                    if let Err(e) =
-                        h.absorb(&body, &config.validation, config.hashtags.known_window)
-                    {
-                        tracing::warn!(hashtag = %h.target.hashtag, page = h.page, "extra page unreadable, posts may be missed: {e}");
-                        h.next = None;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(hashtag = %h.target.hashtag, page = h.page + 1, error_kind = e.kind.name(), "extra page not fetched, posts may be missed: {e}");
-                    h.next = None;
-                }
-            }
-        }
+    lane: usize,
+    target: &Target,
+) -> Result<String, GraphError> {
+    let id = session.hashtag_search(lane, &target.hashtag).await?;
+    if session.is_replay() {
+        tracing::info!(hashtag = %target.hashtag, hashtag_id = %id, "hashtag id read from a recorded search (replay: not an id to pin)");
+    } else {
+        tracing::info!(
+            hashtag = %target.hashtag, hashtag_id = %id,
+            "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
+        );
     }
-    for h in open
-        .iter()
-        .filter(|h| h.next.is_some() && h.page >= config.hashtags.max_pages)
-    {
-        tracing::warn!(hashtag = %h.target.hashtag, pages = h.page, "page limit reached with new posts still coming: raise hashtags.max_pages");
-    }
+    Ok(id)
 }

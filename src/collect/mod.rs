@@ -121,6 +121,20 @@ pub struct RunSummary {
     /// Pages fetched per hashtag (hashtags job).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hashtag_pages: BTreeMap<String, u32>,
+    /// Per hashtag (hashtags job): whether it was due, what its poll did, posts behind.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashtags: BTreeMap<String, crate::pager::TagReport>,
+    /// Posts estimated still to fetch, all hashtags: due hashtags the budget made wait, and
+    /// polls cut short of their frontier. They stay fetchable for 24 hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posts_behind: Option<u64>,
+    /// Posts estimated lost: gaps that aged out of the API's 24 hours before the budget reached
+    /// them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posts_given_up: Option<u64>,
+    /// Per credential (hashtags job): the hourly allowance, calls booked within the hour, spent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hashtag_budget: Vec<crate::pager::LaneUse>,
     /// Why the hashtag state was not (wholly) used, when it was not: missing, unreadable,
     /// entries ignored.
     #[serde(skip_serializing_if = "Option::is_none")]

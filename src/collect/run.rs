@@ -81,6 +81,10 @@ pub async fn run_until(
         failed_targets: Vec::new(),
         resolved_hashtag_ids: BTreeMap::new(),
         hashtag_pages: BTreeMap::new(),
+        hashtags: BTreeMap::new(),
+        posts_behind: None,
+        posts_given_up: None,
+        hashtag_budget: Vec::new(),
         state: None,
         state_as_of: None,
         token_health: Vec::new(),
@@ -125,8 +129,14 @@ pub async fn run_until(
             }
             summary.state = loaded.note.clone();
             summary.state_as_of = loaded.state.as_of.clone();
-            let (collected, state) =
-                hashtags::collect(&app.config, &session, &loaded.state, scheduled).await;
+            // Two deliveries of one scheduled time are two runs in the budget's ledger.
+            let run_id = format!("{:016x}", rand::random::<u64>());
+            let (collected, state, paging) =
+                hashtags::collect(&app.config, &session, &loaded.state, scheduled, &run_id).await;
+            summary.posts_behind = Some(paging.hashtags.values().map(|r| r.posts_behind).sum());
+            summary.posts_given_up = Some(paging.hashtags.values().map(|r| r.posts_given_up).sum());
+            summary.hashtags = paging.hashtags;
+            summary.hashtag_budget = paging.budget;
             start = Some(loaded);
             next_state = Some(state);
             collected

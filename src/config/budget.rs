@@ -1,52 +1,144 @@
-//! The schedule's Graph calls per hour against the hourly budget of its credentials.
+//! The schedule's Graph calls per hour against the hourly budget of each credential.
+//!
+//! Targets are spread over the credentials in turn (target i uses credential i mod n), brands
+//! and hashtags alike. On each credential the brands job's calls are fixed (one per account per
+//! brands run, and the daily token check); the hashtags job gets the rest of the hour
+//! (`pager`). The least it must spend is one page per hashtag per longest poll interval (the
+//! freshness target); every call above that fetches up to a page of posts.
 
 use super::{Config, ConfigError, Problem};
+use crate::pager;
+
+/// The API's limit of unique hashtags one app user may query in 7 days.
+pub const MAX_HASHTAGS_PER_CREDENTIAL: usize = 30;
 
 /// The schedule's calls per hour against the budget, with the arithmetic for messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BudgetUse {
+    /// The least the schedule spends per hour, all credentials: brands calls, the token check
+    /// and one page per hashtag per longest interval.
     pub calls_per_hour: u64,
+    /// The budget, all credentials.
     pub limit: u64,
+    /// Per credential: calls per hour left to the hashtags job after the brands job.
+    pub for_hashtags: Vec<u64>,
+    /// Posts per hour the hashtags job can fetch beyond its minimum polls, all credentials.
+    pub posts_per_hour: u64,
     pub arithmetic: String,
 }
 
 impl Config {
-    /// The schedule's Graph calls per hour against the budget of `credentials` credentials:
-    /// accounts × brands runs + hashtags × hashtag runs + the extra-page allowance. Hashtag
-    /// searches are not counted: ids are resolved once and kept.
-    pub fn budget_use(&self, credentials: usize) -> BudgetUse {
-        let accounts = self.targets.len() as u64;
-        let b = &self.budget;
-        let h = &self.hashtags;
-        let calls = accounts * b.brands_runs_per_hour as u64
-            + accounts * h.runs_per_hour as u64
-            + h.extra_pages_per_hour as u64;
-        let limit = b.calls_per_hour_per_credential as u64 * credentials.max(1) as u64;
-        BudgetUse {
-            calls_per_hour: calls,
-            limit,
-            arithmetic: format!(
-                "{accounts} accounts × {} brands run/h + {accounts} hashtags × {} runs/h + {} extra pages/h = {calls} calls/h; budget {} calls/h × {} credential(s) = {limit}",
-                b.brands_runs_per_hour, h.runs_per_hour, h.extra_pages_per_hour, b.calls_per_hour_per_credential, credentials.max(1)
-            ),
+    /// Targets on credential `lane` of `lanes`.
+    fn targets_on(&self, lane: usize, lanes: usize) -> usize {
+        (0..self.targets.len())
+            .filter(|i| i % lanes.max(1) == lane)
+            .count()
+    }
+
+    /// Calls per hour the brands job makes on credential `lane`: one per account per run, and
+    /// the daily token check (booked as one call every hour, to be safe).
+    fn brands_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
+        self.targets_on(lane, lanes) as u64 * u64::from(self.budget.brands_runs_per_hour) + 1
+    }
+
+    /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
+    pub fn hashtag_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
+        u64::from(self.budget.calls_per_hour_per_credential)
+            .saturating_sub(self.brands_calls_per_hour(lane, lanes))
+    }
+
+    /// The pager's settings.
+    pub fn pager_settings(&self) -> pager::Settings {
+        pager::Settings {
+            page_size: self.graph.hashtag_media_limit,
+            run_every: self.hashtags.run_every(),
+            max_delay: self.hashtags.max_delay,
+            overlap: self.hashtags.overlap,
+            late_window: self.hashtags.late_window,
+            known_window: self.hashtags.known_window,
         }
     }
 
-    /// Refuses a schedule above the hourly call budget, showing the arithmetic.
+    /// The schedule against the budget of `credentials` credentials.
+    pub fn budget_use(&self, credentials: usize) -> BudgetUse {
+        let lanes = credentials.max(1);
+        let b = &self.budget;
+        let settings = self.pager_settings();
+        let interval_mins = settings.max_interval().as_secs() / 60;
+        let polls_per_hour = 60.0 / interval_mins.max(1) as f64;
+        let page = u64::from(self.graph.hashtag_media_limit);
+        let mut lines = Vec::new();
+        let (mut least, mut limit, mut posts) = (0.0f64, 0u64, 0u64);
+        let mut for_hashtags = Vec::new();
+        for lane in 0..lanes {
+            let accounts = self.targets_on(lane, lanes);
+            let budget = u64::from(b.calls_per_hour_per_credential);
+            let brands = self.brands_calls_per_hour(lane, lanes);
+            let left = self.hashtag_calls_per_hour(lane, lanes);
+            let minimum = accounts as f64 * polls_per_hour;
+            let spare = (left as f64 - minimum).max(0.0);
+            least += brands as f64 + minimum;
+            limit += budget;
+            posts += (spare * page as f64) as u64;
+            for_hashtags.push(left);
+            lines.push(format!(
+                "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - 1 token check = {left} calls/h for {accounts} hashtags; \
+                 each polled at least every {interval_mins} min (hashtags.max_delay_mins {} less one {}-min schedule): {accounts} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
+                 the {spare:.1} calls/h left fetch up to {} more posts/h ({page} a page)",
+                lane + 1,
+                b.brands_runs_per_hour,
+                self.hashtags.max_delay.as_secs() / 60,
+                self.hashtags.run_every().as_secs() / 60,
+                (spare * page as f64) as u64,
+            ));
+        }
+        BudgetUse {
+            calls_per_hour: least.ceil() as u64,
+            limit,
+            for_hashtags,
+            posts_per_hour: posts,
+            arithmetic: lines.join("\n"),
+        }
+    }
+
+    /// Refuses a schedule whose least spend is over a credential's hourly budget, or that puts
+    /// more hashtags on one credential than the API allows, showing the arithmetic.
     pub fn check_budget(&self, credentials: usize) -> Result<BudgetUse, ConfigError> {
         let used = self.budget_use(credentials);
-        if used.calls_per_hour > used.limit {
-            return Err(ConfigError {
-                file: self.file.clone(),
-                problems: vec![Problem {
+        let lanes = credentials.max(1);
+        let settings = self.pager_settings();
+        let polls_per_hour = 3600.0 / settings.max_interval().as_secs().max(1) as f64;
+        let mut problems = Vec::new();
+        for lane in 0..lanes {
+            let accounts = self.targets_on(lane, lanes);
+            let left = self.hashtag_calls_per_hour(lane, lanes) as f64;
+            if accounts as f64 * polls_per_hour > left {
+                problems.push(Problem {
                     key: "budget".into(),
                     message: format!(
-                        "the schedule is over the Graph API budget: {}. Lower hashtags.extra_pages_per_hour or hashtags.runs_per_hour, track fewer targets, or add credentials",
+                        "the schedule is over the Graph API budget of credential {} of {lanes}:\n{}\nRaise hashtags.max_delay_mins or budget.calls_per_hour_per_credential, track fewer targets, or add credentials",
+                        lane + 1,
                         used.arithmetic
                     ),
-                }],
-            });
+                });
+            }
+            if accounts > MAX_HASHTAGS_PER_CREDENTIAL {
+                problems.push(Problem {
+                    key: "targets".into(),
+                    message: format!(
+                        "credential {} of {lanes} would query {accounts} hashtags; the API allows {MAX_HASHTAGS_PER_CREDENTIAL} unique hashtags per app user in 7 days: add credentials",
+                        lane + 1
+                    ),
+                });
+            }
         }
-        Ok(used)
+        if problems.is_empty() {
+            Ok(used)
+        } else {
+            Err(ConfigError {
+                file: self.file.clone(),
+                problems,
+            })
+        }
     }
 }

@@ -161,16 +161,25 @@ pub(super) fn check(
     let media_hashtag_key = template("output.media_hashtag_key", &raw.output.media_hashtag_key);
 
     let hs = &raw.hashtags;
-    if !(1..=20).contains(&hs.max_pages) {
+    if !(5..=720).contains(&hs.max_delay_mins) {
         bad(
-            "hashtags.max_pages",
-            format!("{} is not in 1..=20", hs.max_pages),
+            "hashtags.max_delay_mins",
+            format!(
+                "{} is not in 5..=720 (at least one schedule, and well inside the API's 24 hours)",
+                hs.max_delay_mins
+            ),
         );
     }
-    if hs.extra_pages_per_hour > 100_000 {
+    if hs.late_window_mins > 240 {
         bad(
-            "hashtags.extra_pages_per_hour",
-            format!("{} is not in 0..=100000", hs.extra_pages_per_hour),
+            "hashtags.late_window_mins",
+            format!("{} is not in 0..=240", hs.late_window_mins),
+        );
+    }
+    if hs.overlap_secs > 3600 {
+        bad(
+            "hashtags.overlap_secs",
+            format!("{} is not in 0..=3600", hs.overlap_secs),
         );
     }
     if !(5..=2880).contains(&hs.known_window_mins) {
@@ -324,7 +333,14 @@ pub(super) fn check(
                 ),
             );
         }
+        if !(1..=10).contains(&t.hashtag_priority) {
+            bad(
+                &key("hashtag_priority"),
+                format!("{} is not in 1..=10", t.hashtag_priority),
+            );
+        }
         targets.push(Target {
+            hashtag_priority: t.hashtag_priority,
             username: t.username.clone(),
             user_id: t.user_id.clone(),
             hashtag: t.hashtag.clone(),
@@ -360,8 +376,9 @@ pub(super) fn check(
             raw_capture_key,
         },
         hashtags: HashtagSettings {
-            max_pages: hs.max_pages,
-            extra_pages_per_hour: hs.extra_pages_per_hour,
+            max_delay: Duration::from_secs(hs.max_delay_mins.saturating_mul(60)),
+            overlap: Duration::from_secs(hs.overlap_secs),
+            late_window: Duration::from_secs(hs.late_window_mins.saturating_mul(60)),
             runs_per_hour: hs.runs_per_hour,
             known_window: Duration::from_secs(hs.known_window_mins.saturating_mul(60)),
             state_key: hs.state_key.clone(),

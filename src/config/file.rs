@@ -68,10 +68,12 @@ pub(super) struct ValidationSection {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct HashtagsSection {
-    #[serde(default = "default_max_pages")]
-    pub(super) max_pages: u32,
-    #[serde(default = "default_extra_pages_per_hour")]
-    pub(super) extra_pages_per_hour: u32,
+    #[serde(default = "default_max_delay_mins")]
+    pub(super) max_delay_mins: u64,
+    #[serde(default = "default_overlap_secs")]
+    pub(super) overlap_secs: u64,
+    #[serde(default = "default_late_window_mins")]
+    pub(super) late_window_mins: u64,
     #[serde(default = "default_runs_per_hour")]
     pub(super) runs_per_hour: u32,
     #[serde(default = "default_known_window_mins")]
@@ -83,8 +85,9 @@ pub(super) struct HashtagsSection {
 impl Default for HashtagsSection {
     fn default() -> Self {
         HashtagsSection {
-            max_pages: default_max_pages(),
-            extra_pages_per_hour: default_extra_pages_per_hour(),
+            max_delay_mins: default_max_delay_mins(),
+            overlap_secs: default_overlap_secs(),
+            late_window_mins: default_late_window_mins(),
             runs_per_hour: default_runs_per_hour(),
             known_window_mins: default_known_window_mins(),
             state_key: default_state_key(),
@@ -92,11 +95,14 @@ impl Default for HashtagsSection {
     }
 }
 
-pub(super) fn default_max_pages() -> u32 {
-    4
+pub(super) fn default_max_delay_mins() -> u64 {
+    30
 }
-pub(super) fn default_extra_pages_per_hour() -> u32 {
-    36
+pub(super) fn default_overlap_secs() -> u64 {
+    120
+}
+pub(super) fn default_late_window_mins() -> u64 {
+    20
 }
 pub(super) fn default_runs_per_hour() -> u32 {
     12
@@ -272,4 +278,10 @@ pub(super) struct TargetEntry {
     pub(super) hashtag: String,
     #[serde(default)]
     pub(super) hashtag_id: String,
+    #[serde(default = "default_hashtag_priority")]
+    pub(super) hashtag_priority: u8,
+}
+
+pub(super) fn default_hashtag_priority() -> u8 {
+    5
 }

@@ -84,14 +84,15 @@ pub struct Config {
     pub targets: Vec<Target>,
 }
 
-/// How the hashtags job pages and remembers what it has seen.
+/// How the hashtags job pages and remembers what it has seen (see `pager`).
 #[derive(Debug, Clone)]
 pub struct HashtagSettings {
-    /// Pages per hashtag per run, the first included.
-    pub max_pages: u32,
-    /// Extra pages (beyond each hashtag's first) the schedule may spend per hour, all hashtags
-    /// together; a run may spend `extra_pages_per_hour / runs_per_hour` of them.
-    pub extra_pages_per_hour: u32,
+    /// The freshness target: a post is written at most this long after the API lists it.
+    pub max_delay: Duration,
+    /// How far past its frontier a poll reaches, for posts listed slightly out of order.
+    pub overlap: Duration,
+    /// How far past its frontier a poll goes on, budget allowing, for posts listed late.
+    pub late_window: Duration,
     /// How often the hashtags job runs (12: every 5 minutes).
     pub runs_per_hour: u32,
     /// How far behind the newest post ids are remembered, to recognise posts already written.
@@ -101,9 +102,9 @@ pub struct HashtagSettings {
 }
 
 impl HashtagSettings {
-    /// Extra pages one run may fetch, over all hashtags.
-    pub fn extra_pages_per_run(&self) -> u32 {
-        self.extra_pages_per_hour / self.runs_per_hour.max(1)
+    /// The schedule's period.
+    pub fn run_every(&self) -> Duration {
+        Duration::from_secs(3600 / u64::from(self.runs_per_hour.max(1)))
     }
 }
 
@@ -181,6 +182,9 @@ pub struct Target {
     pub hashtag: String,
     /// Pinned id of the hashtag, when known.
     pub hashtag_id: Option<String>,
+    /// When the hourly budget cannot cover every due hashtag, higher priorities are served
+    /// first (1..=10).
+    pub hashtag_priority: u8,
 }
 
 /// Environment overrides (`GRAPH_API_URL`, `GRAPH_API_VERSION`, `OUTPUT_FORMAT`), read by

@@ -81,6 +81,8 @@ pub struct Session<'a> {
     stops: Mutex<Vec<(Scope, GraphError)>>,
     stopped: AtomicBool,
     captured: Mutex<Vec<Captured>>,
+    /// HTTP requests sent per lane, retries included (the hashtags job books them).
+    lane_calls: Mutex<std::collections::BTreeMap<usize, u64>>,
 }
 
 impl<'a> Session<'a> {
@@ -102,6 +104,7 @@ impl<'a> Session<'a> {
             stops: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
             captured: Mutex::new(Vec::new()),
+            lane_calls: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -113,6 +116,14 @@ impl Session<'_> {
         s.calls = self.calls.load(Ordering::Relaxed);
         s.max_usage_percent = self.max_usage.load(Ordering::Relaxed);
         s
+    }
+
+    /// HTTP requests sent on `lane` so far, retries included.
+    pub fn calls_on(&self, lane: usize) -> u64 {
+        self.lane_calls
+            .lock()
+            .map(|c| c.get(&lane).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Counts an optional call not made (page budget or high usage).
@@ -173,6 +184,11 @@ impl Session<'_> {
     }
 
     /// The account a lane's calls are made as (for messages).
+    /// How many credentials (lanes) the run has.
+    pub fn lanes(&self) -> usize {
+        self.source.lanes()
+    }
+
     pub fn lane_user(&self, lane: usize) -> Option<&str> {
         self.client(lane)
             .map(|(_, c)| c.credentials.ig_user_id.as_str())
@@ -360,6 +376,9 @@ impl Session<'_> {
                 Some(t) => t.min(self.settings.request_timeout),
                 None => self.settings.request_timeout,
             };
+            if let Ok(mut calls) = self.lane_calls.lock() {
+                *calls.entry(lane).or_default() += 1;
+            }
             let mut err = match self.attempt(c, &request, timeout, capture.as_deref()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e.scrubbed(&self.scrubber),

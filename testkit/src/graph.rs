@@ -234,6 +234,18 @@ impl FakeGraph {
         inner.pages.insert(id, pages);
     }
 
+    /// Registers a hashtag the fixtures do not have (no posts yet); returns its id.
+    pub fn add_hashtag(&self, hashtag: &str) -> String {
+        let mut inner = self.inner.lock().expect("lock");
+        if let Some(id) = inner.hashtag_ids.get(hashtag) {
+            return id.clone();
+        }
+        let id = format!("179{:014}", inner.hashtag_ids.len() + 1);
+        inner.hashtag_ids.insert(hashtag.to_string(), id.clone());
+        inner.pages.insert(id.clone(), vec![Vec::new()]);
+        id
+    }
+
     pub fn hashtag_id(&self, hashtag: &str) -> String {
         self.inner
             .lock()

@@ -166,9 +166,19 @@ fn numbers_out_of_range_are_refused_by_name() {
             "hashtags.known_window_mins",
         ),
         (
-            "extra_pages_per_hour = 36",
-            "extra_pages_per_hour = 4000000",
-            "hashtags.extra_pages_per_hour",
+            "max_delay_mins = 30",
+            "max_delay_mins = 4000000",
+            "hashtags.max_delay_mins",
+        ),
+        (
+            "late_window_mins = 20",
+            "late_window_mins = 100000",
+            "hashtags.late_window_mins",
+        ),
+        (
+            "overlap_secs = 120",
+            "overlap_secs = 7200",
+            "hashtags.overlap_secs",
         ),
         (
             "calls_per_hour_per_credential = 200",

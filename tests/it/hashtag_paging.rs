@@ -1,5 +1,6 @@
-//! Hashtag completeness within the budget: paging while pages hold new posts, state between
-//! runs, no search call once an id is known, the hourly budget check, several credentials.
+//! Hashtag completeness within the budget, through the fake Graph API: a hashtag is polled when
+//! due and paged back to its frontier, state between runs, no search call once an id is known,
+//! the hourly budget (its check, a poll cut short, priorities), several credentials.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -100,7 +101,14 @@ async fn a_burst_of_120_posts_served_unordered_across_pages_is_captured_exactly_
     feed = order.into_iter().map(|i| feed[i].clone()).collect();
     fake.set_pages("dior", feed.chunks(43).map(<[Value]>::to_vec).collect());
 
-    let second = run(&app, Job::Hashtags, at(0, 5, 47), None)
+    // Nothing is due five minutes after the first run: no call at all.
+    let calls = fake.seen().len();
+    let quiet = run(&app, Job::Hashtags, at(0, 5, 47), None)
+        .await
+        .expect("a run with nothing due");
+    assert!(quiet.hashtag_pages.is_empty(), "{:?}", quiet.hashtag_pages);
+    assert_eq!(fake.seen().len(), calls, "no call when nothing is due");
+    let second = run(&app, Job::Hashtags, at(0, 30, 47), None)
         .await
         .expect("second run");
     assert_eq!(
@@ -116,10 +124,15 @@ async fn a_burst_of_120_posts_served_unordered_across_pages_is_captured_exactly_
             .all(|(_, p)| *p == 1),
         "no new posts elsewhere: one page"
     );
-    let third = run(&app, Job::Hashtags, at(0, 10, 47), None)
+    assert_eq!(
+        second.hashtag_pages.len(),
+        11,
+        "every hashtag due after 30 minutes"
+    );
+    let third = run(&app, Job::Hashtags, at(0, 35, 47), None)
         .await
         .expect("third run");
-    assert_eq!(third.hashtag_pages["dior"], 1);
+    assert!(third.hashtag_pages.is_empty(), "{:?}", third.hashtag_pages);
     assert_eq!(
         fake.calls_for("ig_hashtag_search"),
         11,
@@ -127,7 +140,7 @@ async fn a_burst_of_120_posts_served_unordered_across_pages_is_captured_exactly_
     );
 
     let mut all = Vec::new();
-    for s in [&first, &second, &third] {
+    for s in [&first, &quiet, &second, &third] {
         all.extend(written(out.path(), s, DIOR));
     }
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -181,25 +194,43 @@ async fn a_missing_or_corrupt_state_means_one_page_and_the_run_says_so() {
 
 #[test]
 fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
+    let shipped = config_for("http://unused")
+        .check_budget(1)
+        .expect("the shipped schedule fits");
+    // 11 brands calls and the token check; 11 hashtags polled at least every 25 minutes.
+    assert_eq!(shipped.for_hashtags, [188]);
+    assert_eq!(shipped.calls_per_hour, 12 + 27);
+    // Polled at least every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 88.
     let mut config = config_for("http://unused");
-    config.hashtags.extra_pages_per_hour = 100;
+    config.hashtags.max_delay = std::time::Duration::from_secs(10 * 60);
+    config.budget.calls_per_hour_per_credential = 100;
     let msg = config.check_budget(1).expect_err("over budget").to_string();
     assert!(
-        msg.contains("11 accounts × 1 brands run/h + 11 hashtags × 12 runs/h + 100 extra pages/h = 243 calls/h; budget 200 calls/h × 1 credential(s) = 200"),
+        msg.contains("credential 1 of 1: 100 calls/h - 11 accounts × 1 brands run/h - 1 token check = 88 calls/h for 11 hashtags; each polled at least every 5 min"),
         "{msg}"
     );
-    assert!(msg.contains("budget"), "{msg}");
-    let used = config
+    assert!(msg.contains("11 × 12.0 = 132.0 calls/h"), "{msg}");
+    let two = config
         .check_budget(2)
-        .expect("two credentials double the budget");
-    assert_eq!((used.calls_per_hour, used.limit), (243, 400));
-    assert_eq!(
-        config_for("http://unused")
-            .check_budget(1)
-            .expect("the shipped schedule fits")
-            .calls_per_hour,
-        179
+        .expect("two credentials share the hashtags");
+    assert_eq!(two.for_hashtags, [93, 94]);
+    // The API's 30 unique hashtags per app user in 7 days.
+    let mut many = config_for("http://unused");
+    let base = many.targets[0].clone();
+    many.targets = (0..31)
+        .map(|i| {
+            let mut t = base.clone();
+            t.hashtag = format!("tag{i}");
+            t
+        })
+        .collect();
+    many.budget.calls_per_hour_per_credential = 10_000;
+    let msg = many.check_budget(1).expect_err("31 hashtags").to_string();
+    assert!(
+        msg.contains("31 hashtags") && msg.contains("30 unique hashtags"),
+        "{msg}"
     );
+    assert!(many.check_budget(2).is_ok(), "16 + 15 fit");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -243,11 +274,13 @@ async fn a_rejected_credential_fails_only_its_targets() {
     assert_eq!(with_other, 1, "no call with a token after it was rejected");
 }
 
-/// Runs a first time so there is a state, then serves `pages` for each named hashtag (all other
-/// hashtags keep their fixture page) and runs again; returns the second summary.
-async fn second_run_with(
+/// Runs a first time (00:00:47) so there is a state, then serves `pages` for each named hashtag
+/// (all other hashtags keep their fixture page) and runs again at `then`; returns the second
+/// summary.
+async fn second_run_at(
     fake: &FakeGraph,
     app: &App,
+    then: DateTime<Utc>,
     pages: Vec<(&str, Vec<Vec<Value>>)>,
 ) -> RunSummary {
     run(app, Job::Hashtags, at(0, 0, 47), None)
@@ -256,70 +289,126 @@ async fn second_run_with(
     for (tag, p) in pages {
         fake.set_pages(tag, p);
     }
-    run(app, Job::Hashtags, at(0, 5, 47), None)
+    run(app, Job::Hashtags, then, None)
         .await
         .expect("second run")
 }
 
-/// `n` pages of 50 new posts each, newest first, for a hashtag (ids from `base`).
+/// `n` pages of 50 new posts each, newest first, for a hashtag (ids from `base`), all newer than
+/// the fixtures' posts.
 fn new_pages(base: u64, n: usize) -> Vec<Vec<Value>> {
     (0..n)
         .map(|p| {
             (0..50)
                 .map(|i| {
                     let k = (p * 50 + i) as u64;
-                    post(base + k, at(0, 5, 0) - Duration::seconds(k as i64))
+                    post(base + k, at(0, 25, 0) - Duration::seconds(k as i64))
                 })
                 .collect()
         })
         .collect()
 }
 
-#[tokio::test]
-async fn paging_stops_at_max_pages_and_says_so() {
-    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let out = tempfile::tempdir().expect("tempdir");
-    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
-        c.hashtags.max_pages = 2;
-    });
-    let s = second_run_with(
-        &fake,
-        &app,
-        vec![("dior", new_pages(18_200_000_000_000_000, 4))],
-    )
-    .await;
-    assert_eq!(s.hashtag_pages["dior"], 2);
-    assert_eq!(written(out.path(), &s, DIOR).len(), 100);
+/// The ids a run wrote for `user_id`, or none when it wrote no object.
+fn written_or_none(out: &std::path::Path, summary: &RunSummary, user_id: &str) -> Vec<String> {
+    if summary.keys_written.is_empty() {
+        return Vec::new();
+    }
+    written(out, summary, user_id)
 }
 
 #[tokio::test]
-async fn extra_pages_are_bounded_by_the_runs_share_and_go_to_the_busiest_hashtag_first() {
+async fn a_poll_cut_short_by_the_hourly_budget_keeps_its_frontier_and_a_later_run_fetches_the_rest()
+{
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let out = tempfile::tempdir().expect("tempdir");
-    // 12 extra pages an hour over 12 runs: one extra page this run.
+    // One target; 6 calls an hour: 1 brands call and the token check leave 4 for #dior.
     let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
-        c.hashtags.extra_pages_per_hour = 12;
+        c.targets.retain(|t| t.hashtag == "dior");
+        c.budget.calls_per_hour_per_credential = 6;
     });
-    // The quiet hashtag comes first in the configuration, so order alone would pick it.
-    let mut quiet = new_pages(18_300_000_000_000_000, 3);
-    quiet[0].truncate(10);
-    let s = second_run_with(
-        &fake,
-        &app,
-        vec![
-            ("dior", quiet),
-            ("gucci", new_pages(18_400_000_000_000_000, 3)),
-        ],
-    )
-    .await;
-    assert_eq!(s.hashtag_pages["gucci"], 2, "{:?}", s.hashtag_pages);
-    assert_eq!(s.hashtag_pages["dior"], 1, "{:?}", s.hashtag_pages);
-    let extra: u32 = s.hashtag_pages.values().map(|p| p - 1).sum();
-    assert_eq!(extra, 1, "{:?}", s.hashtag_pages);
+    let first = run(&app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("first run");
+    assert_eq!(first.hashtag_pages["dior"], 1);
+    let old = support::read_json(replay_dir().join("hashtags/dior.json"))["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut pages = new_pages(18_200_000_000_000_000, 2);
+    pages.push(old);
+    fake.set_pages("dior", pages);
+    // 30 minutes on: due; the hour has 2 calls left (the first run booked its search and its
+    // page).
+    let second = run(&app, Job::Hashtags, at(0, 30, 47), None)
+        .await
+        .expect("second run");
+    assert_eq!(second.hashtag_pages["dior"], 2, "{:?}", second.hashtags);
+    assert_eq!(second.hashtag_budget[0].calls_per_hour, 4);
+    assert_eq!(second.hashtag_budget[0].booked, 2);
+    assert_eq!(second.hashtag_budget[0].spent, 2);
+    let report = &second.hashtags["dior"];
+    assert!(!report.caught_up && report.pages_refused == 1, "{report:?}");
+    assert!(second.posts_behind.unwrap_or(0) > 0, "{second:?}");
+    assert_eq!(written(out.path(), &second, DIOR).len(), 100);
+    // Within the hour no call is left: the hashtag waits, and says so.
+    let third = run(&app, Job::Hashtags, at(0, 35, 47), None)
+        .await
+        .expect("third run");
+    assert!(third.hashtag_pages.is_empty());
+    assert!(third.posts_behind.unwrap_or(0) > 0);
+    assert_eq!(third.hashtags["dior"].due, ig_collector::pager::Due::Behind);
+    // An hour later the budget is back: the poll pages back to the frontier, nothing twice.
+    let fourth = run(&app, Job::Hashtags, at(1, 45, 47), None)
+        .await
+        .expect("fourth run");
+    assert_eq!(fourth.hashtag_pages["dior"], 3, "{:?}", fourth.hashtags);
+    assert!(fourth.hashtags["dior"].caught_up);
+    assert_eq!(fourth.posts_behind, Some(0));
     assert!(
-        s.graph.optional_calls_skipped >= 2,
-        "the pages left are counted"
+        written_or_none(out.path(), &fourth, DIOR).is_empty(),
+        "nothing new, nothing twice"
     );
+}
+
+#[tokio::test]
+async fn a_short_budget_serves_the_higher_hashtag_priority_first_whatever_the_order() {
+    for (dior, gucci) in [(2, 9), (9, 2)] {
+        let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+        let out = tempfile::tempdir().expect("tempdir");
+        // Two targets (dior first); 10 calls an hour: 2 brands calls and the token check leave
+        // 7, of which the first run books 4 (two searches, two pages).
+        let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+            c.targets
+                .retain(|t| t.hashtag == "dior" || t.hashtag == "gucci");
+            for t in &mut c.targets {
+                t.hashtag_priority = if t.hashtag == "dior" { dior } else { gucci };
+            }
+            c.budget.calls_per_hour_per_credential = 10;
+        });
+        let s = second_run_at(
+            &fake,
+            &app,
+            at(0, 30, 47),
+            vec![
+                ("dior", new_pages(18_300_000_000_000_000, 3)),
+                ("gucci", new_pages(18_400_000_000_000_000, 3)),
+            ],
+        )
+        .await;
+        let (high, low) = if dior > gucci {
+            ("dior", "gucci")
+        } else {
+            ("gucci", "dior")
+        };
+        assert_eq!(s.hashtag_pages[high], 2, "{:?}", s.hashtags);
+        assert_eq!(s.hashtag_pages[low], 1, "{:?}", s.hashtags);
+        assert!(s.hashtags[low].pages_refused > 0 && s.hashtags[low].posts_behind > 0);
+        assert!(
+            s.hashtags[high].pages_refused > 0,
+            "3 pages wanted, 3 calls left in all"
+        );
+    }
 }
 
 #[tokio::test]
@@ -336,7 +425,7 @@ async fn a_repeated_cursor_ends_paging_and_a_post_seen_twice_is_written_once() {
     second_page.extend(pages[0][..2].iter().cloned());
     fake.set_pages("dior", vec![pages[0].clone(), second_page]);
     fake.set_stuck_cursor("dior");
-    let s = run(&app, Job::Hashtags, at(0, 5, 47), None)
+    let s = run(&app, Job::Hashtags, at(0, 30, 47), None)
         .await
         .expect("second run");
     assert_eq!(s.hashtag_pages["dior"], 2, "{:?}", s.hashtag_pages);

@@ -120,6 +120,22 @@ async fn the_hashtags_function_answers_both_event_forms() {
         .collect();
     // The second run sees the same posts: already written, so nothing new; no search either.
     assert_eq!(written, [&json!(275), &json!(0)]);
+    // Every hashtags run reports, as metrics an alarm can see, the posts it left behind.
+    let emf: Vec<Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 2, "{output}");
+    for m in &emf {
+        assert_eq!(m["PostsBehind"], json!(0.0), "{m}");
+        assert_eq!(m["PostsGivenUp"], json!(0.0), "{m}");
+        let names = m["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(
+            names.contains("\"PostsBehind\"") && names.contains("\"PostsGivenUp\""),
+            "{names}"
+        );
+    }
     assert_eq!(
         fake.calls_for("ig_hashtag_search"),
         11,
