@@ -13,8 +13,8 @@
 //!   short (budget, error, deadline) leaves it where it was: the next poll pages back to it
 //!   again, so a post is never skipped while it is still served.
 //! - **Due, not every run**: each hashtag's arrival rate is estimated from what its polls found;
-//!   it is polled at the interval (a multiple of the schedule, at most `max_delay` less one
-//!   schedule) that costs the fewest pages per hour, so a quiet hashtag pays one page per
+//!   it is polled at the interval (a multiple of the schedule, at most `max_delay`) that costs
+//!   the fewest pages per hour, so a quiet hashtag pays one page per
 //!   `max_delay` and a busy one fills its pages. A hashtag left behind is due at once.
 //! - **One hourly budget per credential**: the calls booked in the state's ledger by runs
 //!   within an hour of this one are subtracted from the credential's hourly allowance; a run
@@ -60,11 +60,11 @@ pub struct Settings {
 
 impl Settings {
     /// The longest interval between two polls of one hashtag that keeps the freshness target:
-    /// the largest multiple of the schedule at most `max_delay` less one schedule, at least one
-    /// schedule.
+    /// the largest multiple of the schedule at most `max_delay`, at least one schedule. A post
+    /// listed just after a poll is written by the next one, `max_delay` later.
     pub fn max_interval(&self) -> Duration {
         let every = self.run_every.as_secs().max(1);
-        let k = (self.max_delay.as_secs().saturating_sub(every) / every).max(1);
+        let k = (self.max_delay.as_secs() / every).max(1);
         Duration::from_secs(k * every)
     }
 
@@ -950,18 +950,18 @@ mod tests {
     #[test]
     fn a_quiet_hashtag_waits_for_its_longest_interval_and_a_busy_one_fills_its_pages() {
         let s = settings();
-        assert_eq!(s.max_interval(), Duration::from_secs(25 * 60));
-        assert_eq!(s.interval_for(0.0), Duration::from_secs(25 * 60));
-        assert_eq!(s.interval_for(10.0), Duration::from_secs(25 * 60));
+        assert_eq!(s.max_interval(), Duration::from_secs(30 * 60));
+        assert_eq!(s.interval_for(0.0), Duration::from_secs(30 * 60));
+        assert_eq!(s.interval_for(10.0), Duration::from_secs(30 * 60));
         // Each poll also reads 20 minutes past its frontier for late posts. At 1.2 posts a
-        // minute, 20 minutes is 48 posts with that reach, one page; 25 minutes needs two.
+        // minute, 20 minutes is 48 posts with that reach, one page; 25 or 30 minutes need two.
         assert_eq!(s.interval_for(72.0), Duration::from_secs(20 * 60));
         assert!((s.calls_per_hour(72.0) - 3.0).abs() < 1e-9);
-        // 3 a minute: three pages every 25 minutes beat three every 15.
+        // 3 a minute: three pages every 25 minutes beat three every 15 and four every 30.
         assert_eq!(s.interval_for(180.0), Duration::from_secs(25 * 60));
         // Ten a minute: the pages fill at any interval; the longest reads the reach least often.
-        assert_eq!(s.interval_for(600.0), Duration::from_secs(25 * 60));
-        assert!((s.calls_per_hour(600.0) - 24.0).abs() < 1e-9);
+        assert_eq!(s.interval_for(600.0), Duration::from_secs(30 * 60));
+        assert!((s.calls_per_hour(600.0) - 22.0).abs() < 1e-9);
     }
 
     #[test]
@@ -980,7 +980,8 @@ mod tests {
         assert_eq!(due_of(&s, &TagState::default(), 0.0, t0()), Due::First);
         assert_eq!(due_of(&s, &polled(5, false), 6.0, t0()), Due::NotDue);
         assert_eq!(due_of(&s, &polled(20, false), 6.0, t0()), Due::NotDue);
-        assert_eq!(due_of(&s, &polled(25, false), 6.0, t0()), Due::Interval);
+        assert_eq!(due_of(&s, &polled(25, false), 6.0, t0()), Due::NotDue);
+        assert_eq!(due_of(&s, &polled(30, false), 6.0, t0()), Due::Interval);
         assert_eq!(due_of(&s, &polled(5, true), 6.0, t0()), Due::Behind);
         // A late delivery of an older time finds the hashtag polled after it: not due.
         assert_eq!(due_of(&s, &polled(-5, false), 6.0, t0()), Due::NotDue);

@@ -83,7 +83,7 @@ impl Config {
             for_hashtags.push(left);
             lines.push(format!(
                 "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - 1 token check = {left} calls/h for {accounts} hashtags; \
-                 each polled at least every {interval_mins} min (hashtags.max_delay_mins {} less one {}-min schedule): {accounts} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
+                 each polled at least every {interval_mins} min (hashtags.max_delay_mins {}, on the {}-min schedule): {accounts} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
                  the {spare:.1} calls/h left fetch up to {} more posts/h ({page} a page)",
                 lane + 1,
                 b.brands_runs_per_hour,

@@ -23,8 +23,8 @@ fn check_config_prints_the_plan_and_the_budget_arithmetic() {
     );
     assert!(
         out.contains("credential 1 of 1: 200 calls/h - 11 accounts × 1 brands run/h - 1 token check = 188 calls/h for 11 hashtags; \
-                      each polled at least every 25 min (hashtags.max_delay_mins 30 less one 5-min schedule): 11 × 2.4 = 26.4 calls/h; \
-                      the 161.6 calls/h left fetch up to 8080 more posts/h (50 a page)"),
+                      each polled at least every 30 min (hashtags.max_delay_mins 30, on the 5-min schedule): 11 × 2.0 = 22.0 calls/h; \
+                      the 166.0 calls/h left fetch up to 8300 more posts/h (50 a page)"),
         "{out}"
     );
 }
@@ -56,7 +56,7 @@ fn check_config_refuses_a_bad_file_naming_the_file_and_each_key() {
     // Over the budget with one credential, within it with two.
     // Every hashtag polled every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 88.
     let over = ig_collector::config::EMBEDDED
-        .replace("max_delay_mins = 30", "max_delay_mins = 10")
+        .replace("max_delay_mins = 30", "max_delay_mins = 5")
         .replace(
             "calls_per_hour_per_credential = 200",
             "calls_per_hour_per_credential = 100",

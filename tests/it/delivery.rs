@@ -223,7 +223,7 @@ async fn a_late_delivery_of_an_older_time_loses_nothing_and_never_moves_the_stat
         );
     }
     // The posts that appeared meanwhile are written by the next run #dior is due at, once.
-    let t2 = at(0, 35, 0);
+    let t2 = at(0, 40, 0);
     let next = run(&app, Job::Hashtags, t2, None).await.expect("T2");
     assert_eq!(next.hashtag_pages["dior"], 1, "{:?}", next.hashtags);
     let t2_ids = ids(&s3, &hashtag_key(t2)).await;
@@ -456,7 +456,7 @@ async fn a_hostile_state_steers_no_request_and_a_future_post_does_not_stop_pagin
 
     // The next run #dior is due at: 100 new posts over two pages are all written, the future
     // post no watermark.
-    let next = at(0, 30, 0);
+    let next = at(0, 35, 0);
     let fresh = posts(18_100_000_000_000_000, 100, next);
     fake.set_pages("dior", vec![fresh[..50].to_vec(), fresh[50..].to_vec()]);
     let summary = run(&app, Job::Hashtags, next, None).await.expect("second");

@@ -197,12 +197,12 @@ fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
     let shipped = config_for("http://unused")
         .check_budget(1)
         .expect("the shipped schedule fits");
-    // 11 brands calls and the token check; 11 hashtags polled at least every 25 minutes.
+    // 11 brands calls and the token check; 11 hashtags polled at least every 30 minutes.
     assert_eq!(shipped.for_hashtags, [188]);
-    assert_eq!(shipped.calls_per_hour, 12 + 27);
+    assert_eq!(shipped.calls_per_hour, 12 + 22);
     // Polled at least every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 88.
     let mut config = config_for("http://unused");
-    config.hashtags.max_delay = std::time::Duration::from_secs(10 * 60);
+    config.hashtags.max_delay = std::time::Duration::from_secs(5 * 60);
     config.budget.calls_per_hour_per_credential = 100;
     let msg = config.check_budget(1).expect_err("over budget").to_string();
     assert!(
