@@ -52,6 +52,19 @@ pub fn config_for(base_url: &str) -> Config {
     c
 }
 
+/// The targets of `n` synthetic accounts (`graph::FakeGraph::add_synthetic_accounts`), each
+/// with a pinned hashtag id of its own.
+pub fn synthetic_targets(n: usize) -> Vec<ig_collector::config::Target> {
+    (0..n)
+        .map(|i| ig_collector::config::Target {
+            username: graph::synthetic_username(i),
+            user_id: graph::synthetic_user_id(i),
+            hashtag: format!("synthetic{i}"),
+            hashtag_id: Some(format!("{}", 17_843_000_000_000_000u64 + i as u64)),
+        })
+        .collect()
+}
+
 /// A token distinctive enough that finding it anywhere is proof of a leak.
 pub const TOKEN: &str = "EAAGsecretTOKEN0123456789leakcanary";
 pub const CALLER_ID: &str = "17841400000000000";
