@@ -221,6 +221,100 @@ pub fn render(records: &[Record], format: Format) -> Vec<u8> {
     out
 }
 
+/// Records rendered on their own, in the order pushed, to be joined into a whole object by
+/// [`Joiner`]. A run renders each answer's records as it arrives and drops them, so it never
+/// holds every record as a map; the joined bytes are exactly what [`render`] gives for all the
+/// records in the same order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    format: Format,
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl Fragment {
+    pub fn new(format: Format) -> Fragment {
+        Fragment {
+            format,
+            bytes: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Renders one record after those already pushed.
+    pub fn push(&mut self, record: &Record) {
+        if self.format == Format::Json && self.count > 0 {
+            self.bytes.extend_from_slice(b",\n");
+        }
+        // A map of strings and integers always serialises.
+        let _ = serde_json::to_writer(&mut self.bytes, record);
+        if self.format == Format::Ndjson {
+            self.bytes.push(b'\n');
+        }
+        self.count += 1;
+    }
+
+    /// Records pushed.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Joins [`Fragment`]s into the bytes of one object, handing out the pieces in order to a
+/// writer: `start`, then `join` per fragment, then `finish`. The result equals [`render`] of
+/// the fragments' records, concatenated.
+#[derive(Debug, Clone, Copy)]
+pub struct Joiner {
+    format: Format,
+    count: usize,
+}
+
+impl Joiner {
+    pub fn new(format: Format) -> Joiner {
+        Joiner { format, count: 0 }
+    }
+
+    /// The bytes before the first record.
+    pub fn start(&self) -> &'static [u8] {
+        match self.format {
+            Format::Json => b"[",
+            Format::Ndjson => b"",
+        }
+    }
+
+    /// The separator to write before `fragment`'s bytes, which follow it; counts its records.
+    pub fn join<'f>(&mut self, fragment: &'f Fragment) -> (&'static [u8], &'f [u8]) {
+        if fragment.is_empty() {
+            return (b"", b"");
+        }
+        let separator: &[u8] = match (self.format, self.count) {
+            (Format::Json, 0) => b"\n",
+            (Format::Json, _) => b",\n",
+            (Format::Ndjson, _) => b"",
+        };
+        self.count += fragment.count;
+        (separator, &fragment.bytes)
+    }
+
+    /// The bytes after the last record.
+    pub fn finish(&self) -> &'static [u8] {
+        match (self.format, self.count) {
+            (Format::Json, 0) => b"]\n",
+            (Format::Json, _) => b"\n]\n",
+            (Format::Ndjson, _) => b"",
+        }
+    }
+
+    /// Records joined so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
 /// Reads a written object back, in either format (a JSON array, or one object per line).
 pub fn parse(bytes: &[u8]) -> Result<Vec<Record>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
@@ -339,6 +433,59 @@ mod tests {
             vec![post("2", "10", 1)]
         ));
         assert!(!merge(Kind::MediaHashtag, &mut written, Vec::new()));
+    }
+
+    #[test]
+    fn fragments_joined_are_the_bytes_of_the_whole_rendering() {
+        let mut caption = post("1", "12", 3);
+        caption.insert(
+            "caption".into(),
+            Value::from("Ciao 👜\r\nnew line \"quoted\" \u{2028}"),
+        );
+        let records = vec![
+            post("1", "10", 5),
+            caption,
+            post("2", "11", 0),
+            post("2", "13", 1),
+        ];
+        for format in [Format::Json, Format::Ndjson] {
+            // Every way of cutting the records into consecutive fragments, empty ones included.
+            for cuts in [
+                vec![],
+                vec![0],
+                vec![1],
+                vec![2, 2],
+                vec![1, 3],
+                vec![4],
+                vec![0, 4],
+            ] {
+                let mut joiner = Joiner::new(format);
+                let mut out = joiner.start().to_vec();
+                let mut from = 0;
+                for to in cuts.iter().copied().chain([records.len()]) {
+                    let mut fragment = Fragment::new(format);
+                    for r in &records[from..to] {
+                        fragment.push(r);
+                    }
+                    assert_eq!(fragment.len(), to - from);
+                    let (separator, bytes) = joiner.join(&fragment);
+                    out.extend_from_slice(separator);
+                    out.extend_from_slice(bytes);
+                    from = to;
+                }
+                out.extend_from_slice(joiner.finish());
+                assert_eq!(joiner.count(), records.len());
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&render(&records, format)),
+                    "{format:?} cut at {cuts:?}"
+                );
+            }
+            let empty = Joiner::new(format);
+            let mut out = empty.start().to_vec();
+            out.extend_from_slice(empty.finish());
+            assert_eq!(out, render(&[], format));
+        }
     }
 
     #[test]

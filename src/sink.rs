@@ -7,7 +7,7 @@
 //! `If-Match: <etag>`): that is how overlapping and redelivered runs merge instead of replacing
 //! each other's objects. This module does not decide what to merge; `collect` does.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -190,16 +190,49 @@ impl Sink {
         condition: &Condition,
         until: Option<Instant>,
     ) -> Result<Written, SinkError> {
+        self.put_payload(key, Payload::Bytes(body), content_type, condition, until)
+            .await
+    }
+
+    /// Writes the content of a local file as one object, like [`Sink::put`]: a large object
+    /// goes from the disk to S3 without being held in memory.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: &Path,
+        content_type: &str,
+        condition: &Condition,
+        until: Option<Instant>,
+    ) -> Result<Written, SinkError> {
+        self.put_payload(key, Payload::File(file), content_type, condition, until)
+            .await
+    }
+
+    async fn put_payload(
+        &self,
+        key: &str,
+        body: Payload<'_>,
+        content_type: &str,
+        condition: &Condition,
+        until: Option<Instant>,
+    ) -> Result<Written, SinkError> {
         let fail = |message: String| self.failure(Op::Write, key, message);
         let call = async {
             match self {
                 Sink::S3 { client, bucket, .. } => {
+                    let stream = match body {
+                        Payload::Bytes(b) => ByteStream::from(b),
+                        // Read from the path on each attempt, so the SDK's retries resend it.
+                        Payload::File(path) => ByteStream::from_path(path)
+                            .await
+                            .map_err(|e| fail(format!("{} cannot be read: {e}", path.display())))?,
+                    };
                     let mut req = client
                         .put_object()
                         .bucket(bucket)
                         .key(key)
                         .content_type(content_type)
-                        .body(ByteStream::from(body));
+                        .body(stream);
                     req = match condition {
                         Condition::Overwrite => req,
                         Condition::Absent => req.if_none_match("*"),
@@ -230,9 +263,18 @@ impl Sink {
                     }
                     // Write then rename, so a reader never sees half a file.
                     let tmp = path.with_extension("partial");
-                    tokio::fs::write(&tmp, &body).await.map_err(err)?;
+                    let tag = match body {
+                        Payload::Bytes(b) => {
+                            tokio::fs::write(&tmp, &b).await.map_err(err)?;
+                            content_tag(&b)
+                        }
+                        Payload::File(from) => {
+                            tokio::fs::copy(from, &tmp).await.map_err(err)?;
+                            file_tag(&tmp).map_err(err)?
+                        }
+                    };
                     tokio::fs::rename(&tmp, &path).await.map_err(err)?;
-                    Ok(Written::Done(content_tag(&body)))
+                    Ok(Written::Done(tag))
                 }
             }
         };
@@ -340,6 +382,27 @@ fn is_conflict<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
 /// The folder sink's version tag: a content hash, as an ETag is for a simple S3 upload.
 fn content_tag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(Sha256::digest(body)))
+}
+
+/// [`content_tag`] of a file, read in pieces. Blocking: the folder sink is the CLI's.
+fn file_tag(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            n => hash.update(&chunk[..n]),
+        }
+    }
+    Ok(format!("\"{}\"", hex::encode(hash.finalize())))
+}
+
+/// What a write sends.
+enum Payload<'a> {
+    Bytes(Vec<u8>),
+    File(&'a Path),
 }
 
 async fn read_file(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {

@@ -7,12 +7,14 @@
 //! - [`run`](run::run): the orchestration of one run;
 //! - `brands`, `hashtags`: what each job fetches and keeps;
 //! - `persist`: the one place that writes, and the order it writes in (data, capture, state),
-//!   each write merged with what an earlier or overlapping delivery wrote.
+//!   each write merged with what an earlier or overlapping delivery wrote;
+//! - `output`: a data object assembled as the answers arrive (in memory, then a temporary file).
 //!
 //! Nothing here knows Graph JSON (`graph::shapes` does) or S3 (`sink` does).
 
 mod brands;
 mod hashtags;
+mod output;
 mod persist;
 mod run;
 

@@ -2,6 +2,16 @@
 //! capture, then (hashtags) the state. The state comes last so that a crash in between means
 //! some posts are collected twice, never that one is lost.
 //!
+//! The brands job streams: each answer's records are joined to the data objects as they arrive
+//! (`output::Output`), and each answer that yielded records has its raw capture written at once
+//! ([`CaptureTo`]), so a run holds neither the answers nor the records until the end. Its data
+//! objects are still written at the end, one per kind. Writing such a capture before the data is
+//! safe because the brands job has no state: a capture only ever reproduces what its delivery
+//! collected, and a crash before the data means Lambda's retry collects and writes the data
+//! again (its own capture files then find the first ones and keep them, as for any
+//! redelivery). Bodies that yielded nothing (failed targets) are kept until the end and written
+//! after the data as before, so a run that collected nothing still writes nothing.
+//!
 //! Every write is made so that another delivery of the same scheduled time, or an overlapping
 //! run, cannot remove what this one wrote:
 //! - a data object is created with `If-None-Match: *`; if one is there (an earlier delivery),
@@ -13,14 +23,16 @@
 //!   there was none); on a conflict the run merges its state into the newer one
 //!   (`State::merge`: ids united, watermark and `as_of` never move back) and tries again.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
 use super::hashtags::Loaded;
+use super::output::{Body, Output};
 use super::{App, Job, RunSummary};
 use crate::graph::{gzip, Captured};
-use crate::records::{self, Batch, Kind, Record};
+use crate::records::{self, Batch, Kind};
 use crate::sink::{Condition, Op, SinkError, Written};
 use crate::state::State;
 
@@ -35,16 +47,79 @@ pub(super) struct Run {
     pub until: Option<Instant>,
 }
 
-/// Writes the run's objects in order, recording each in the summary.
+/// What a streaming job wrote, or began to write, while it collected.
+#[derive(Debug, Default)]
+pub(super) struct Streamed {
+    /// The data objects so far, per kind.
+    pub outputs: BTreeMap<Kind, Output>,
+    /// Capture files written while collecting.
+    pub capture_written: u32,
+    /// Of those, the files an earlier delivery had written (kept, not replaced).
+    pub capture_kept: u32,
+    /// The first capture write that failed while collecting. The run still writes its data
+    /// objects (what was collected is kept), then fails with it, so Lambda's retry writes again.
+    pub failed: Option<SinkError>,
+}
+
+/// Where, and whether, a run's raw capture goes: nowhere for a replayed run or when
+/// `output.raw_capture` is off.
+pub(super) struct CaptureTo<'a> {
+    app: &'a App,
+    prefix: Option<String>,
+    until: Option<Instant>,
+}
+
+impl<'a> CaptureTo<'a> {
+    pub(super) fn new(
+        app: &'a App,
+        job: Job,
+        scheduled: DateTime<Utc>,
+        replaying: bool,
+        until: Option<Instant>,
+    ) -> CaptureTo<'a> {
+        let output = &app.config.output;
+        let prefix = (output.raw_capture && !replaying)
+            .then(|| output.raw_capture_key.render_for(job.name(), scheduled));
+        CaptureTo { app, prefix, until }
+    }
+
+    /// Writes one body, gzip-compressed, once (`If-None-Match: *`): `Written::Conflict` means an
+    /// earlier delivery's file is kept. `None` when the run keeps no capture.
+    pub(super) async fn put(&self, file: &Captured) -> Result<Option<Written>, SinkError> {
+        let Some(prefix) = &self.prefix else {
+            return Ok(None);
+        };
+        let key = format!("{prefix}/{}.gz", file.path);
+        self.app
+            .sink
+            .put(
+                &key,
+                gzip(&file.body),
+                "application/gzip",
+                &Condition::Absent,
+                self.until,
+            )
+            .await
+            .map(Some)
+    }
+}
+
+/// Writes the run's objects in order, recording each in the summary. `streamed` holds what a
+/// streaming job (brands) already rendered and captured; `batch` the records of the others.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn write(
     app: &App,
     run: Run,
     batch: Batch,
+    streamed: Streamed,
     captured: Vec<Captured>,
     start: Option<Loaded>,
     next_state: Option<State>,
     summary: &mut RunSummary,
 ) -> Result<(), SinkError> {
+    summary.capture_files_kept += streamed.capture_kept;
+    let mut outputs = streamed.outputs;
+    let format = app.config.output.format;
     let Batch {
         brand,
         media,
@@ -55,12 +130,25 @@ pub(super) async fn write(
         (Kind::Media, media),
         (Kind::MediaHashtag, media_hashtag),
     ] {
-        if !run.job.kinds().contains(&kind) || (run.failing && records.is_empty()) {
+        if !run.job.kinds().contains(&kind) {
             continue;
         }
         let key = app.config.key_template(kind).render(run.scheduled);
-        let count = records.len();
-        let merged = write_records(app, kind, &key, records, &run, summary).await?;
+        let (body, count) = match outputs.remove(&kind) {
+            Some(output) => {
+                let count = output.count();
+                let body = output.finish().map_err(|e| not_assembled(app, &key, &e))?;
+                (body, count)
+            }
+            None => (
+                Body::Bytes(records::render(&records, format)),
+                records.len(),
+            ),
+        };
+        if run.failing && count == 0 {
+            continue;
+        }
+        let merged = write_records(app, kind, &key, body, &run, summary).await?;
         let location = app.sink.location(&key);
         if merged {
             tracing::info!(kind = kind.name(), %location, records = count, "object written, merged with an earlier delivery's");
@@ -70,13 +158,12 @@ pub(super) async fn write(
         }
         summary.keys_written.push(location);
     }
+    if let Some(e) = streamed.failed {
+        return Err(e);
+    }
 
-    if app.config.output.raw_capture && !run.replaying {
-        let prefix = app
-            .config
-            .output
-            .raw_capture_key
-            .render_for(run.job.name(), run.scheduled);
+    let capture = CaptureTo::new(app, run.job, run.scheduled, run.replaying, run.until);
+    if let Some(prefix) = &capture.prefix {
         let mut files = captured;
         if let Some(start) = &start {
             // The state the run started from, so a reprocess recognises the same posts as known.
@@ -85,25 +172,14 @@ pub(super) async fn write(
                 body: start.state.to_bytes(),
             });
         }
-        let count = files.len();
-        for file in files {
-            let key = format!("{prefix}/{}.gz", file.path);
-            let written = app
-                .sink
-                .put(
-                    &key,
-                    gzip(&file.body),
-                    "application/gzip",
-                    &Condition::Absent,
-                    run.until,
-                )
-                .await?;
-            if written == Written::Conflict {
+        let count = files.len() + streamed.capture_written as usize;
+        for file in &files {
+            if capture.put(file).await? == Some(Written::Conflict) {
                 summary.capture_files_kept += 1;
             }
         }
-        tracing::info!(location = %app.sink.location(&prefix), files = count, kept = summary.capture_files_kept, "raw responses captured");
-        summary.raw_capture = Some(app.sink.location(&prefix));
+        tracing::info!(location = %app.sink.location(prefix), files = count, kept = summary.capture_files_kept, "raw responses captured");
+        summary.raw_capture = Some(app.sink.location(prefix));
     }
 
     if let (Some(state), false) = (next_state, run.replaying) {
@@ -118,20 +194,42 @@ async fn write_records(
     app: &App,
     kind: Kind,
     key: &str,
-    records: Vec<Record>,
+    body: Body,
     run: &Run,
     summary: &mut RunSummary,
 ) -> Result<bool, SinkError> {
     let format = app.config.output.format;
     let content_type = format.content_type();
-    let body = records::render(&records, format);
-    if let Written::Done(_) = app
-        .sink
-        .put(key, body, content_type, &Condition::Absent, run.until)
-        .await?
-    {
+    let first = match &body {
+        Body::Bytes(bytes) => {
+            app.sink
+                .put(
+                    key,
+                    bytes.clone(),
+                    content_type,
+                    &Condition::Absent,
+                    run.until,
+                )
+                .await?
+        }
+        Body::File(path) => {
+            app.sink
+                .put_file(key, path, content_type, &Condition::Absent, run.until)
+                .await?
+        }
+    };
+    if let Written::Done(_) = first {
         return Ok(false);
     }
+    // An earlier delivery wrote the object: this run's records are read back from what it
+    // rendered, and merged in. Only a redelivery pays for parsing them.
+    let records = body.records().map_err(|e| SinkError {
+        op: Op::Read,
+        location: app.sink.location(key),
+        message: format!("this run's own object could not be read back to merge: {e}"),
+        timed_out: false,
+    })?;
+    drop(body);
     for _ in 0..=app.config.sink.conflict_retries {
         let (condition, mut existing) = match app.sink.get(key, run.until).await? {
             None => (Condition::Absent, Vec::new()),
@@ -234,6 +332,20 @@ pub(super) async fn set_aside(
         )
         .await
         .map(|_| aside)
+}
+
+/// A data object whose bytes could not be put together in the temporary file (a full or
+/// unwritable temporary folder): nothing is written, the run fails and Lambda retries it.
+fn not_assembled(app: &App, key: &str, e: &std::io::Error) -> SinkError {
+    SinkError {
+        op: Op::Write,
+        location: app.sink.location(key),
+        message: format!(
+            "the object could not be assembled in a temporary file ({}): {e}",
+            std::env::temp_dir().display()
+        ),
+        timed_out: false,
+    }
 }
 
 fn gave_up(app: &App, key: &str) -> SinkError {

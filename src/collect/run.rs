@@ -10,7 +10,7 @@ use super::hashtags::{self, Loaded};
 use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
 use crate::graph::{GraphStats, Source};
 use crate::health;
-use crate::records::Batch;
+use crate::records::{Batch, Kind};
 use crate::validate::Tally;
 
 /// When a run must stop. Graph calls stop at `calls`, early enough that what was collected can
@@ -26,11 +26,21 @@ pub struct Deadlines {
 #[derive(Default)]
 pub(super) struct Collected {
     pub batch: Batch,
+    /// What the brands job rendered and captured as the answers arrived.
+    pub streamed: persist::Streamed,
     pub tally: Tally,
     pub failed: Vec<FailedTarget>,
     pub resolved: BTreeMap<String, String>,
     /// Pages fetched per hashtag.
     pub pages: BTreeMap<String, u32>,
+}
+
+impl Collected {
+    /// Records collected of `kind`.
+    fn count(&self, kind: Kind) -> usize {
+        let streamed = self.streamed.outputs.get(&kind).map_or(0, |o| o.count());
+        self.batch.get(kind).len() + streamed
+    }
 }
 
 /// Runs `job` for the run scheduled at `scheduled`, stopping Graph calls at `deadline`; S3 calls
@@ -112,7 +122,10 @@ pub async fn run_until(
                     Vec::new()
                 }
             };
-            let (collected, checked) = tokio::join!(brands::collect(&app.config, &session), check);
+            let (collected, checked) = tokio::join!(
+                brands::collect(app, &session, scheduled, deadlines.writes),
+                check
+            );
             summary.token_health = checked.into_iter().filter_map(Result::ok).collect();
             collected
         }
@@ -145,7 +158,7 @@ pub async fn run_until(
     summary.records = job
         .kinds()
         .iter()
-        .map(|k| (*k, collected.batch.get(*k).len()))
+        .map(|k| (*k, collected.count(*k)))
         .collect();
     summary.dropped_total = collected.tally.dropped_total();
     summary.dropped = collected.tally.dropped_rows();
@@ -172,10 +185,7 @@ pub async fn run_until(
         return Err(RunError::AllTargetsFailed(finish(summary)));
     }
 
-    let nothing_collected = job
-        .kinds()
-        .iter()
-        .all(|k| collected.batch.get(*k).is_empty());
+    let nothing_collected = summary.records.values().all(|n| *n == 0);
     if let (Some(e), true) = (&rejected, nothing_collected) {
         // Nothing to keep: no object, no capture, no state, so the retry starts clean.
         return Err(RunError::TokenRejected(e.clone(), finish(summary)));
@@ -190,6 +200,7 @@ pub async fn run_until(
             until: deadlines.writes,
         },
         collected.batch,
+        collected.streamed,
         session.take_captured(),
         start,
         next_state,

@@ -227,7 +227,7 @@ impl Config {
             }])
         })?;
         let _: Result<file::FileConfig, _> =
-            serde_ignored::deserialize(toml::Value::Table(table.clone()), |path| {
+            serde_ignored::deserialize(toml::Value::Table(table), |path| {
                 unknown.push(path.to_string())
             });
         if !unknown.is_empty() {

@@ -160,6 +160,14 @@ impl Session<'_> {
             .unwrap_or_default()
     }
 
+    /// Takes the body captured under `path` (a [`replay`] name such as `brands/dior.json`), so
+    /// that a caller writing it at once does not keep it until the end of the run.
+    pub fn take_capture(&self, path: &str) -> Option<Captured> {
+        let mut captured = self.captured.lock().ok()?;
+        let i = captured.iter().position(|c| c.path == path)?;
+        Some(captured.remove(i))
+    }
+
     /// True when usage headers report at least the configured threshold.
     pub fn usage_is_high(&self) -> bool {
         self.max_usage.load(Ordering::Relaxed) >= self.policy.usage_threshold_percent

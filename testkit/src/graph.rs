@@ -3,7 +3,8 @@
 //! `ig_hashtag_search`, `recent_media` with cursor paging, usage headers on every response, and
 //! scripted faults per target, hostile ones included: bare 429s, redirects, oversized or
 //! chunked bodies, and answers that echo the caller's secrets back in every encoding. A
-//! [`Recorder`] stands in for wherever a redirect points.
+//! [`Recorder`] stands in for wherever a redirect points. Any number of synthetic accounts
+//! ([`FakeGraph::add_synthetic_accounts`]) answer like the recorded ones, for runs at scale.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -100,6 +101,51 @@ struct Inner {
     token_expires_at: Value,
     /// Simulated response time: (business_discovery, other calls) means, each ± `jitter`.
     latency: Option<Latency>,
+    /// How many synthetic accounts answer, and the recorded bodies they are made from.
+    synthetic: Option<(usize, Arc<Vec<Value>>)>,
+}
+
+/// The username of synthetic account `i` (0-based): `synthetic_000042`.
+pub fn synthetic_username(i: usize) -> String {
+    format!("synthetic_{i:06}")
+}
+
+/// The Instagram user id of synthetic account `i`.
+pub fn synthetic_user_id(i: usize) -> String {
+    format!("{}", 17_849_000_000_000_000u64 + i as u64)
+}
+
+/// The `business_discovery` answer of synthetic account `i`: recorded body `i mod n` with the
+/// account's own id, username and name, and media ids of its own (`18`, the account, the post),
+/// so that every record is distinct; captions, counts and URLs stay as recorded (emoji, line
+/// breaks and all).
+pub fn synthetic_brand(templates: &[Value], i: usize) -> Value {
+    let Some(template) = templates.get(i % templates.len().max(1)) else {
+        return json!({});
+    };
+    let mut body = template.clone();
+    let username = synthetic_username(i);
+    let name = format!("Synthetic account {i}");
+    if let Some(bd) = body
+        .get_mut("business_discovery")
+        .and_then(Value::as_object_mut)
+    {
+        bd.insert("id".into(), json!(synthetic_user_id(i)));
+        bd.insert("username".into(), json!(username));
+        bd.insert("name".into(), json!(name));
+        if let Some(media) = bd
+            .get_mut("media")
+            .and_then(|m| m.get_mut("data"))
+            .and_then(Value::as_array_mut)
+        {
+            for (j, m) in media.iter_mut().enumerate() {
+                if let Some(m) = m.as_object_mut() {
+                    m.insert("id".into(), json!(format!("18{i:09}{j:04}")));
+                }
+            }
+        }
+    }
+    body
 }
 
 /// A latency model: each answer waits `mean` ± `jitter` (uniform), per call kind.
@@ -182,6 +228,22 @@ impl FakeGraph {
                 .or_default()
                 .extend(faults);
         }
+    }
+
+    /// Makes `n` more accounts answer `business_discovery`: [`synthetic_username`]`(i)` for `i`
+    /// in `0..n`, each with [`synthetic_brand`] made from the recorded bodies (the bodies are
+    /// generated per request, so a million accounts cost no memory here).
+    pub fn add_synthetic_accounts(&self, n: usize) {
+        let templates = Arc::new(self.synthetic_templates());
+        self.inner.lock().expect("lock").synthetic = Some((n, templates));
+    }
+
+    /// The recorded bodies synthetic accounts are made from, in [`synthetic_brand`]'s order.
+    pub fn synthetic_templates(&self) -> Vec<Value> {
+        let inner = self.inner.lock().expect("lock");
+        let mut names: Vec<&String> = inner.brands.keys().collect();
+        names.sort();
+        names.iter().map(|n| inner.brands[*n].clone()).collect()
     }
 
     /// Replaces the `business_discovery` body of an account.
@@ -580,7 +642,19 @@ async fn node(
             0,
         );
     }
-    let body = inner.lock().expect("lock").brands.get(&username).cloned();
+    let (recorded, synthetic) = {
+        let i = inner.lock().expect("lock");
+        (i.brands.get(&username).cloned(), i.synthetic.clone())
+    };
+    // Generated outside the lock: a body is a few tens of KB.
+    let body = recorded.or_else(|| {
+        let (n, templates) = synthetic?;
+        let k = username
+            .strip_prefix("synthetic_")
+            .and_then(|k| k.parse::<usize>().ok())
+            .filter(|k| *k < n)?;
+        Some(synthetic_brand(&templates, k))
+    });
     match body {
         Some(b) => answer(b, &pass),
         None => {

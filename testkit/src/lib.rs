@@ -52,6 +52,26 @@ pub fn config_for(base_url: &str) -> Config {
     c
 }
 
+/// The targets of `n` synthetic accounts (`graph::FakeGraph::add_synthetic_accounts`), each
+/// with a pinned hashtag id of its own; every other setting as the shipped targets have it.
+pub fn synthetic_targets(n: usize) -> Vec<ig_collector::config::Target> {
+    let shipped = config_for("http://127.0.0.1").targets;
+    let Some(template) = shipped.first() else {
+        return Vec::new();
+    };
+    // `..template`: any setting a target gains later is taken from the shipped ones.
+    #[allow(clippy::needless_update)]
+    (0..n)
+        .map(|i| ig_collector::config::Target {
+            username: graph::synthetic_username(i),
+            user_id: graph::synthetic_user_id(i),
+            hashtag: format!("synthetic{i}"),
+            hashtag_id: Some(format!("{}", 17_843_000_000_000_000u64 + i as u64)),
+            ..template.clone()
+        })
+        .collect()
+}
+
 /// A token distinctive enough that finding it anywhere is proof of a leak.
 pub const TOKEN: &str = "EAAGsecretTOKEN0123456789leakcanary";
 pub const CALLER_ID: &str = "17841400000000000";

@@ -13,5 +13,6 @@ mod lambda;
 mod ops;
 mod retry_table;
 mod s3_proxy;
+mod streaming;
 mod support;
 mod validation;

@@ -1,0 +1,171 @@
+//! A data object being written as a run goes: each answer's records are joined to it as they
+//! arrive (`records::Joiner`), in memory up to [`SPILL_AT`] bytes, then in a temporary file. So a
+//! run's memory does not grow with its number of targets: it holds neither the answers nor the
+//! records until the end, only this buffer. The bytes are those `records::render` gives for the
+//! same records in the same order, so the object downstream reads is the same.
+
+use std::io::Write;
+
+use crate::records::{self, Format, Fragment, Joiner, Record};
+
+/// The bytes kept in memory before the object continues in a temporary file. 1 MiB holds the
+/// objects of about 40 accounts' media: a usual run never touches the disk.
+pub(super) const SPILL_AT: usize = 1 << 20;
+
+/// One object's bytes so far.
+#[derive(Debug)]
+pub(super) struct Output {
+    joiner: Joiner,
+    buf: Vec<u8>,
+    spill_at: usize,
+    /// Where the bytes beyond `spill_at` went (on Lambda, `/tmp`), deleted when dropped.
+    spill: Option<tempfile::NamedTempFile>,
+    /// The first failure to spill: the object is incomplete, and `finish` answers with it.
+    broken: Option<std::io::Error>,
+}
+
+/// A finished object, to write.
+#[derive(Debug)]
+pub(super) enum Body {
+    Bytes(Vec<u8>),
+    /// In a temporary file, deleted when this is dropped.
+    File(tempfile::TempPath),
+}
+
+impl Body {
+    /// The object's records, read back: only when an existing object must be merged with
+    /// (a redelivery), so memory is spent on parsing then only.
+    pub(super) fn records(&self) -> Result<Vec<Record>, String> {
+        match self {
+            Body::Bytes(b) => records::parse(b),
+            Body::File(path) => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("{}: cannot be read back: {e}", path.display()))?;
+                records::parse(&bytes)
+            }
+        }
+    }
+
+    /// The file holding the object, if it was spilled.
+    #[cfg(test)]
+    fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Body::Bytes(_) => None,
+            Body::File(p) => Some(p),
+        }
+    }
+}
+
+impl Output {
+    pub(super) fn new(format: Format) -> Output {
+        Output::spilling_at(format, SPILL_AT)
+    }
+
+    pub(super) fn spilling_at(format: Format, spill_at: usize) -> Output {
+        let joiner = Joiner::new(format);
+        Output {
+            joiner,
+            buf: joiner.start().to_vec(),
+            spill_at,
+            spill: None,
+            broken: None,
+        }
+    }
+
+    /// Records joined so far.
+    pub(super) fn count(&self) -> usize {
+        self.joiner.count()
+    }
+
+    /// Joins `fragment`'s records after those already there. After a failure to spill, the
+    /// object is incomplete: nothing more is added and [`Output::finish`] fails.
+    pub(super) fn append(&mut self, fragment: &Fragment) -> std::io::Result<()> {
+        if let Some(e) = &self.broken {
+            return Err(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        let (separator, bytes) = self.joiner.join(fragment);
+        self.buf.extend_from_slice(separator);
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= self.spill_at {
+            if let Err(e) = self.flush() {
+                self.broken = Some(std::io::Error::new(e.kind(), e.to_string()));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the buffered bytes to the temporary file (created on the first spill).
+    fn flush(&mut self) -> std::io::Result<()> {
+        let file = match &mut self.spill {
+            Some(f) => f,
+            None => self.spill.insert(tempfile::NamedTempFile::new()?),
+        };
+        file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Closes the object.
+    pub(super) fn finish(mut self) -> std::io::Result<Body> {
+        if let Some(e) = self.broken.take() {
+            return Err(e);
+        }
+        self.buf.extend_from_slice(self.joiner.finish());
+        if self.spill.is_none() {
+            return Ok(Body::Bytes(self.buf));
+        }
+        self.flush()?;
+        match self.spill.take() {
+            Some(mut file) => {
+                file.flush()?;
+                Ok(Body::File(file.into_temp_path()))
+            }
+            None => Ok(Body::Bytes(self.buf)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn post(id: u64) -> Record {
+        let mut r = Record::new();
+        r.insert("user_id".into(), Value::from("1"));
+        r.insert("media_id".into(), Value::from(id.to_string()));
+        r.insert("caption".into(), Value::from("Été 👜\r\nà Paris"));
+        r
+    }
+
+    #[test]
+    fn an_object_spilled_to_a_file_holds_the_bytes_of_the_whole_rendering() {
+        let records: Vec<Record> = (0..50).map(post).collect();
+        for format in [Format::Json, Format::Ndjson] {
+            for spill_at in [1, 300, 1 << 20] {
+                let mut out = Output::spilling_at(format, spill_at);
+                for chunk in records.chunks(7) {
+                    let mut fragment = Fragment::new(format);
+                    chunk.iter().for_each(|r| fragment.push(r));
+                    out.append(&fragment).expect("append");
+                }
+                assert_eq!(out.count(), 50);
+                let body = out.finish().expect("finish");
+                assert_eq!(body.path().is_some(), spill_at < 1 << 20);
+                let bytes = match &body {
+                    Body::Bytes(b) => b.clone(),
+                    Body::File(p) => std::fs::read(p).expect("read"),
+                };
+                assert_eq!(bytes, records::render(&records, format), "{format:?}");
+                assert_eq!(body.records(), Ok(records.clone()));
+                let path = body.path().map(std::path::Path::to_path_buf);
+                drop(body);
+                assert!(
+                    path.is_none_or(|p| !p.exists()),
+                    "the spill file is deleted"
+                );
+            }
+        }
+    }
+}
