@@ -529,20 +529,7 @@ async fn cli_rss(graph_url: &str, fake: &FakeGraph, job: Job, concurrency: usize
         .status()
         .await;
     let wall = started.elapsed();
-    let text = std::fs::read_to_string(&report).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim().to_string())
-    };
-    let peak_kib = field("Maximum resident set size (kbytes):").and_then(|v| v.parse().ok());
-    let cpu_s = match (
-        field("User time (seconds):").and_then(|v| v.parse::<f64>().ok()),
-        field("System time (seconds):").and_then(|v| v.parse::<f64>().ok()),
-    ) {
-        (Some(u), Some(sy)) => Some(u + sy),
-        _ => None,
-    };
+    let testkit::TimeReport { peak_kib, cpu_s } = testkit::time_report(&report);
     let problem = match status {
         Err(e) => Some(format!("/usr/bin/time did not start ({e}): install `time`")),
         Ok(st) if !st.success() => Some(format!("exit status {st}")),

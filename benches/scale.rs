@@ -153,23 +153,12 @@ async fn run_one(
         .output()
         .await;
     let wall = started.elapsed();
-    let text = std::fs::read_to_string(&report).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim().to_string())
-    };
+    let time = testkit::time_report(&report);
     let mut m = Measured {
         n,
         wall,
-        peak_kib: field("Maximum resident set size (kbytes):").and_then(|v| v.parse().ok()),
-        cpu_s: match (
-            field("User time (seconds):").and_then(|v| v.parse::<f64>().ok()),
-            field("System time (seconds):").and_then(|v| v.parse::<f64>().ok()),
-        ) {
-            (Some(u), Some(s)) => Some(u + s),
-            _ => None,
-        },
+        peak_kib: time.peak_kib,
+        cpu_s: time.cpu_s,
         ..Measured::default()
     };
     match output {

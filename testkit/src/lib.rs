@@ -143,3 +143,32 @@ pub fn at(h: u32, m: u32, s: u32) -> chrono::DateTime<chrono::Utc> {
         .single()
         .expect("a valid time")
 }
+
+/// What `/usr/bin/time -v` reported for one process: peak RSS (KiB) and CPU time (user +
+/// system, seconds), when its report file could be read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeReport {
+    pub peak_kib: Option<u64>,
+    pub cpu_s: Option<f64>,
+}
+
+/// Reads the report `/usr/bin/time -v -o path` wrote.
+pub fn time_report(path: &std::path::Path) -> TimeReport {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let seconds = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+    TimeReport {
+        peak_kib: field("Maximum resident set size (kbytes):").and_then(|v| v.parse().ok()),
+        cpu_s: match (
+            seconds("User time (seconds):"),
+            seconds("System time (seconds):"),
+        ) {
+            (Some(u), Some(s)) => Some(u + s),
+            _ => None,
+        },
+    }
+}
