@@ -998,14 +998,32 @@ mod tests {
             visible: 60 + 3 * i as i64,
         }));
         let feeds = vec![posts];
-        // A first run, then with a budget of 4 calls an hour the catch-up is cut short...
-        let short = simulate(&s, &feeds, &[5], 4, 0, 25 * MIN);
-        let last = &short.reports.last().expect("runs").1[0];
-        assert!(last.posts_behind > 0 || !last.caught_up, "{last:?}");
-        assert!(short.written.len() < 400);
-        // ...and with the budget back, every post is written, each once.
-        let mut s2 = simulate(&s, &feeds, &[5], 4, 0, 25 * MIN);
-        let scheduled = t0() + chrono::Duration::minutes(30);
+        // A first run at 0, then the poll due at 30 minutes, on a budget of 4 calls an hour
+        // (the first run booked 1): three pages of the eight, cut short of the frontier...
+        let short = simulate(&s, &feeds, &[5], 4, 0, 30 * MIN);
+        let (at, reports) = short.reports.last().expect("runs");
+        assert_eq!(*at, 30 * MIN);
+        let cut = &reports[0];
+        assert_eq!(cut.pages, 3, "{cut:?}");
+        assert!(
+            !cut.caught_up && cut.posts_behind > 0 && cut.pages_refused > 0,
+            "{cut:?}"
+        );
+        let burst_written = (0..400)
+            .filter(|i| short.written.contains_key(&(10_000 + i)))
+            .count();
+        assert_eq!(burst_written, 150);
+        assert!(short.reports[0].1[0].caught_up);
+        let tag = &short.state.hashtags["tag0"];
+        assert!(tag.behind, "due at the next run");
+        assert!(
+            tag.complete_to.as_deref() < Some(ts(60).as_str()),
+            "the frontier stays where the first run left it: {:?}",
+            tag.complete_to
+        );
+        // ...and with the budget back, the next poll pages back to it: every post, each once.
+        let mut s2 = short;
+        let scheduled = t0() + chrono::Duration::minutes(35);
         let mut pager = Pager::new(
             s.clone(),
             scheduled,
@@ -1026,7 +1044,7 @@ mod tests {
                 break;
             }
             for req in requests {
-                let page = page_at(&feeds[0], 30 * MIN, req.cursor.as_deref(), 50);
+                let page = page_at(&feeds[0], 35 * MIN, req.cursor.as_deref(), 50);
                 for ((id, _), new) in page.posts.iter().zip(pager.absorb(req.tag, &page)) {
                     if new {
                         s2.written
@@ -1047,6 +1065,67 @@ mod tests {
                 "post {i}"
             );
         }
+    }
+
+    #[test]
+    fn calls_booked_outside_the_pages_come_out_of_the_same_allowance() {
+        let mut state = State::default();
+        state.hashtags.insert(
+            "x".into(),
+            TagState {
+                polled_at: Some(
+                    (t0() - chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+                complete_to: Some(ts(-3600)),
+                rate_per_hour: Some(3000.0),
+                ..TagState::default()
+            },
+        );
+        let mut pager = Pager::new(
+            settings(),
+            t0(),
+            vec![Tag {
+                name: "x".into(),
+                lane: 0,
+                priority: 5,
+            }],
+            &state,
+            vec![Lane {
+                key: "1".into(),
+                calls_per_hour: 10,
+            }],
+        );
+        // A search (or a retry) spends 3 of the 10 before any page.
+        pager.note_calls(0, 3);
+        let mut pages = 0;
+        loop {
+            let requests = pager.round();
+            if requests.is_empty() {
+                break;
+            }
+            for req in requests {
+                pages += 1;
+                let posts = (0..50)
+                    .map(|k| {
+                        (
+                            format!("{}", 1000 * req.page + k),
+                            ts(-(req.page as i64) * 60),
+                        )
+                    })
+                    .collect();
+                pager.absorb(
+                    req.tag,
+                    &Page {
+                        posts,
+                        next: Some(format!("c{}", req.page)),
+                    },
+                );
+            }
+        }
+        assert_eq!(pages, 7);
+        let out = pager.finish("r");
+        assert_eq!(out.spends[0].calls, 10);
+        assert_eq!(out.budget[0].spent, 10);
     }
 
     #[test]
