@@ -1242,26 +1242,106 @@ mod tests {
     }
 
     #[test]
-    fn a_late_listed_post_behind_the_frontier_is_fetched_on_the_next_page() {
+    fn a_late_listed_post_behind_the_frontier_is_fetched_by_the_sweep() {
         let s = settings();
-        // A steady 5 posts a minute; one post from 20 minutes before the second poll is
-        // listed only just before it.
-        let mut posts = feed(3, 5.0, -3 * 3600, 3600, 0, 1);
+        // A steady 5 posts a minute; one post from minute 12 is listed only at minute 31,
+        // after the poll that moved the frontier past it (at 25 or 30 minutes).
+        let mut posts = feed(3, 5.0, -3 * 3600, 3 * 3600, 0, 1);
         posts.push(Post {
             id: 999_999,
-            at: 25 * MIN - 20 * MIN,
-            visible: 25 * MIN - 10,
+            at: 12 * MIN,
+            visible: 31 * MIN,
         });
-        let sim = simulate(&s, &[posts.clone()], &[5], 1000, 0, 50 * MIN);
+        let sim = simulate(&s, &[posts.clone()], &[5], 1000, 0, 90 * MIN);
+        let polls: Vec<i64> = sim
+            .reports
+            .iter()
+            .filter(|(_, r)| r[0].pages > 0)
+            .map(|(t, _)| *t)
+            .collect();
+        assert!(
+            polls.iter().any(|t| (25 * MIN..31 * MIN).contains(t)),
+            "{polls:?}"
+        );
         assert!(sim.written.contains_key(&999_999), "the late post");
         let all: Vec<u64> = posts
             .iter()
-            .filter(|p| p.at >= 0 && p.visible <= 25 * MIN)
+            .filter(|p| p.at >= 0 && p.visible <= 60 * MIN)
             .map(|p| p.id)
             .collect();
         for id in all {
             assert!(sim.written.contains_key(&id), "post {id}");
         }
+    }
+
+    #[test]
+    fn a_reservation_is_not_taken_by_a_hashtag_that_needs_more_than_it_thought() {
+        let s = settings();
+        let an_hour_ago =
+            (t0() - chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut state = State::default();
+        // "busy" expects 100 posts (3 pages); "quiet" expects almost none (1 page) but has 3.
+        for (name, rate) in [("busy", 100.0), ("quiet", 0.1)] {
+            state.hashtags.insert(
+                name.into(),
+                TagState {
+                    polled_at: Some(an_hour_ago.clone()),
+                    complete_to: Some(ts(-3600)),
+                    rate_per_hour: Some(rate),
+                    ..TagState::default()
+                },
+            );
+        }
+        let tags = vec![
+            Tag {
+                name: "quiet".into(),
+                lane: 0,
+                priority: 9,
+            },
+            Tag {
+                name: "busy".into(),
+                lane: 0,
+                priority: 2,
+            },
+        ];
+        let mut pager = Pager::new(
+            s,
+            t0(),
+            tags,
+            &state,
+            vec![Lane {
+                key: "1".into(),
+                calls_per_hour: 4,
+            }],
+        );
+        loop {
+            let requests = pager.round();
+            if requests.is_empty() {
+                break;
+            }
+            for req in requests {
+                let base = 1_000_000 * (req.tag as u64 + 1) + 100 * u64::from(req.page);
+                let posts = (0..50)
+                    .map(|k| {
+                        (
+                            (base + k).to_string(),
+                            ts(-(i64::from(req.page) * 1000) - k as i64),
+                        )
+                    })
+                    .collect();
+                pager.absorb(
+                    req.tag,
+                    &Page {
+                        posts,
+                        next: Some(format!("c{}", req.page)),
+                    },
+                );
+            }
+        }
+        let out = pager.finish("r");
+        // "busy" keeps the three pages reserved for it; "quiet", first in line, gets its one.
+        assert_eq!((out.reports[0].pages, out.reports[1].pages), (1, 3));
+        assert!(out.reports[0].pages_refused > 0);
     }
 
     proptest::proptest! {
