@@ -1129,6 +1129,62 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_hashtags_old_posts_are_not_written_again_once_their_ids_are_forgotten() {
+        let s = settings();
+        // One post every 20 minutes: a page of 50 reaches back 16 hours, far past the 3 hours
+        // of ids kept.
+        let feeds = vec![(0..200)
+            .map(|i| Post {
+                id: 5_000 + i,
+                at: -20 * 3600 + i as i64 * 20 * MIN,
+                visible: -20 * 3600 + i as i64 * 20 * MIN,
+            })
+            .collect::<Vec<_>>()];
+        let sim = simulate(&s, &feeds, &[5], 1000, 0, 6 * 3600);
+        assert!(
+            sim.written.values().all(|(n, _)| *n == 1),
+            "a post written twice"
+        );
+        assert!(sim.reports.iter().filter(|(_, r)| r[0].pages > 0).count() >= 10);
+    }
+
+    #[test]
+    fn a_gap_older_than_the_apis_24_hours_is_given_up_and_said() {
+        let mut state = State::default();
+        state.hashtags.insert(
+            "x".into(),
+            TagState {
+                polled_at: Some(
+                    (t0() - chrono::Duration::hours(30)).to_rfc3339_opts(SecondsFormat::Secs, true),
+                ),
+                complete_to: Some(ts(-30 * 3600)),
+                rate_per_hour: Some(10.0),
+                behind: true,
+                ..TagState::default()
+            },
+        );
+        let pager = Pager::new(
+            settings(),
+            t0(),
+            vec![Tag {
+                name: "x".into(),
+                lane: 0,
+                priority: 5,
+            }],
+            &state,
+            vec![Lane {
+                key: "1".into(),
+                calls_per_hour: 0,
+            }],
+        );
+        let out = pager.finish("r");
+        // Six hours of ten posts an hour aged out; the frontier moves to the window's start.
+        assert_eq!(out.reports[0].posts_given_up, 60);
+        assert_eq!(out.states[0].complete_to, Some(ts(-24 * 3600)));
+        assert!(out.reports[0].posts_behind >= 240, "{:?}", out.reports[0]);
+    }
+
+    #[test]
     fn hostile_timestamps_steer_nothing() {
         let s = settings();
         let state = State::default();
