@@ -28,7 +28,7 @@
 //! that were late, polls and pages per poll; per schedule the Graph calls per hour (mean and the
 //! busiest clock hour), freshness p50/p99 and posts behind; then all side by side.
 //!
-//! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`), `CAPTURE_HOURS` (24), `CAPTURE_SEED`
+//! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`; also `3x30`, over one credential's budget), `CAPTURE_HOURS` (24), `CAPTURE_SEED`
 //! (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_TRACE` (a hashtag whose
 //! per-run report to print). Run through `scripts/capture-report.sh`.
 
@@ -841,6 +841,12 @@ async fn main() {
             "30" => Some(Scenario {
                 name: "the real day's rates, 30 hashtags".into(),
                 volume: 1,
+                hashtags: 30,
+            }),
+            // More than one credential's budget can carry: what the rule leaves waiting.
+            "3x30" => Some(Scenario {
+                name: "3× volume, 30 hashtags".into(),
+                volume: 3,
                 hashtags: 30,
             }),
             _ => None,
