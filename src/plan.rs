@@ -275,7 +275,7 @@ mod tests {
             let p = plan(&c, 1, job);
             assert_eq!(p.shards.len(), 1);
             assert!(!p.is_sharded());
-            assert_eq!(p.capacity.calls, 16 * 26, "{}", p.capacity.arithmetic);
+            assert_eq!(p.capacity.calls, 16 * 13, "{}", p.capacity.arithmetic);
             let same = p.shard_config(&c, 0).expect("shard 0");
             assert_eq!(same.output.brand_key, c.output.brand_key);
             assert_eq!(same.hashtags.state_key, c.hashtags.state_key);

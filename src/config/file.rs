@@ -84,7 +84,7 @@ pub(super) fn default_invocation_timeout_secs() -> u64 {
     60
 }
 pub(super) fn default_call_time_ms() -> u64 {
-    2000
+    4000
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -211,7 +211,7 @@ fn numbers_out_of_range_are_refused_by_name() {
             "fanout.invocation_timeout_secs",
         ),
         (
-            "call_time_ms = 2000",
+            "call_time_ms = 4000",
             "call_time_ms = 0",
             "fanout.call_time_ms",
         ),

@@ -258,7 +258,7 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
     // into 3 shards (6 accounts: 2 shards of 3; 5 accounts: 1 shard).
     let text = ig_collector::config::EMBEDDED
         .replace("concurrency = 16", "concurrency = 1")
-        .replace("call_time_ms = 2000", "call_time_ms = 10000");
+        .replace("call_time_ms = 4000", "call_time_ms = 10000");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("configure.toml");
     std::fs::write(&path, text).expect("config written");
@@ -315,7 +315,7 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
 fn check_config_prints_the_plan_and_refuses_more_than_30_hashtags_on_a_credential() {
     let mut text = ig_collector::config::EMBEDDED
         .replace("concurrency = 16", "concurrency = 1")
-        .replace("call_time_ms = 2000", "call_time_ms = 10000");
+        .replace("call_time_ms = 4000", "call_time_ms = 10000");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("configure.toml");
     std::fs::write(&path, &text).expect("written");
