@@ -194,7 +194,12 @@ impl Handler {
         let scheduled = scheduled_time(&event.payload, Utc::now()).map_err(logged)?;
         let shard_app;
         let app = match request(&event.payload).map_err(logged)? {
-            Request::Run => app,
+            Request::Run => {
+                if app.plan(self.job).is_sharded() {
+                    tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+                }
+                app
+            }
             Request::Plan => {
                 let plan = app.plan(self.job);
                 tracing::info!(
@@ -292,4 +297,37 @@ pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
         async move { handler.handle(event).await }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_ask_for_the_whole_run_the_plan_or_one_shard() {
+        let parse = |text: &str| request(&serde_json::from_str(text).expect("json"));
+        assert_eq!(
+            parse(include_str!("../events/brands-plan.json")).ok(),
+            Some(Request::Plan)
+        );
+        assert_eq!(
+            parse(include_str!("../events/brands-shard.json")).ok(),
+            Some(Request::Shard(0))
+        );
+        assert_eq!(
+            parse(include_str!("../events/hashtags-scheduler.json")).ok(),
+            Some(Request::Run)
+        );
+        for (event, expected) in [
+            (json!({"shard": -1}), "shard index"),
+            (json!({"shard": 1.5}), "shard index"),
+            (json!({"shard": "2"}), "shard index"),
+            (json!({"plan": "yes"}), "true or false"),
+            (json!({"plan": true, "shard": 0}), "not both"),
+        ] {
+            let message = request(&event).expect_err("refused").to_string();
+            assert!(message.contains(expected), "{event}: {message}");
+        }
+    }
 }

@@ -277,12 +277,13 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
         json!({"time": time, "shard": 1}),
         json!({"time": time, "shard": 7}),
         json!({"time": time, "shard": "one"}),
+        json!({"time": "2023-09-02T04:00:00Z"}),
     ])
     .await;
     let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
-    let outcomes = api.outcomes(4).await;
+    let outcomes = api.outcomes(5).await;
     let output = f.stop();
-    assert_eq!(outcomes.len(), 4, "{output}");
+    assert_eq!(outcomes.len(), 5, "{output}");
     let plan = outcomes[0].result.as_ref().expect("the plan");
     assert_eq!(plan["shards"], json!([0, 1, 2]), "{plan}");
     assert_eq!(plan["time"], time);
@@ -299,7 +300,9 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
         s3.data_keys("lambda-out").await,
         [
             "raw/brand_2023-09-02/brand_2023-09-02_030000.part-0001.json",
-            "raw/media_2023-09-02/media_2023-09-02_030000.part-0001.json"
+            "raw/brand_2023-09-02/brand_2023-09-02_040000.json",
+            "raw/media_2023-09-02/media_2023-09-02_030000.part-0001.json",
+            "raw/media_2023-09-02/media_2023-09-02_040000.json"
         ]
     );
     for (o, needle) in [(&outcomes[2], "0..3"), (&outcomes[3], "shard index")] {
@@ -308,6 +311,10 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
         let message = body["errorMessage"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{needle} not in {message}");
     }
+    // A plain event still runs everything, and says the plan would have cut it.
+    let whole = outcomes[4].result.as_ref().expect("the whole run");
+    assert_eq!(whole["records"]["brand"], 11, "{whole}");
+    assert!(output.contains("cuts into shards"), "{output}");
     assert!(!output.contains(TOKEN) && !output.contains(SECOND_TOKEN));
 }
 
