@@ -166,6 +166,12 @@ impl Plan {
             .filter_map(|&i| config.targets.get(i).cloned())
             .collect();
         c.budget.hashtag_share = shard.hashtag_share;
+        // One token check per credential a day: its first shard makes it.
+        c.fanout.checks_tokens = self
+            .shards
+            .iter()
+            .find(|s| s.credential == shard.credential)
+            .is_some_and(|first| first.index == index);
         let o = &mut c.output;
         o.brand_key = o.brand_key.part(index);
         o.media_key = o.media_key.part(index);
@@ -298,6 +304,15 @@ mod tests {
         assert_eq!(s.budget.hashtag_share, p.shards[1].hashtag_share);
         assert_eq!(s.targets.len(), p.shards[1].targets.len());
         assert!(p.shard_config(&c, p.shards.len()).is_none());
+        // The daily token check: once per credential, by its first shard.
+        let checking: Vec<Option<usize>> = (0..p.shards.len())
+            .filter(|&k| {
+                p.shard_config(&c, k)
+                    .is_some_and(|s| s.fanout.checks_tokens)
+            })
+            .map(|k| p.shards[k].credential)
+            .collect();
+        assert_eq!(checking, [Some(0), Some(1)]);
     }
 
     proptest! {

@@ -428,6 +428,7 @@ pub(super) fn check(
         fanout: FanoutSettings {
             invocation_timeout: Duration::from_secs(fo.invocation_timeout_secs),
             call_time: Duration::from_millis(fo.call_time_ms),
+            checks_tokens: true,
         },
         targets,
     }

@@ -93,6 +93,10 @@ pub struct FanoutSettings {
     /// The time budgeted per Graph call (about its p99, retries of a slow call included), so a
     /// shard of the planned size ends its calls before the deadline margin.
     pub call_time: Duration,
+    /// Whether this run makes the daily token check (the first brands run after 00:00 UTC).
+    /// Always, except in a shard that is not its credential's first (`plan`): one check per
+    /// credential a day, as the budget books it.
+    pub checks_tokens: bool,
 }
 
 /// How the hashtags job pages and remembers what it has seen (see `pager`).
