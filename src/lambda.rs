@@ -89,6 +89,70 @@ pub fn scheduled_time(event: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>
     Ok(at)
 }
 
+/// What an event asks for, besides its scheduled time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// The whole run in this invocation (the schedules' plain events, an operator's re-invoke).
+    Run,
+    /// The fan-out plan: the shard indexes the state machine's Map runs (`{"plan": true}`).
+    Plan,
+    /// One shard of the plan (`{"shard": 3}`).
+    Shard(usize),
+}
+
+/// What the event asks for: `plan: true`, a `shard` index, or (neither) the whole run.
+pub fn request(event: &Value) -> Result<Request, InvocationError> {
+    let plan = match event.get("plan") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(other) => {
+            return Err(InvocationError::BadEvent(format!(
+                "expected `plan` to be true or false (a planning event is {{\"time\": \"...\", \"plan\": true}}); it is {other}"
+            )))
+        }
+    };
+    let shard = match event.get("shard") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    InvocationError::BadEvent(format!(
+                        "expected `shard` to be a shard index, a whole number from 0, as the planning event's `shards` lists them; it is {v}"
+                    ))
+                })?,
+        ),
+    };
+    match (plan, shard) {
+        (true, Some(_)) => Err(InvocationError::BadEvent(
+            "expected either `plan` or `shard`, not both".into(),
+        )),
+        (true, None) => Ok(Request::Plan),
+        (false, Some(i)) => Ok(Request::Shard(i)),
+        (false, None) => Ok(Request::Run),
+    }
+}
+
+/// The answer to a planning event: what the state machine's Map iterates over.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct PlanAnswer {
+    pub job: Job,
+    /// The event's time, passed on to every shard so their keys agree.
+    pub time: String,
+    /// The shard indexes, `0..n`.
+    pub shards: Vec<usize>,
+    /// True when the run is cut (else the one shard is the whole run, writing the usual keys).
+    pub sharded: bool,
+}
+
+/// An invocation's answer: a run's summary, or the plan.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Run(Box<RunSummary>),
+    Plan(PlanAnswer),
+}
+
 /// The handler state kept across invocations.
 pub struct Handler {
     job: Job,
@@ -114,7 +178,7 @@ impl Handler {
         }
     }
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<RunSummary, InvocationError> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
         let _enter = span.enter();
@@ -128,6 +192,43 @@ impl Handler {
             .as_ref()
             .map_err(|e| logged(InvocationError::Setup(e.clone())))?;
         let scheduled = scheduled_time(&event.payload, Utc::now()).map_err(logged)?;
+        let shard_app;
+        let app = match request(&event.payload).map_err(logged)? {
+            Request::Run => {
+                if app.plan(self.job).is_sharded() {
+                    tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+                }
+                app
+            }
+            Request::Plan => {
+                let plan = app.plan(self.job);
+                tracing::info!(
+                    shards = plan.shards.len(),
+                    "planned: {}",
+                    plan.describe(&app.config)
+                );
+                return Ok(Answer::Plan(PlanAnswer {
+                    job: self.job,
+                    time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    sharded: plan.is_sharded(),
+                    shards: (0..plan.shards.len()).collect(),
+                }));
+            }
+            Request::Shard(index) => {
+                shard_app = app.shard(self.job, index).ok_or_else(|| {
+                    logged(InvocationError::BadEvent(format!(
+                        "expected `shard` to be one of the plan's shards, 0..{}; it is {index} (did the configuration or the credentials change since the plan was made?)",
+                        app.plan(self.job).shards.len()
+                    )))
+                })?;
+                tracing::info!(
+                    shard = index,
+                    targets = shard_app.config.targets.len(),
+                    "running one shard of the plan"
+                );
+                &shard_app
+            }
+        };
         let deadlines = deadlines_of(event.context.deadline, app.config.retry.deadline_margin);
         drop(_enter);
         let run = tracing::Instrument::instrument(
@@ -161,7 +262,7 @@ impl Handler {
         if let Err(e) = &result {
             tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
         }
-        Ok(result?)
+        Ok(Answer::Run(Box::new(result?)))
     }
 }
 
@@ -196,4 +297,37 @@ pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
         async move { handler.handle(event).await }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_ask_for_the_whole_run_the_plan_or_one_shard() {
+        let parse = |text: &str| request(&serde_json::from_str(text).expect("json"));
+        assert_eq!(
+            parse(include_str!("../events/brands-plan.json")).ok(),
+            Some(Request::Plan)
+        );
+        assert_eq!(
+            parse(include_str!("../events/brands-shard.json")).ok(),
+            Some(Request::Shard(0))
+        );
+        assert_eq!(
+            parse(include_str!("../events/hashtags-scheduler.json")).ok(),
+            Some(Request::Run)
+        );
+        for (event, expected) in [
+            (json!({"shard": -1}), "shard index"),
+            (json!({"shard": 1.5}), "shard index"),
+            (json!({"shard": "2"}), "shard index"),
+            (json!({"plan": "yes"}), "true or false"),
+            (json!({"plan": true, "shard": 0}), "not both"),
+        ] {
+            let message = request(&event).expect_err("refused").to_string();
+            assert!(message.contains(expected), "{event}: {message}");
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
 //! - [`state`]: what the hashtags job remembers between runs (pure);
 //! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
+//! - [`plan`]: how a run too large for one invocation is cut into shards (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
 
@@ -22,6 +23,7 @@ pub mod graph;
 pub mod health;
 pub mod lambda;
 pub mod pager;
+pub mod plan;
 pub mod records;
 pub mod setup;
 pub mod sink;

@@ -173,6 +173,19 @@ fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Resul
     }
     let used = config.check_budget(credentials)?;
     say!("budget: {}", used.arithmetic);
+    let mut problems = Vec::new();
+    for job in [Job::Brands, Job::Hashtags] {
+        let plan = ig_collector::plan::plan(config, credentials, job);
+        say!("{}", plan.describe(config));
+        problems.extend(plan.problems(config));
+    }
+    if !problems.is_empty() {
+        return Err(ig_collector::config::ConfigError {
+            file: config.file.clone(),
+            problems,
+        }
+        .into());
+    }
     Ok(())
 }
 
@@ -274,7 +287,13 @@ async fn resolve_hashtags(
 
 /// The job and scheduled time a capture folder's path names: `…/{job}/{date}/{date_time}`.
 fn capture_identity(path: &str) -> Option<(Job, DateTime<Utc>)> {
-    let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').take(3).collect();
+    let path = path.trim_end_matches('/');
+    // A shard's capture is a `part-0003` folder inside its run's.
+    let path = match path.rsplit_once('/') {
+        Some((run, last)) if last.starts_with("part-") => run,
+        _ => path,
+    };
+    let parts: Vec<&str> = path.rsplit('/').take(3).collect();
     let [time, _date, job] = parts.as_slice() else {
         return None;
     };

@@ -66,6 +66,31 @@ pub struct App {
     pub sink: Sink,
 }
 
+impl App {
+    /// The fan-out plan of `job` over this app's credentials.
+    pub fn plan(&self, job: Job) -> crate::plan::Plan {
+        crate::plan::plan(&self.config, self.source.lanes(), job)
+    }
+
+    /// The app shard `index` of `job` runs as: the shard's configuration (its targets, part
+    /// keys, hashtag share) and, for a shard of one credential, a source of that credential
+    /// only, so every target of the shard is called with the credential the plan gave it.
+    /// The same sink: part files go under the same prefixes. `None`: no such shard.
+    pub fn shard(&self, job: Job, index: usize) -> Option<App> {
+        let plan = self.plan(job);
+        let config = plan.shard_config(&self.config, index)?;
+        let source = match plan.shards.get(index)?.credential {
+            Some(lane) => self.source.lane(lane)?,
+            None => self.source.clone(),
+        };
+        Some(App {
+            config,
+            source,
+            sink: self.sink.clone(),
+        })
+    }
+}
+
 /// A target that yielded nothing this run, and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FailedTarget {

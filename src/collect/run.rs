@@ -114,7 +114,7 @@ pub async fn run_until(
         Job::Brands => {
             // Once a day, the first brands run after 00:00 UTC checks the token, alongside the
             // brand calls so that it adds no time to the run.
-            let daily = !replaying && scheduled.hour() == 0;
+            let daily = !replaying && scheduled.hour() == 0 && app.config.fanout.checks_tokens;
             let check = async {
                 if daily {
                     health::check(&session, app.source.lanes()).await

@@ -43,6 +43,9 @@ impl Config {
 
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
     pub fn hashtag_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
+        if let Some(share) = self.budget.hashtag_share {
+            return share;
+        }
         u64::from(self.budget.calls_per_hour_per_credential)
             .saturating_sub(self.brands_calls_per_hour(lane, lanes))
     }

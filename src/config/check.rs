@@ -96,6 +96,31 @@ pub(super) fn check(
         }
     }
 
+    let fo = &raw.fanout;
+    if !(10..=900).contains(&fo.invocation_timeout_secs) {
+        bad(
+            "fanout.invocation_timeout_secs",
+            format!(
+                "{} is not in 10..=900 (Lambda's longest timeout is 900 s)",
+                fo.invocation_timeout_secs
+            ),
+        );
+    } else if fo.invocation_timeout_secs <= raw.retry.deadline_margin_secs {
+        bad(
+            "fanout.invocation_timeout_secs",
+            format!(
+                "{} leaves no time for calls after retry.deadline_margin_secs ({})",
+                fo.invocation_timeout_secs, raw.retry.deadline_margin_secs
+            ),
+        );
+    }
+    if !(50..=120_000).contains(&fo.call_time_ms) {
+        bad(
+            "fanout.call_time_ms",
+            format!("{} is not in 50..=120000", fo.call_time_ms),
+        );
+    }
+
     let r = &raw.retry;
     if !(1..=10).contains(&r.max_attempts) {
         bad(
@@ -228,6 +253,13 @@ pub(super) fn check(
             interval,
             folder: false,
         };
+        // A shard writes part files beside each object (`KeyTemplate::part`): they are checked
+        // as the keys of the same setting, so they may not collide with any other setting's.
+        let parts = [
+            brand_key.part(0),
+            media_key.part(0),
+            media_hashtag_key.part(0),
+        ];
         let mut rendered = vec![
             data("output.brand_key", &brand_key, "brands", brands),
             data("output.media_key", &media_key, "brands", brands),
@@ -237,6 +269,9 @@ pub(super) fn check(
                 "hashtags",
                 hashtags,
             ),
+            data("output.brand_key", &parts[0], "brands", brands),
+            data("output.media_key", &parts[1], "brands", brands),
+            data("output.media_hashtag_key", &parts[2], "hashtags", hashtags),
         ];
         if raw.output.raw_capture {
             rendered.push(Rendered {
@@ -386,9 +421,15 @@ pub(super) fn check(
         budget: BudgetSettings {
             calls_per_hour_per_credential: raw.budget.calls_per_hour_per_credential,
             brands_runs_per_hour: raw.budget.brands_runs_per_hour,
+            hashtag_share: None,
         },
         validation,
         sink: sink_settings(&raw.sink),
+        fanout: FanoutSettings {
+            invocation_timeout: Duration::from_secs(fo.invocation_timeout_secs),
+            call_time: Duration::from_millis(fo.call_time_ms),
+            checks_tokens: true,
+        },
         targets,
     }
 }

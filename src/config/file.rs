@@ -21,6 +21,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) sink: SinkSection,
     #[serde(default)]
+    pub(super) fanout: FanoutSection,
+    #[serde(default)]
     pub(super) targets: Vec<TargetEntry>,
 }
 
@@ -58,6 +60,31 @@ pub(super) fn default_sink_max_attempts() -> u32 {
 }
 pub(super) fn default_sink_conflict_retries() -> u32 {
     5
+}
+
+/// How much one invocation can take on, from which a run is cut into shards (`plan`).
+#[derive(Debug, Deserialize)]
+pub(super) struct FanoutSection {
+    #[serde(default = "default_invocation_timeout_secs")]
+    pub(super) invocation_timeout_secs: u64,
+    #[serde(default = "default_call_time_ms")]
+    pub(super) call_time_ms: u64,
+}
+
+impl Default for FanoutSection {
+    fn default() -> Self {
+        FanoutSection {
+            invocation_timeout_secs: default_invocation_timeout_secs(),
+            call_time_ms: default_call_time_ms(),
+        }
+    }
+}
+
+pub(super) fn default_invocation_timeout_secs() -> u64 {
+    60
+}
+pub(super) fn default_call_time_ms() -> u64 {
+    4000
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -95,6 +95,22 @@ impl KeyTemplate {
         Ok(out)
     }
 
+    /// The template of shard `index`'s part file: `.part-0003` before the extension of the last
+    /// segment (`brand_{…}.json` → `brand_{…}.part-0003.json`), so the part stays in the same
+    /// folder with the same extension, and the readers' globs (`raw/brand_*/*.json`) take it.
+    pub fn part(&self, index: usize) -> KeyTemplate {
+        KeyTemplate {
+            source: part_key(&self.source, index),
+        }
+    }
+
+    /// The template of a folder inside this one (a shard's raw capture: `…/part-0003`).
+    pub fn folder(&self, name: &str) -> KeyTemplate {
+        KeyTemplate {
+            source: format!("{}/{name}", self.source),
+        }
+    }
+
     /// A template kept only to finish building a configuration that is already refused.
     pub(super) fn unchecked(text: &str) -> KeyTemplate {
         KeyTemplate {
@@ -104,6 +120,34 @@ impl KeyTemplate {
 
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+}
+
+/// The name of shard `index`'s part: `part-0003`.
+pub fn part_name(index: usize) -> String {
+    format!("part-{index:04}")
+}
+
+/// `key` with `.part-0003` before the extension of its last segment (a `.` inside a `{…}` hole
+/// does not count), or at its end when that segment has none: `state/hashtags.json` →
+/// `state/hashtags.part-0003.json`. The inserted text is letters, digits and `.-`, so a key that
+/// passes [`bad_key`] still passes it.
+pub fn part_key(key: &str, index: usize) -> String {
+    let part = part_name(index);
+    let last = key.rfind('/').map_or(0, |i| i + 1);
+    let mut depth = 0i32;
+    let mut dot = None;
+    for (i, c) in key[last..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            '.' if depth == 0 && i > 0 => dot = Some(last + i),
+            _ => {}
+        }
+    }
+    match dot {
+        Some(at) => format!("{}.{part}{}", &key[..at], &key[at..]),
+        None => format!("{key}.{part}"),
     }
 }
 
@@ -237,6 +281,20 @@ mod tests {
             t.render(at),
             "raw/brand_2023-09-02/brand_2023-09-02_000015.json"
         );
+    }
+
+    #[test]
+    fn part_keys_keep_the_folder_and_the_extension() {
+        assert_eq!(
+            part_key("raw/brand_{%Y-%m-%d}/brand_{%Y-%m-%d_%H%M%S}.json", 3),
+            "raw/brand_{%Y-%m-%d}/brand_{%Y-%m-%d_%H%M%S}.part-0003.json"
+        );
+        assert_eq!(
+            part_key("state/hashtags.json", 12),
+            "state/hashtags.part-0012.json"
+        );
+        assert_eq!(part_key("a.b/{%H.%M}", 1), "a.b/{%H.%M}.part-0001");
+        assert_eq!(part_key(".hidden", 0), ".hidden.part-0000");
     }
 
     #[test]

@@ -18,8 +18,8 @@ mod check;
 mod file;
 mod keys;
 
-pub use budget::BudgetUse;
-pub use keys::KeyTemplate;
+pub use budget::{BudgetUse, MAX_HASHTAGS_PER_CREDENTIAL};
+pub use keys::{part_key, part_name, KeyTemplate};
 
 use std::fmt;
 use std::path::Path;
@@ -81,7 +81,22 @@ pub struct Config {
     /// The allowed values of the closed-list fields.
     pub validation: crate::validate::Rules,
     pub sink: SinkSettings,
+    pub fanout: FanoutSettings,
     pub targets: Vec<Target>,
+}
+
+/// What one invocation can take on; `plan` cuts a run into shards that each fit it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanoutSettings {
+    /// The function's timeout (template.yaml's `Timeout`): the time one shard has.
+    pub invocation_timeout: Duration,
+    /// The time budgeted per Graph call (about its p99, retries of a slow call included), so a
+    /// shard of the planned size ends its calls before the deadline margin.
+    pub call_time: Duration,
+    /// Whether this run makes the daily token check (the first brands run after 00:00 UTC).
+    /// Always, except in a shard that is not its credential's first (`plan`): one check per
+    /// credential a day, as the budget books it.
+    pub checks_tokens: bool,
 }
 
 /// How the hashtags job pages and remembers what it has seen (see `pager`).
@@ -113,6 +128,11 @@ impl HashtagSettings {
 pub struct BudgetSettings {
     pub calls_per_hour_per_credential: u32,
     pub brands_runs_per_hour: u32,
+    /// Set only in a shard's configuration (`plan::Plan::shard_config`): the fixed share of its
+    /// credential's hourly hashtag calls this shard may spend. Shards of one credential keep
+    /// separate ledgers, so only fixed shares that add up to at most the credential's allowance
+    /// keep the credential within its budget, whatever each shard does.
+    pub hashtag_share: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,8 +14,9 @@ use super::source::Credentials;
 use super::usage::Usage;
 use crate::config::GraphSettings;
 
-/// The HTTP side of one credential: built once per process, reused across runs.
-#[derive(Debug)]
+/// The HTTP side of one credential: built once per process, reused across runs (and shared,
+/// cloned, by a shard's source: `Source::lane`).
+#[derive(Debug, Clone)]
 pub struct LiveClient {
     pub(crate) http: reqwest::Client,
     /// `{base_url}/{api_version}`.

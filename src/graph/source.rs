@@ -25,7 +25,7 @@ pub struct Credentials {
 }
 
 /// Where Graph responses come from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Source {
     /// The Graph API over HTTP, with one or more credentials ("lanes"). Targets are spread over
     /// the lanes, so each credential's hourly budget adds to the schedule's.
@@ -63,6 +63,16 @@ impl Source {
         match self {
             Source::Live(c) => c.len().max(1),
             Source::Replay(_) => 1,
+        }
+    }
+
+    /// The source of one credential only, for a shard whose targets all use it (`plan`): its
+    /// targets then all run on lane 0, which is that credential. `None` past the last lane. A
+    /// replay source has one lane for every target.
+    pub fn lane(&self, lane: usize) -> Option<Source> {
+        match self {
+            Source::Live(clients) => clients.get(lane).map(|c| Source::Live(vec![c.clone()])),
+            Source::Replay(dir) => Some(Source::Replay(dir.clone())),
         }
     }
 

@@ -200,6 +200,21 @@ fn numbers_out_of_range_are_refused_by_name() {
             "deadline_margin_secs = 100000",
             "retry.deadline_margin_secs",
         ),
+        (
+            "invocation_timeout_secs = 60",
+            "invocation_timeout_secs = 1000",
+            "fanout.invocation_timeout_secs",
+        ),
+        (
+            "invocation_timeout_secs = 60",
+            "invocation_timeout_secs = 8",
+            "fanout.invocation_timeout_secs",
+        ),
+        (
+            "call_time_ms = 4000",
+            "call_time_ms = 0",
+            "fanout.call_time_ms",
+        ),
     ] {
         let msg = errors_with(from, to);
         assert!(msg.contains(&format!("{key}: ")), "{key} not in: {msg}");
@@ -237,7 +252,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &bare.hashtags,
                         &bare.budget,
                         &bare.sink,
-                        &bare.validation
+                        &bare.validation,
+                        &bare.fanout
                     )
                 ),
                 format!(
@@ -249,7 +265,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &full.hashtags,
                         &full.budget,
                         &full.sink,
-                        &full.validation
+                        &full.validation,
+                        &full.fanout
                     )
                 ),
                 "{section}.{key}: the shipped value differs from the code default"

@@ -5,6 +5,7 @@ mod cli;
 mod config_errors;
 mod delivery;
 mod end_to_end;
+mod fanout;
 mod faults;
 mod golden;
 mod graph_hostile;
