@@ -822,6 +822,46 @@ mod tests {
         Page { posts, next }
     }
 
+    /// Runs a pager's rounds to the end, each request answered by `serve`; returns the ids it
+    /// said were new, in order, and the number of pages served.
+    fn drive(pager: &mut Pager, mut serve: impl FnMut(&Request) -> Page) -> (Vec<String>, u32) {
+        let (mut new_ids, mut pages) = (Vec::new(), 0);
+        loop {
+            let requests = pager.round();
+            if requests.is_empty() {
+                return (new_ids, pages);
+            }
+            for req in requests {
+                pages += 1;
+                let page = serve(&req);
+                let fresh = pager.absorb(req.tag, &page);
+                new_ids.extend(
+                    page.posts
+                        .into_iter()
+                        .zip(fresh)
+                        .filter_map(|((id, _), new)| new.then_some(id)),
+                );
+            }
+        }
+    }
+
+    /// A full page of 50 posts for request `req` (ids and times from the page number), with a
+    /// next cursor.
+    fn full_page(req: &Request, ids_from: u64, secs_per_page: i64) -> Page {
+        let base = ids_from * (req.tag as u64 + 1) + 100 * u64::from(req.page);
+        Page {
+            posts: (0..50)
+                .map(|k| {
+                    (
+                        (base + k).to_string(),
+                        ts(-(i64::from(req.page) * secs_per_page) - k as i64),
+                    )
+                })
+                .collect(),
+            next: Some(format!("c{}", req.page)),
+        }
+    }
+
     /// The result of a simulated schedule.
     #[derive(Default)]
     struct Sim {
@@ -868,27 +908,17 @@ mod tests {
                     calls_per_hour: budget,
                 }],
             );
-            loop {
-                let requests = pager.round();
-                if requests.is_empty() {
-                    break;
-                }
-                for req in requests {
-                    let page = page_at(
-                        &feeds[req.tag],
-                        now,
-                        req.cursor.as_deref(),
-                        settings.page_size as usize,
-                    );
-                    let fresh = pager.absorb(req.tag, &page);
-                    for ((id, _), new) in page.posts.iter().zip(fresh) {
-                        if new {
-                            let id: u64 = id.parse().expect("id");
-                            let e = sim.written.entry(id).or_insert((0, now));
-                            e.0 += 1;
-                        }
-                    }
-                }
+            let (new_ids, _) = drive(&mut pager, |req| {
+                page_at(
+                    &feeds[req.tag],
+                    now,
+                    req.cursor.as_deref(),
+                    settings.page_size as usize,
+                )
+            });
+            for id in new_ids {
+                let id: u64 = id.parse().expect("id");
+                sim.written.entry(id).or_insert((0, now)).0 += 1;
             }
             let outcome = pager.finish(&format!("run{run}"));
             for (i, s) in outcome.states.into_iter().enumerate() {
@@ -1038,22 +1068,14 @@ mod tests {
                 calls_per_hour: 1000,
             }],
         );
-        loop {
-            let requests = pager.round();
-            if requests.is_empty() {
-                break;
-            }
-            for req in requests {
-                let page = page_at(&feeds[0], 35 * MIN, req.cursor.as_deref(), 50);
-                for ((id, _), new) in page.posts.iter().zip(pager.absorb(req.tag, &page)) {
-                    if new {
-                        s2.written
-                            .entry(id.parse().expect("id"))
-                            .or_insert((0, 0))
-                            .0 += 1;
-                    }
-                }
-            }
+        let (new_ids, _) = drive(&mut pager, |req| {
+            page_at(&feeds[0], 35 * MIN, req.cursor.as_deref(), 50)
+        });
+        for id in new_ids {
+            s2.written
+                .entry(id.parse().expect("id"))
+                .or_insert((0, 0))
+                .0 += 1;
         }
         let outcome = pager.finish("catch-up");
         assert!(outcome.reports[0].caught_up);
@@ -1097,31 +1119,7 @@ mod tests {
         );
         // A search (or a retry) spends 3 of the 10 before any page.
         pager.note_calls(0, 3);
-        let mut pages = 0;
-        loop {
-            let requests = pager.round();
-            if requests.is_empty() {
-                break;
-            }
-            for req in requests {
-                pages += 1;
-                let posts = (0..50)
-                    .map(|k| {
-                        (
-                            format!("{}", 1000 * req.page + k),
-                            ts(-(req.page as i64) * 60),
-                        )
-                    })
-                    .collect();
-                pager.absorb(
-                    req.tag,
-                    &Page {
-                        posts,
-                        next: Some(format!("c{}", req.page)),
-                    },
-                );
-            }
-        }
+        let (_, pages) = drive(&mut pager, |req| full_page(req, 1000, 60));
         assert_eq!(pages, 7);
         let out = pager.finish("r");
         assert_eq!(out.spends[0].calls, 10);
@@ -1370,30 +1368,7 @@ mod tests {
                 calls_per_hour: 4,
             }],
         );
-        loop {
-            let requests = pager.round();
-            if requests.is_empty() {
-                break;
-            }
-            for req in requests {
-                let base = 1_000_000 * (req.tag as u64 + 1) + 100 * u64::from(req.page);
-                let posts = (0..50)
-                    .map(|k| {
-                        (
-                            (base + k).to_string(),
-                            ts(-(i64::from(req.page) * 1000) - k as i64),
-                        )
-                    })
-                    .collect();
-                pager.absorb(
-                    req.tag,
-                    &Page {
-                        posts,
-                        next: Some(format!("c{}", req.page)),
-                    },
-                );
-            }
-        }
+        drive(&mut pager, |req| full_page(req, 1_000_000, 1000));
         let out = pager.finish("r");
         // "busy" keeps the three pages reserved for it; "quiet", first in line, gets its one.
         assert_eq!((out.reports[0].pages, out.reports[1].pages), (1, 3));
