@@ -822,6 +822,26 @@ mod tests {
         Page { posts, next }
     }
 
+    /// A pager over one hashtag (priority 5) on one credential.
+    fn pager_for(
+        settings: Settings,
+        state: &State,
+        name: &str,
+        calls_per_hour: u64,
+        at: DateTime<Utc>,
+    ) -> Pager {
+        let tag = Tag {
+            name: name.into(),
+            lane: 0,
+            priority: 5,
+        };
+        let lane = Lane {
+            key: "1".into(),
+            calls_per_hour,
+        };
+        Pager::new(settings, at, vec![tag], state, vec![lane])
+    }
+
     /// Runs a pager's rounds to the end, each request answered by `serve`; returns the ids it
     /// said were new, in order, and the number of pages served.
     fn drive(pager: &mut Pager, mut serve: impl FnMut(&Request) -> Page) -> (Vec<String>, u32) {
@@ -1054,20 +1074,7 @@ mod tests {
         // ...and with the budget back, the next poll pages back to it: every post, each once.
         let mut s2 = short;
         let scheduled = t0() + chrono::Duration::minutes(35);
-        let mut pager = Pager::new(
-            s.clone(),
-            scheduled,
-            vec![Tag {
-                name: "tag0".into(),
-                lane: 0,
-                priority: 5,
-            }],
-            &s2.state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 1000,
-            }],
-        );
+        let mut pager = pager_for(s.clone(), &s2.state, "tag0", 1000, scheduled);
         let (new_ids, _) = drive(&mut pager, |req| {
             page_at(&feeds[0], 35 * MIN, req.cursor.as_deref(), 50)
         });
@@ -1103,20 +1110,7 @@ mod tests {
                 ..TagState::default()
             },
         );
-        let mut pager = Pager::new(
-            settings(),
-            t0(),
-            vec![Tag {
-                name: "x".into(),
-                lane: 0,
-                priority: 5,
-            }],
-            &state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 10,
-            }],
-        );
+        let mut pager = pager_for(settings(), &state, "x", 10, t0());
         // A search (or a retry) spends 3 of the 10 before any page.
         pager.note_calls(0, 3);
         let (_, pages) = drive(&mut pager, |req| full_page(req, 1000, 60));
@@ -1161,20 +1155,7 @@ mod tests {
                 ..TagState::default()
             },
         );
-        let pager = Pager::new(
-            settings(),
-            t0(),
-            vec![Tag {
-                name: "x".into(),
-                lane: 0,
-                priority: 5,
-            }],
-            &state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 0,
-            }],
-        );
+        let pager = pager_for(settings(), &state, "x", 0, t0());
         let out = pager.finish("r");
         // Six hours of ten posts an hour aged out; the frontier moves to the window's start.
         assert_eq!(out.reports[0].posts_given_up, 60);
@@ -1186,20 +1167,7 @@ mod tests {
     fn hostile_timestamps_steer_nothing() {
         let s = settings();
         let state = State::default();
-        let mut pager = Pager::new(
-            s,
-            t0(),
-            vec![Tag {
-                name: "x".into(),
-                lane: 0,
-                priority: 5,
-            }],
-            &state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 10,
-            }],
-        );
+        let mut pager = pager_for(s, &state, "x", 10, t0());
         let req = pager.round();
         assert_eq!(req.len(), 1);
         let page = Page {
