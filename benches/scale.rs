@@ -71,7 +71,9 @@ fn config_text(n: usize, concurrency: usize) -> String {
             let mut t = toml::Table::new();
             t.insert("username".into(), synthetic_username(i).into());
             t.insert("user_id".into(), synthetic_user_id(i).into());
-            t.insert("hashtag".into(), format!("synthetic{i}").into());
+            // Brand accounts only: the brands job is what is measured, and an account needs no
+            // hashtag (the API's 30 hashtags per credential would otherwise set the credentials).
+            t.insert("hashtag".into(), "".into());
             t.insert("hashtag_id".into(), "".into());
             toml::Value::Table(t)
         })
@@ -241,7 +243,18 @@ async fn scale() -> String {
             m.wall.as_secs_f64(),
             m.mib().map_or("n/a".into(), |v| format!("{v:.1} MiB"))
         );
-        rows.push(m);
+        // What the state machine would run: the plan of the same configuration.
+        let config = ig_collector::config::Config::parse(
+            &config_text(n, concurrency),
+            "scale bench",
+            &ig_collector::config::Overrides::default(),
+        );
+        let shards = config.map(|c| {
+            ig_collector::plan::plan(&c, credentials, ig_collector::collect::Job::Brands)
+                .shards
+                .len()
+        });
+        rows.push((m, credentials, shards.ok()));
     }
 
     let mut r = String::new();
@@ -259,8 +272,10 @@ async fn scale() -> String {
     );
     let _ = writeln!(
         r,
-        "{:>7} {:>9} {:>11} {:>10} {:>8} {:>7} {:>9} {:>10} {:>11} {:>12}  note",
+        "{:>7} {:>6} {:>7} {:>9} {:>11} {:>10} {:>8} {:>7} {:>9} {:>10} {:>11} {:>12}  note",
         "N",
+        "creds",
+        "shards",
         "wall",
         "wall × ts",
         "peak RSS",
@@ -271,7 +286,7 @@ async fn scale() -> String {
         "$/month",
         "$/acct/month"
     );
-    for m in &rows {
+    for (m, credentials, shards) in &rows {
         let real = m.wall.as_secs_f64() * time_scale;
         let cost = monthly(real);
         let mut note = m.problem.clone().unwrap_or_default();
@@ -291,8 +306,10 @@ async fn scale() -> String {
         }
         let _ = writeln!(
             r,
-            "{:>7} {:>7.1} s {:>9.0} s {:>6.1} MiB {:>6.2} s {:>7} {:>9} {:>7.1} MB {:>11.4} {:>12.6}  {}",
+            "{:>7} {:>6} {:>7} {:>7.1} s {:>9.0} s {:>6.1} MiB {:>6.2} s {:>7} {:>9} {:>7.1} MB {:>11.4} {:>12.6}  {}",
             m.n,
+            credentials,
+            shards.map_or("n/a".into(), |s| s.to_string()),
             m.wall.as_secs_f64(),
             real,
             m.mib().unwrap_or(f64::NAN),
@@ -307,7 +324,7 @@ async fn scale() -> String {
     }
     let _ = writeln!(
         r,
-        "(wall × ts = the wall time × the time scale, the run at the real latency; $/month = {BRANDS_RUNS_PER_MONTH:.0} brands runs at {MEMORY_MB:.0} MB arm64, ${PRICE_PER_GB_S}/GB-s + $0.20/1M requests, from wall × ts; peak RSS goal at 1,100 accounts: ≤ {RSS_GOAL_MIB:.0} MiB)"
+        "(creds, shards: the credentials given and the plan the state machine would run, one shard = one invocation; wall × ts = the wall time × the time scale, the run at the real latency; $/month = {BRANDS_RUNS_PER_MONTH:.0} brands runs at {MEMORY_MB:.0} MB arm64, ${PRICE_PER_GB_S}/GB-s + $0.20/1M requests, from wall × ts; peak RSS goal at 1,100 accounts: ≤ {RSS_GOAL_MIB:.0} MiB)"
     );
     r
 }

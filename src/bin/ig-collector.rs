@@ -161,6 +161,10 @@ fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Resul
     );
     say!("{} targets:", config.targets.len());
     for t in &config.targets {
+        if t.hashtag.is_empty() {
+            say!("  {:<16} {}  (no hashtag)", t.username, t.user_id);
+            continue;
+        }
         let id = t
             .hashtag_id
             .as_deref()
@@ -175,7 +179,7 @@ fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Resul
     say!("budget: {}", used.arithmetic);
     let mut problems = Vec::new();
     for job in [Job::Brands, Job::Hashtags] {
-        let plan = ig_collector::plan::plan(config, credentials, job);
+        let plan = ig_collector::plan::plan(&config.for_job(job), credentials, job);
         say!("{}", plan.describe(config));
         problems.extend(plan.problems(config));
     }
@@ -266,7 +270,9 @@ async fn resolve_hashtags(
     let session = source.session(&config.retry, &config.graph, None);
     let mut failed = 0;
     say!("# Paste under each [[targets]] entry of {}:", config.file);
-    for (i, t) in config.targets.iter().enumerate() {
+    // The hashtags job's credentials: the i-th hashtag on credential i mod n.
+    let hashtags = config.for_job(ig_collector::collect::Job::Hashtags);
+    for (i, t) in hashtags.targets.iter().enumerate() {
         if let Some(id) = &t.hashtag_id {
             say!("# {} #{}: already pinned ({id})", t.username, t.hashtag);
             continue;

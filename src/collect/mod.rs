@@ -69,7 +69,7 @@ pub struct App {
 impl App {
     /// The fan-out plan of `job` over this app's credentials.
     pub fn plan(&self, job: Job) -> crate::plan::Plan {
-        crate::plan::plan(&self.config, self.source.lanes(), job)
+        crate::plan::plan(&self.config.for_job(job), self.source.lanes(), job)
     }
 
     /// The app shard `index` of `job` runs as: the shard's configuration (its targets, part
@@ -78,7 +78,7 @@ impl App {
     /// The same sink: part files go under the same prefixes. `None`: no such shard.
     pub fn shard(&self, job: Job, index: usize) -> Option<App> {
         let plan = self.plan(job);
-        let config = plan.shard_config(&self.config, index)?;
+        let config = plan.shard_config(&self.config.for_job(job), index)?;
         let source = match plan.shards.get(index)?.credential {
             Some(lane) => self.source.lane(lane)?,
             None => self.source.clone(),

@@ -71,6 +71,7 @@ pub async fn run_until(
     deadlines: Deadlines,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    let job_config = app.config.for_job(job);
     let session = app
         .source
         .session(&app.config.retry, &app.config.graph, deadlines.calls);
@@ -87,7 +88,7 @@ pub async fn run_until(
         dropped: Vec::new(),
         defaulted_total: 0,
         defaulted: Vec::new(),
-        targets_total: app.config.targets.len(),
+        targets_total: job_config.targets.len(),
         failed_targets: Vec::new(),
         resolved_hashtag_ids: BTreeMap::new(),
         hashtag_pages: BTreeMap::new(),
@@ -145,7 +146,7 @@ pub async fn run_until(
             // Two deliveries of one scheduled time are two runs in the budget's ledger.
             let run_id = format!("{:016x}", rand::random::<u64>());
             let (collected, state, paging) =
-                hashtags::collect(&app.config, &session, &loaded.state, scheduled, &run_id).await;
+                hashtags::collect(&job_config, &session, &loaded.state, scheduled, &run_id).await;
             summary.posts_behind = Some(paging.hashtags.values().map(|r| r.posts_behind).sum());
             summary.posts_given_up = Some(paging.hashtags.values().map(|r| r.posts_given_up).sum());
             summary.hashtags = paging.hashtags;
@@ -180,7 +181,7 @@ pub async fn run_until(
         .then(|| session.rejected_tokens().into_iter().next().map(|(_, e)| e))
         .flatten();
     let all_failed =
-        !app.config.targets.is_empty() && summary.failed_targets.len() == app.config.targets.len();
+        !job_config.targets.is_empty() && summary.failed_targets.len() == job_config.targets.len();
     if all_failed && rejected.is_none() {
         return Err(RunError::AllTargetsFailed(finish(summary)));
     }

@@ -28,17 +28,28 @@ pub struct BudgetUse {
 }
 
 impl Config {
-    /// Targets on credential `lane` of `lanes`.
-    fn targets_on(&self, lane: usize, lanes: usize) -> usize {
-        (0..self.targets.len())
+    /// Accounts on credential `lane` of `lanes` (account i on credential i mod n).
+    fn accounts_on(&self, lane: usize, lanes: usize) -> usize {
+        (0..self.accounts())
             .filter(|i| i % lanes.max(1) == lane)
+            .count()
+    }
+
+    /// Hashtags on credential `lane` of `lanes` (the i-th target with a hashtag on credential
+    /// i mod n).
+    fn hashtags_on(&self, lane: usize, lanes: usize) -> usize {
+        self.targets
+            .iter()
+            .filter(|t| !t.hashtag.is_empty())
+            .enumerate()
+            .filter(|(i, _)| i % lanes.max(1) == lane)
             .count()
     }
 
     /// Calls per hour the brands job makes on credential `lane`: one per account per run, and
     /// the daily token check (booked as one call every hour, to be safe).
     fn brands_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
-        self.targets_on(lane, lanes) as u64 * u64::from(self.budget.brands_runs_per_hour) + 1
+        self.accounts_on(lane, lanes) as u64 * u64::from(self.budget.brands_runs_per_hour) + 1
     }
 
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
@@ -74,19 +85,20 @@ impl Config {
         let (mut least, mut limit, mut posts) = (0.0f64, 0u64, 0u64);
         let mut for_hashtags = Vec::new();
         for lane in 0..lanes {
-            let accounts = self.targets_on(lane, lanes);
+            let accounts = self.accounts_on(lane, lanes);
+            let hashtags = self.hashtags_on(lane, lanes);
             let budget = u64::from(b.calls_per_hour_per_credential);
             let brands = self.brands_calls_per_hour(lane, lanes);
             let left = self.hashtag_calls_per_hour(lane, lanes);
-            let minimum = accounts as f64 * polls_per_hour;
+            let minimum = hashtags as f64 * polls_per_hour;
             let spare = (left as f64 - minimum).max(0.0);
             least += brands as f64 + minimum;
             limit += budget;
             posts += (spare * page as f64) as u64;
             for_hashtags.push(left);
             lines.push(format!(
-                "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - 1 token check = {left} calls/h for {accounts} hashtags; \
-                 each polled at least every {interval_mins} min (hashtags.max_delay_mins {}, on the {}-min schedule): {accounts} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
+                "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - 1 token check = {left} calls/h for {hashtags} hashtags; \
+                 each polled at least every {interval_mins} min (hashtags.max_delay_mins {}, on the {}-min schedule): {hashtags} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
                  the {spare:.1} calls/h left fetch up to {} more posts/h ({page} a page)",
                 lane + 1,
                 b.brands_runs_per_hour,
@@ -113,9 +125,9 @@ impl Config {
         let polls_per_hour = 3600.0 / settings.max_interval().as_secs().max(1) as f64;
         let mut problems = Vec::new();
         for lane in 0..lanes {
-            let accounts = self.targets_on(lane, lanes);
+            let hashtags = self.hashtags_on(lane, lanes);
             let left = self.hashtag_calls_per_hour(lane, lanes) as f64;
-            if accounts as f64 * polls_per_hour > left {
+            if hashtags as f64 * polls_per_hour > left {
                 problems.push(Problem {
                     key: "budget".into(),
                     message: format!(
@@ -125,11 +137,11 @@ impl Config {
                     ),
                 });
             }
-            if accounts > MAX_HASHTAGS_PER_CREDENTIAL {
+            if hashtags > MAX_HASHTAGS_PER_CREDENTIAL {
                 problems.push(Problem {
                     key: "targets".into(),
                     message: format!(
-                        "credential {} of {lanes} would query {accounts} hashtags; the API allows {MAX_HASHTAGS_PER_CREDENTIAL} unique hashtags per app user in 7 days: add credentials",
+                        "credential {} of {lanes} would query {hashtags} hashtags; the API allows {MAX_HASHTAGS_PER_CREDENTIAL} unique hashtags per app user in 7 days: add credentials",
                         lane + 1
                     ),
                 });

@@ -347,9 +347,15 @@ pub(super) fn check(
                 format!("`{}` is not a numeric Instagram user id", t.user_id),
             );
         }
-        if t.hashtag.is_empty()
-            || t.hashtag.starts_with('#')
-            || !t.hashtag.chars().all(|c| c.is_alphanumeric() || c == '_')
+        if t.hashtag.is_empty() && !t.hashtag_id.is_empty() {
+            bad(
+                &key("hashtag_id"),
+                "is set but `hashtag` is empty: give the hashtag, or leave both empty to track the account without one".into(),
+            );
+        }
+        if !t.hashtag.is_empty()
+            && (t.hashtag.starts_with('#')
+                || !t.hashtag.chars().all(|c| c.is_alphanumeric() || c == '_'))
         {
             bad(
                 &key("hashtag"),
@@ -422,6 +428,7 @@ pub(super) fn check(
             calls_per_hour_per_credential: raw.budget.calls_per_hour_per_credential,
             brands_runs_per_hour: raw.budget.brands_runs_per_hour,
             hashtag_share: None,
+            accounts: None,
         },
         validation,
         sink: sink_settings(&raw.sink),

@@ -302,6 +302,7 @@ pub(super) fn default_media_hashtag_key() -> String {
 pub(super) struct TargetEntry {
     pub(super) username: String,
     pub(super) user_id: String,
+    #[serde(default)]
     pub(super) hashtag: String,
     #[serde(default)]
     pub(super) hashtag_id: String,

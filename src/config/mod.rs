@@ -116,6 +116,25 @@ pub struct HashtagSettings {
     pub state_key: String,
 }
 
+impl Config {
+    /// How many accounts the brands job calls for.
+    pub fn accounts(&self) -> usize {
+        self.budget.accounts.unwrap_or(self.targets.len())
+    }
+
+    /// The configuration `job` runs with: the hashtags job sees only the targets that have a
+    /// hashtag (in their order), so its credentials (hashtag i on credential i mod n), budget
+    /// and plan count hashtags, not accounts.
+    pub fn for_job(&self, job: crate::collect::Job) -> Config {
+        let mut c = self.clone();
+        if job == crate::collect::Job::Hashtags {
+            c.budget.accounts = Some(self.accounts());
+            c.targets.retain(|t| !t.hashtag.is_empty());
+        }
+        c
+    }
+}
+
 impl HashtagSettings {
     /// The schedule's period.
     pub fn run_every(&self) -> Duration {
@@ -133,6 +152,10 @@ pub struct BudgetSettings {
     /// separate ledgers, so only fixed shares that add up to at most the credential's allowance
     /// keep the credential within its budget, whatever each shard does.
     pub hashtag_share: Option<u64>,
+    /// Set only in the hashtags job's configuration (`Config::for_job`), whose targets are the
+    /// hashtags: how many accounts the brands job calls for, spread over the credentials the
+    /// same way, so each credential's hashtag allowance still leaves the brands calls out.
+    pub accounts: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -198,7 +221,8 @@ pub struct Target {
     pub username: String,
     /// The account's Instagram user id; `media_hashtag.user_id` carries it.
     pub user_id: String,
-    /// Tracked hashtag, without `#`.
+    /// Tracked hashtag, without `#`; empty when the account is tracked without one (the
+    /// hashtags job skips it).
     pub hashtag: String,
     /// Pinned id of the hashtag, when known.
     pub hashtag_id: Option<String>,

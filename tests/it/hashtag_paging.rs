@@ -434,3 +434,64 @@ async fn a_repeated_cursor_ends_paging_and_a_post_seen_twice_is_written_once() {
     assert_eq!(ids.len(), unique.len(), "each post once");
     assert_eq!(ids.len(), 100);
 }
+
+#[tokio::test]
+async fn accounts_without_a_hashtag_are_left_to_the_brands_job_and_count_only_there() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+        for t in c.targets.iter_mut().skip(5) {
+            t.hashtag.clear();
+            t.hashtag_id = None;
+        }
+    });
+    let h = run(&app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("hashtags run");
+    assert_eq!(h.targets_total, 5);
+    assert_eq!(
+        h.hashtag_pages.keys().collect::<Vec<_>>(),
+        ["chanel", "dior", "gucci", "hermes", "louisvuitton"]
+    );
+    assert_eq!(fake.calls_for("ig_hashtag_search"), 5);
+    let b = run(&app, Job::Brands, at(1, 0, 0), None)
+        .await
+        .expect("brands run");
+    assert_eq!(b.records[&ig_collector::records::Kind::Brand], 11);
+    // The budget: 11 accounts' brands calls, 5 hashtags; over two credentials, 3 and 2.
+    let one = app.config.check_budget(1).expect("fits");
+    assert!(
+        one.arithmetic
+            .contains("11 accounts × 1 brands run/h - 1 token check = 188 calls/h for 5 hashtags"),
+        "{}",
+        one.arithmetic
+    );
+    let two = app.config.budget_use(2).arithmetic;
+    assert!(
+        two.contains("6 accounts × 1 brands run/h - 1 token check = 193 calls/h for 3 hashtags")
+            && two.contains(
+                "5 accounts × 1 brands run/h - 1 token check = 194 calls/h for 2 hashtags"
+            ),
+        "{two}"
+    );
+    // The hashtags job's own configuration still reserves the brands calls of all 11.
+    let job = app.config.for_job(Job::Hashtags);
+    assert_eq!(job.targets.len(), 5);
+    assert_eq!(job.hashtag_calls_per_hour(0, 1), 188);
+}
+
+#[test]
+fn a_hashtag_id_without_a_hashtag_is_refused_by_name() {
+    use ig_collector::config::{Overrides, EMBEDDED};
+    let none = EMBEDDED.replacen("hashtag = \"hermes\"", "hashtag = \"\"", 1);
+    let config = Config::parse(&none, "t.toml", &Overrides::default()).expect("an account alone");
+    assert!(config.targets[0].hashtag.is_empty());
+    let orphan = none.replacen("hashtag_id = \"\"", "hashtag_id = \"17843826142012701\"", 1);
+    let err = Config::parse(&orphan, "t.toml", &Overrides::default())
+        .expect_err("an id for no hashtag")
+        .to_string();
+    assert!(
+        err.contains("t.toml") && err.contains("targets[0].hashtag_id"),
+        "{err}"
+    );
+}
