@@ -32,7 +32,7 @@
 //! (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_TRACE` (a hashtag whose
 //! per-run report to print). Run through `scripts/capture-report.sh`.
 
-use testkit::{graph, read_json, root};
+use testkit::{env_or, graph, read_json, root};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -72,13 +72,6 @@ const PREHISTORY_MINS: i64 = 180;
 const DRAIN_MINS: i64 = 30;
 /// The late share used when the samples show none.
 const DEFAULT_LATE_SHARE: f64 = 0.05;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn utc(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2023, 9, 2, h, m, s)

@@ -65,13 +65,6 @@ const HASHTAGS_RUNS_PER_MONTH: f64 = 12.0 * 24.0 * DAYS_PER_MONTH;
 const MAX_CONCURRENCY: usize = 64;
 const LAMBDA_TIMEOUT_MAX_S: f64 = 900.0;
 
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     latency: Latency,
@@ -82,13 +75,16 @@ impl Settings {
     fn from_env() -> Settings {
         Settings {
             latency: Latency {
-                business_discovery: Duration::from_millis(
-                    env_f64("BENCH_BD_LATENCY_MS", 3300.0) as u64
+                business_discovery: Duration::from_millis(testkit::env_or::<f64>(
+                    "BENCH_BD_LATENCY_MS",
+                    3300.0,
+                ) as u64),
+                other: Duration::from_millis(
+                    testkit::env_or::<f64>("BENCH_OTHER_LATENCY_MS", 900.0) as u64,
                 ),
-                other: Duration::from_millis(env_f64("BENCH_OTHER_LATENCY_MS", 900.0) as u64),
-                jitter: env_f64("BENCH_JITTER", 0.2),
+                jitter: testkit::env_or::<f64>("BENCH_JITTER", 0.2),
             },
-            cold_runs: env_f64("BENCH_COLD_RUNS", 10.0).max(1.0) as usize,
+            cold_runs: testkit::env_or::<f64>("BENCH_COLD_RUNS", 10.0).max(1.0) as usize,
         }
     }
 }

@@ -36,13 +36,6 @@ const RSS_GOAL_MIB: f64 = 64.0;
 /// accounts are far over one real credential's budget, which is not what it measures.
 const BENCH_CALLS_PER_CREDENTIAL: i64 = 100_000;
 
-fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 fn ns_from_env() -> Vec<usize> {
     let text = std::env::var("SCALE_NS").unwrap_or_else(|_| "11,110,1100,11000".into());
     text.split(',')
@@ -202,14 +195,16 @@ fn binary() -> PathBuf {
 
 async fn scale() -> String {
     let ns = ns_from_env();
-    let time_scale = env_f64("SCALE_TIME_SCALE", 10.0).max(1.0);
+    let time_scale = testkit::env_or::<f64>("SCALE_TIME_SCALE", 10.0).max(1.0);
     let shipped = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default())
         .expect("the shipped configuration is valid")
         .graph
         .concurrency;
-    let concurrency = env_f64("SCALE_CONCURRENCY", shipped as f64).clamp(1.0, 64.0) as usize;
-    let bd = Duration::from_secs_f64(env_f64("SCALE_BD_LATENCY_MS", 3300.0) / 1000.0);
-    let jitter = env_f64("SCALE_JITTER", 0.2);
+    let concurrency =
+        testkit::env_or::<f64>("SCALE_CONCURRENCY", shipped as f64).clamp(1.0, 64.0) as usize;
+    let bd =
+        Duration::from_secs_f64(testkit::env_or::<f64>("SCALE_BD_LATENCY_MS", 3300.0) / 1000.0);
+    let jitter = testkit::env_or::<f64>("SCALE_JITTER", 0.2);
     let binary = binary();
 
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;

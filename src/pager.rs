@@ -133,6 +133,8 @@ pub struct Lane {
 pub struct Request {
     /// Index into the tags given to [`Pager::new`].
     pub tag: usize,
+    /// The credential the tag's calls use.
+    pub lane: usize,
     /// 1-based.
     pub page: u32,
     /// `paging.cursors.after` of the previous page; `None` for the first.
@@ -251,6 +253,17 @@ pub struct Pager {
     spent: Vec<u64>,
     /// Service order: indexes into `runs`.
     order: Vec<usize>,
+}
+
+/// `d` as a chrono duration (a `std` duration too large for chrono saturates at zero: every one
+/// here comes from checked configuration).
+fn span(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_default()
+}
+
+/// `d` before `t`, when representable.
+fn before(t: DateTime<FixedOffset>, d: Duration) -> Option<DateTime<FixedOffset>> {
+    t.checked_sub_signed(span(d))
 }
 
 fn hours_between(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
@@ -439,6 +452,7 @@ impl Pager {
             self.spent[lane] += 1;
             out.push(Request {
                 tag: i,
+                lane,
                 page: r.pages + 1,
                 cursor: if want == Want::Start {
                     None
@@ -484,19 +498,14 @@ impl Pager {
         // Timestamps that can steer paging: inside the API's window (an hour of slack) and not
         // past the clock skew. A hostile or broken value is kept but steers nothing.
         let lowest = scheduled - chrono::Duration::hours(25);
-        let highest = scheduled
-            + chrono::Duration::from_std(MAX_CLOCK_SKEW).unwrap_or(chrono::Duration::zero());
+        let highest = scheduled + span(MAX_CLOCK_SKEW);
         let frontier = r.prev.complete_to.as_deref().and_then(parse_timestamp);
         // Posts older than where tracking began were never in scope. Ids are remembered for
         // `known_window` behind the frontier; a post older than that was fetched by an earlier
         // poll (a page of a quiet hashtag reaches back for hours) and is not new, however late
         // the API might list one.
         let in_scope_from = {
-            let forgotten = frontier.and_then(|f| {
-                chrono::Duration::from_std(settings.known_window)
-                    .ok()
-                    .and_then(|w| f.checked_sub_signed(w))
-            });
+            let forgotten = frontier.and_then(|f| before(f, settings.known_window));
             let tracked = r.prev.tracked_since.as_deref().and_then(parse_timestamp);
             match (forgotten, tracked) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -508,11 +517,7 @@ impl Pager {
         let mut late = 0;
         // A post newer than the frontier listed after one older than the floor: the page is not
         // in time order, so reaching the floor proves nothing about the pages after it.
-        let floor = frontier.and_then(|f| {
-            chrono::Duration::from_std(settings.overlap)
-                .ok()
-                .and_then(|o| f.checked_sub_signed(o))
-        });
+        let floor = frontier.and_then(|f| before(f, settings.overlap));
         let mut below_floor = false;
         let mut disorder = false;
         for (id, ts) in &page.posts {
@@ -545,7 +550,7 @@ impl Pager {
             fresh.push(new);
         }
         let cursor = page.next.clone().filter(|c| r.cursors.insert(c.clone()));
-        let window_start = scheduled - chrono::Duration::from_std(RETENTION).unwrap_or_default();
+        let window_start = scheduled - span(RETENTION);
         let past_window = page_oldest.is_some_and(|o| o.with_timezone(&Utc) < window_start);
         let new_here = fresh.iter().any(|n| *n);
         let at_frontier = match (page_oldest, floor) {
@@ -562,11 +567,7 @@ impl Pager {
             Want::Done
         } else if at_frontier || r.reached {
             r.reached = true;
-            let sweep_floor = frontier.and_then(|f| {
-                chrono::Duration::from_std(settings.late_window)
-                    .ok()
-                    .and_then(|w| f.checked_sub_signed(w))
-            });
+            let sweep_floor = frontier.and_then(|f| before(f, settings.late_window));
             let swept = matches!((page_oldest, sweep_floor), (Some(o), Some(f)) if o <= f);
             if late > 0 || !swept {
                 Want::Late
@@ -584,10 +585,8 @@ impl Pager {
     /// [`Pager::note_calls`] added). `run_id` names this run in the ledger.
     pub fn finish(self, run_id: &str) -> Outcome {
         let at = self.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let window_start =
-            self.scheduled - chrono::Duration::from_std(RETENTION).unwrap_or_default();
-        let cap = self.scheduled
-            + chrono::Duration::from_std(MAX_CLOCK_SKEW).unwrap_or(chrono::Duration::zero());
+        let window_start = self.scheduled - span(RETENTION);
+        let cap = self.scheduled + span(MAX_CLOCK_SKEW);
         let mut states = Vec::with_capacity(self.runs.len());
         let mut reports = Vec::with_capacity(self.runs.len());
         for r in &self.runs {
@@ -724,9 +723,9 @@ impl Pager {
             .and_then(rfc3339)
             .map(|p| {
                 if next.behind {
-                    self.scheduled + chrono::Duration::from_std(s.run_every).unwrap_or_default()
+                    self.scheduled + span(s.run_every)
                 } else {
-                    p + chrono::Duration::from_std(s.interval_for(rate)).unwrap_or_default()
+                    p + span(s.interval_for(rate))
                 }
             })
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -820,6 +819,18 @@ mod tests {
             .collect();
         let next = (from + size < listed.len()).then(|| (from + size).to_string());
         Page { posts, next }
+    }
+
+    /// A hashtag last polled `secs` before `t0`, complete up to then, at `rate` posts an hour.
+    fn polled_ago(secs: i64, rate: f64) -> TagState {
+        TagState {
+            polled_at: Some(
+                (t0() - chrono::Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Secs, true),
+            ),
+            complete_to: Some(ts(-secs)),
+            rate_per_hour: Some(rate),
+            ..TagState::default()
+        }
     }
 
     /// A pager over one hashtag (priority 5) on one credential.
@@ -1018,14 +1029,8 @@ mod tests {
     fn a_hashtag_is_due_when_its_interval_has_passed_or_it_is_behind() {
         let s = settings();
         let polled = |mins_ago: i64, behind: bool| TagState {
-            polled_at: Some(
-                (t0() - chrono::Duration::minutes(mins_ago))
-                    .to_rfc3339_opts(SecondsFormat::Secs, true),
-            ),
-            complete_to: Some(ts(-mins_ago * MIN)),
-            rate_per_hour: Some(6.0),
             behind,
-            ..TagState::default()
+            ..polled_ago(mins_ago * MIN, 6.0)
         };
         assert_eq!(due_of(&s, &TagState::default(), 0.0, t0()), Due::First);
         assert_eq!(due_of(&s, &polled(5, false), 6.0, t0()), Due::NotDue);
@@ -1099,17 +1104,7 @@ mod tests {
     #[test]
     fn calls_booked_outside_the_pages_come_out_of_the_same_allowance() {
         let mut state = State::default();
-        state.hashtags.insert(
-            "x".into(),
-            TagState {
-                polled_at: Some(
-                    (t0() - chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
-                ),
-                complete_to: Some(ts(-3600)),
-                rate_per_hour: Some(3000.0),
-                ..TagState::default()
-            },
-        );
+        state.hashtags.insert("x".into(), polled_ago(3600, 3000.0));
         let mut pager = pager_for(settings(), &state, "x", 10, t0());
         // A search (or a retry) spends 3 of the 10 before any page.
         pager.note_calls(0, 3);
@@ -1146,13 +1141,8 @@ mod tests {
         state.hashtags.insert(
             "x".into(),
             TagState {
-                polled_at: Some(
-                    (t0() - chrono::Duration::hours(30)).to_rfc3339_opts(SecondsFormat::Secs, true),
-                ),
-                complete_to: Some(ts(-30 * 3600)),
-                rate_per_hour: Some(10.0),
                 behind: true,
-                ..TagState::default()
+                ..polled_ago(30 * 3600, 10.0)
             },
         );
         let pager = pager_for(settings(), &state, "x", 0, t0());
@@ -1190,18 +1180,9 @@ mod tests {
         let s = settings();
         let mut state = State::default();
         for name in ["low", "high"] {
-            state.hashtags.insert(
-                name.into(),
-                TagState {
-                    polled_at: Some(
-                        (t0() - chrono::Duration::hours(2))
-                            .to_rfc3339_opts(SecondsFormat::Secs, true),
-                    ),
-                    complete_to: Some(ts(-2 * 3600)),
-                    rate_per_hour: Some(600.0),
-                    ..TagState::default()
-                },
-            );
+            state
+                .hashtags
+                .insert(name.into(), polled_ago(2 * 3600, 600.0));
         }
         let tags = vec![
             Tag {
@@ -1299,20 +1280,10 @@ mod tests {
     #[test]
     fn a_reservation_is_not_taken_by_a_hashtag_that_needs_more_than_it_thought() {
         let s = settings();
-        let an_hour_ago =
-            (t0() - chrono::Duration::hours(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut state = State::default();
         // "busy" expects 100 posts (3 pages); "quiet" expects almost none (1 page) but has 3.
         for (name, rate) in [("busy", 100.0), ("quiet", 0.1)] {
-            state.hashtags.insert(
-                name.into(),
-                TagState {
-                    polled_at: Some(an_hour_ago.clone()),
-                    complete_to: Some(ts(-3600)),
-                    rate_per_hour: Some(rate),
-                    ..TagState::default()
-                },
-            );
+            state.hashtags.insert(name.into(), polled_ago(3600, rate));
         }
         let tags = vec![
             Tag {

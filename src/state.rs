@@ -281,18 +281,6 @@ impl TagState {
         self.known.contains_key(id)
     }
 
-    /// True when a post of this time is inside the window the state covers, so a page holding a
-    /// new one may be followed by more new posts.
-    pub fn is_recent(&self, timestamp: &str, window: Duration) -> bool {
-        match (
-            window_floor(self.watermark.as_deref(), window),
-            parse_ts(timestamp),
-        ) {
-            (Some(floor), Some(ts)) => ts >= floor,
-            _ => false,
-        }
-    }
-
     /// The state after a run scheduled at `scheduled` saw `seen` (id, timestamp) posts: the
     /// watermark moves to the newest post no later than `scheduled` + [`MAX_CLOCK_SKEW`], and
     /// every id seen this run or still within the window is kept.
@@ -479,8 +467,6 @@ mod tests {
             "older than the window and not seen again"
         );
         assert_eq!(second.hashtag_id.as_deref(), Some("99"));
-        assert!(second.is_recent("2023-09-02T01:30:00+0000", HOUR));
-        assert!(!second.is_recent("2023-09-02T00:30:00+0000", HOUR));
     }
 
     #[test]

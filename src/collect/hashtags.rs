@@ -141,7 +141,7 @@ pub(super) async fn collect(
                 let target = &config.targets[req.tag];
                 let id = ids[req.tag].clone();
                 async move {
-                    let lane = req.tag % lanes;
+                    let lane = req.lane;
                     let (id, resolved) = match id {
                         Some(id) => (id, None),
                         None => match resolve(session, lane, target).await {

@@ -39,23 +39,14 @@ pub(super) fn check(
         bad(url_key, format!("`{base_url}` is not an http(s) URL"));
     }
     let g = &raw.graph;
-    if !(1..=64).contains(&g.concurrency) {
-        bad(
-            "graph.concurrency",
-            format!("{} is not in 1..=64", g.concurrency),
-        );
+    if let Some(m) = outside(g.concurrency, 1..=64) {
+        bad("graph.concurrency", m);
     }
-    if !(1..=300).contains(&g.request_timeout_secs) {
-        bad(
-            "graph.request_timeout_secs",
-            format!("{} is not in 1..=300", g.request_timeout_secs),
-        );
+    if let Some(m) = outside(g.request_timeout_secs, 1..=300) {
+        bad("graph.request_timeout_secs", m);
     }
-    if !(1..=100).contains(&g.brand_media_limit) {
-        bad(
-            "graph.brand_media_limit",
-            format!("{} is not in 1..=100", g.brand_media_limit),
-        );
+    if let Some(m) = outside(g.brand_media_limit, 1..=100) {
+        bad("graph.brand_media_limit", m);
     }
     if !(1..=50).contains(&g.hashtag_media_limit) {
         bad(
@@ -114,37 +105,22 @@ pub(super) fn check(
             ),
         );
     }
-    if !(50..=120_000).contains(&fo.call_time_ms) {
-        bad(
-            "fanout.call_time_ms",
-            format!("{} is not in 50..=120000", fo.call_time_ms),
-        );
+    if let Some(m) = outside(fo.call_time_ms, 50..=120_000) {
+        bad("fanout.call_time_ms", m);
     }
 
     let r = &raw.retry;
-    if !(1..=10).contains(&r.max_attempts) {
-        bad(
-            "retry.max_attempts",
-            format!("{} is not in 1..=10", r.max_attempts),
-        );
+    if let Some(m) = outside(r.max_attempts, 1..=10) {
+        bad("retry.max_attempts", m);
     }
-    if r.deadline_margin_secs > 600 {
-        bad(
-            "retry.deadline_margin_secs",
-            format!("{} is not in 0..=600", r.deadline_margin_secs),
-        );
+    if let Some(m) = outside(r.deadline_margin_secs, 0..=600) {
+        bad("retry.deadline_margin_secs", m);
     }
-    if r.max_throttle_wait_secs > 3600 {
-        bad(
-            "retry.max_throttle_wait_secs",
-            format!("{} is not in 0..=3600", r.max_throttle_wait_secs),
-        );
+    if let Some(m) = outside(r.max_throttle_wait_secs, 0..=3600) {
+        bad("retry.max_throttle_wait_secs", m);
     }
-    if r.max_delay_ms > 600_000 {
-        bad(
-            "retry.max_delay_ms",
-            format!("{} is not in 0..=600000", r.max_delay_ms),
-        );
+    if let Some(m) = outside(r.max_delay_ms, 0..=600_000) {
+        bad("retry.max_delay_ms", m);
     }
     if r.base_delay_ms > r.max_delay_ms {
         bad(
@@ -155,11 +131,8 @@ pub(super) fn check(
             ),
         );
     }
-    if !(1..=100).contains(&r.usage_threshold_percent) {
-        bad(
-            "retry.usage_threshold_percent",
-            format!("{} is not in 1..=100", r.usage_threshold_percent),
-        );
+    if let Some(m) = outside(r.usage_threshold_percent, 1..=100) {
+        bad("retry.usage_threshold_percent", m);
     }
 
     let (format_key, format_text) = match &o.output_format {
@@ -195,17 +168,11 @@ pub(super) fn check(
             ),
         );
     }
-    if hs.late_window_mins > 240 {
-        bad(
-            "hashtags.late_window_mins",
-            format!("{} is not in 0..=240", hs.late_window_mins),
-        );
+    if let Some(m) = outside(hs.late_window_mins, 0..=240) {
+        bad("hashtags.late_window_mins", m);
     }
-    if hs.overlap_secs > 3600 {
-        bad(
-            "hashtags.overlap_secs",
-            format!("{} is not in 0..=3600", hs.overlap_secs),
-        );
+    if let Some(m) = outside(hs.overlap_secs, 0..=3600) {
+        bad("hashtags.overlap_secs", m);
     }
     if !(5..=2880).contains(&hs.known_window_mins) {
         bad(
@@ -225,17 +192,11 @@ pub(super) fn check(
             ),
         );
     }
-    if !(1..=60).contains(&hs.runs_per_hour) {
-        bad(
-            "hashtags.runs_per_hour",
-            format!("{} is not in 1..=60", hs.runs_per_hour),
-        );
+    if let Some(m) = outside(hs.runs_per_hour, 1..=60) {
+        bad("hashtags.runs_per_hour", m);
     }
-    if !(1..=100).contains(&raw.budget.brands_runs_per_hour) {
-        bad(
-            "budget.brands_runs_per_hour",
-            format!("{} is not in 1..=100", raw.budget.brands_runs_per_hour),
-        );
+    if let Some(m) = outside(raw.budget.brands_runs_per_hour, 1..=100) {
+        bad("budget.brands_runs_per_hour", m);
     }
     let raw_capture_key = KeyTemplate::parse(&raw.output.raw_capture_key).unwrap_or_else(|m| {
         bad("output.raw_capture_key", m);
@@ -439,6 +400,15 @@ pub(super) fn check(
         },
         targets,
     }
+}
+
+/// "`value` is not in `a..=b`" when it is not: the message of every plain range check.
+fn outside<T: PartialOrd + std::fmt::Display>(
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Option<String> {
+    (!range.contains(&value))
+        .then(|| format!("{value} is not in {}..={}", range.start(), range.end()))
 }
 
 fn check_api_version(v: &str) -> Result<(), String> {

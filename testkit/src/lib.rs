@@ -172,3 +172,12 @@ pub fn time_report(path: &std::path::Path) -> TimeReport {
         },
     }
 }
+
+/// A benchmark knob: the environment variable `name` parsed, or `default` when unset or
+/// unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
