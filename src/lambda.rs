@@ -229,7 +229,11 @@ impl Handler {
                 &shard_app
             }
         };
-        let deadlines = deadlines_of(event.context.deadline, app.config.retry.deadline_margin);
+        let deadlines = deadlines_of(
+            event.context.deadline,
+            app.config.retry.deadline_margin,
+            app.config.fanout.invocation_timeout,
+        );
         drop(_enter);
         let run = tracing::Instrument::instrument(
             collect::run_until(app, self.job, scheduled, deadlines),
@@ -270,17 +274,40 @@ impl Handler {
 /// the metrics line and the answer still go out.
 pub const ANSWER_RESERVE: Duration = Duration::from_millis(1500);
 
-/// The run's deadlines from the invocation's (epoch ms): Graph calls stop `margin` before it,
-/// S3 calls [`ANSWER_RESERVE`] before it.
-pub fn deadlines_of(deadline_ms: u64, margin: Duration) -> Deadlines {
+/// Lambda's longest function timeout; a deadline further away than this (plus a minute of clock
+/// slack) cannot be a real one.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(900 + 60);
+
+/// The run's deadlines from the invocation's (`Lambda-Runtime-Deadline-Ms`, epoch ms): Graph
+/// calls stop `margin` before it, S3 calls [`ANSWER_RESERVE`] before it.
+///
+/// Lambda always sends a deadline in the future. A deadline that is missing, already past or
+/// further than the longest timeout is not one the run can keep (an emulator that sends a
+/// constant, a host clock gone wrong): taking it at its word would refuse every call, or none.
+/// Such a deadline is replaced by `fallback` from now (the function timeout the configuration
+/// declares, `fanout.invocation_timeout_secs`), with a warning that names the header's value.
+pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> Deadlines {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    if deadline_ms == 0 || now_ms == 0 {
-        return Deadlines::default();
-    }
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let given = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let left = if deadline_ms > now_ms && given <= LONGEST_TIMEOUT {
+        given
+    } else {
+        let sent = i64::try_from(deadline_ms)
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_else(|| "out of range".into());
+        tracing::warn!(
+            deadline_ms,
+            "the Runtime API sent a deadline this invocation cannot keep ({deadline_ms} ms = {sent}, not between now and {} s from now); using the configured function timeout instead, {} s from now (fanout.invocation_timeout_secs)",
+            LONGEST_TIMEOUT.as_secs(),
+            fallback.as_secs()
+        );
+        fallback
+    };
     let at = |before: Duration| Instant::now().checked_add(left.saturating_sub(before));
     Deadlines {
         calls: at(margin.max(ANSWER_RESERVE)),
@@ -328,6 +355,35 @@ mod tests {
         ] {
             let message = request(&event).expect_err("refused").to_string();
             assert!(message.contains(expected), "{event}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_deadline_the_run_cannot_keep_is_replaced_by_the_configured_timeout() {
+        let margin = Duration::from_secs(8);
+        let fallback = Duration::from_secs(60);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .expect("clock");
+        // Seconds from now until the Graph calls must stop.
+        let calls_in = |deadline_ms: u64| {
+            let d = deadlines_of(deadline_ms, margin, fallback);
+            let calls = d.calls.expect("a call deadline");
+            let writes = d.writes.expect("a write deadline");
+            assert!(writes > calls, "S3 writes may go on after the last call");
+            calls
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+        };
+        // A real deadline is kept: 30 s from now, calls stop 8 s before it.
+        let kept = calls_in(now_ms + 30_000);
+        assert!((21.0..=22.1).contains(&kept), "{kept}");
+        // A constant in 1970 (cargo-lambda's emulator sends 600000), a missing one, one just
+        // past and one days away all give the configured 60 s, less the margin.
+        for deadline_ms in [600_000, 0, now_ms - 1, now_ms + 3 * 86_400_000, u64::MAX] {
+            let given = calls_in(deadline_ms);
+            assert!((51.0..=52.1).contains(&given), "{deadline_ms}: {given}");
         }
     }
 }

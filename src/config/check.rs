@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::file::FileConfig;
 use super::keys::{check_rendered, KeyTemplate, Rendered};
 use super::*;
-use crate::validate::is_digits;
+use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
 pub(super) fn check(
     raw: FileConfig,
@@ -38,65 +38,15 @@ pub(super) fn check(
     {
         bad(url_key, format!("`{base_url}` is not an http(s) URL"));
     }
-    let g = &raw.graph;
-    if let Some(m) = outside(g.concurrency, 1..=64) {
-        bad("graph.concurrency", m);
-    }
-    if let Some(m) = outside(g.request_timeout_secs, 1..=300) {
-        bad("graph.request_timeout_secs", m);
-    }
-    if let Some(m) = outside(g.brand_media_limit, 1..=100) {
-        bad("graph.brand_media_limit", m);
-    }
-    if !(1..=50).contains(&g.hashtag_media_limit) {
-        bad(
-            "graph.hashtag_media_limit",
-            format!(
-                "{} is not in 1..=50 (the API's page limit)",
-                g.hashtag_media_limit
-            ),
-        );
-    }
-
-    if !(64 * 1024..=256 * 1024 * 1024).contains(&g.max_body_bytes) {
-        bad(
-            "graph.max_body_bytes",
-            format!("{} is not in 65536..=268435456", g.max_body_bytes),
-        );
-    }
-    let sk = &raw.sink;
-    for (key, value, range) in [
-        ("sink.connect_timeout_secs", sk.connect_timeout_secs, 1..=60),
-        (
-            "sink.operation_timeout_secs",
-            sk.operation_timeout_secs,
-            1..=300,
-        ),
-        ("sink.max_attempts", u64::from(sk.max_attempts), 1..=10),
-        (
-            "sink.conflict_retries",
-            u64::from(sk.conflict_retries),
-            0..=50,
-        ),
-    ] {
-        if !range.contains(&value) {
-            bad(
-                key,
-                format!("{value} is not in {}..={}", range.start(), range.end()),
-            );
+    // Every range and name the file's shapes declare (`file.rs`).
+    if let Err(errors) = raw.validate() {
+        for p in declared(&errors) {
+            bad(&p.key, p.message);
         }
     }
-
+    let g = &raw.graph;
     let fo = &raw.fanout;
-    if !(10..=900).contains(&fo.invocation_timeout_secs) {
-        bad(
-            "fanout.invocation_timeout_secs",
-            format!(
-                "{} is not in 10..=900 (Lambda's longest timeout is 900 s)",
-                fo.invocation_timeout_secs
-            ),
-        );
-    } else if fo.invocation_timeout_secs <= raw.retry.deadline_margin_secs {
+    if fo.invocation_timeout_secs <= raw.retry.deadline_margin_secs {
         bad(
             "fanout.invocation_timeout_secs",
             format!(
@@ -105,23 +55,7 @@ pub(super) fn check(
             ),
         );
     }
-    if let Some(m) = outside(fo.call_time_ms, 50..=120_000) {
-        bad("fanout.call_time_ms", m);
-    }
-
     let r = &raw.retry;
-    if let Some(m) = outside(r.max_attempts, 1..=10) {
-        bad("retry.max_attempts", m);
-    }
-    if let Some(m) = outside(r.deadline_margin_secs, 0..=600) {
-        bad("retry.deadline_margin_secs", m);
-    }
-    if let Some(m) = outside(r.max_throttle_wait_secs, 0..=3600) {
-        bad("retry.max_throttle_wait_secs", m);
-    }
-    if let Some(m) = outside(r.max_delay_ms, 0..=600_000) {
-        bad("retry.max_delay_ms", m);
-    }
     if r.base_delay_ms > r.max_delay_ms {
         bad(
             "retry.base_delay_ms",
@@ -130,9 +64,6 @@ pub(super) fn check(
                 r.base_delay_ms, r.max_delay_ms
             ),
         );
-    }
-    if let Some(m) = outside(r.usage_threshold_percent, 1..=100) {
-        bad("retry.usage_threshold_percent", m);
     }
 
     let (format_key, format_text) = match &o.output_format {
@@ -159,45 +90,6 @@ pub(super) fn check(
     let media_hashtag_key = template("output.media_hashtag_key", &raw.output.media_hashtag_key);
 
     let hs = &raw.hashtags;
-    if !(5..=720).contains(&hs.max_delay_mins) {
-        bad(
-            "hashtags.max_delay_mins",
-            format!(
-                "{} is not in 5..=720 (at least one schedule, and well inside the API's 24 hours)",
-                hs.max_delay_mins
-            ),
-        );
-    }
-    if let Some(m) = outside(hs.late_window_mins, 0..=240) {
-        bad("hashtags.late_window_mins", m);
-    }
-    if let Some(m) = outside(hs.overlap_secs, 0..=3600) {
-        bad("hashtags.overlap_secs", m);
-    }
-    if !(5..=2880).contains(&hs.known_window_mins) {
-        bad(
-            "hashtags.known_window_mins",
-            format!(
-                "{} is not in 5..=2880 (the API serves the last 24 hours)",
-                hs.known_window_mins
-            ),
-        );
-    }
-    if !(1..=100_000).contains(&raw.budget.calls_per_hour_per_credential) {
-        bad(
-            "budget.calls_per_hour_per_credential",
-            format!(
-                "{} is not in 1..=100000",
-                raw.budget.calls_per_hour_per_credential
-            ),
-        );
-    }
-    if let Some(m) = outside(hs.runs_per_hour, 1..=60) {
-        bad("hashtags.runs_per_hour", m);
-    }
-    if let Some(m) = outside(raw.budget.brands_runs_per_hour, 1..=100) {
-        bad("budget.brands_runs_per_hour", m);
-    }
     let raw_capture_key = KeyTemplate::parse(&raw.output.raw_capture_key).unwrap_or_else(|m| {
         bad("output.raw_capture_key", m);
         templates_ok = false;
@@ -288,57 +180,16 @@ pub(super) fn check(
     let mut targets = Vec::with_capacity(raw.targets.len());
     for (i, t) in raw.targets.iter().enumerate() {
         let key = |field: &str| format!("targets[{i}].{field}");
-        if !is_username(&t.username) {
-            bad(
-                &key("username"),
-                format!(
-                    "`{}` is not an Instagram username (1-30 of a-z, 0-9, '.', '_')",
-                    t.username
-                ),
-            );
-        } else if !seen_users.insert(t.username.to_ascii_lowercase()) {
+        if !seen_users.insert(t.username.to_ascii_lowercase()) {
             bad(
                 &key("username"),
                 format!("`{}` is listed twice", t.username),
-            );
-        }
-        if !is_digits(&t.user_id) {
-            bad(
-                &key("user_id"),
-                format!("`{}` is not a numeric Instagram user id", t.user_id),
             );
         }
         if t.hashtag.is_empty() && !t.hashtag_id.is_empty() {
             bad(
                 &key("hashtag_id"),
                 "is set but `hashtag` is empty: give the hashtag, or leave both empty to track the account without one".into(),
-            );
-        }
-        if !t.hashtag.is_empty()
-            && (t.hashtag.starts_with('#')
-                || !t.hashtag.chars().all(|c| c.is_alphanumeric() || c == '_'))
-        {
-            bad(
-                &key("hashtag"),
-                format!(
-                    "`{}` is not a hashtag name (letters, digits, '_', without '#')",
-                    t.hashtag
-                ),
-            );
-        }
-        if !t.hashtag_id.is_empty() && !is_digits(&t.hashtag_id) {
-            bad(
-                &key("hashtag_id"),
-                format!(
-                    "`{}` is not numeric; leave it empty to resolve it at run time",
-                    t.hashtag_id
-                ),
-            );
-        }
-        if !(1..=10).contains(&t.hashtag_priority) {
-            bad(
-                &key("hashtag_priority"),
-                format!("{} is not in 1..=10", t.hashtag_priority),
             );
         }
         targets.push(Target {
@@ -402,13 +253,69 @@ pub(super) fn check(
     }
 }
 
-/// "`value` is not in `a..=b`" when it is not: the message of every plain range check.
-fn outside<T: PartialOrd + std::fmt::Display>(
-    value: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Option<String> {
-    (!range.contains(&value))
-        .then(|| format!("{value} is not in {}..={}", range.start(), range.end()))
+/// The refusals of the file's declarations, keyed as the file spells them (`graph.concurrency`,
+/// `targets[3].user_id`), in a stable order (sections by name, targets by index).
+fn declared(errors: &ValidationErrors) -> Vec<Problem> {
+    fn walk(errors: &ValidationErrors, prefix: &str, out: &mut Vec<(String, Problem)>) {
+        for (field, kind) in errors.errors() {
+            let key = if prefix.is_empty() {
+                field.to_string()
+            } else {
+                format!("{prefix}.{field}")
+            };
+            match kind {
+                ValidationErrorsKind::Field(list) => out.extend(list.iter().map(|e| {
+                    (
+                        key.clone(),
+                        Problem {
+                            key: key.clone(),
+                            message: sentence(e),
+                        },
+                    )
+                })),
+                ValidationErrorsKind::Struct(inner) => walk(inner, &key, out),
+                ValidationErrorsKind::List(items) => {
+                    for (i, inner) in items {
+                        walk(inner, &format!("{key}[{i}]"), out)
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(errors, "", &mut found);
+    // Indices zero-padded for the order only: targets[2] before targets[10].
+    let order = |key: &str| {
+        key.split(['[', ']'])
+            .map(|part| match part.parse::<u64>() {
+                Ok(n) => format!("{n:020}"),
+                Err(_) => part.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    found.sort_by_key(|(key, _)| order(key));
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The sentence of one refusal: "`value` is not in `min..=max`" (and why, when the declaration
+/// says) for a range; the declaration's own sentence otherwise.
+fn sentence(e: &ValidationError) -> String {
+    let param = |name: &str| e.params.get(name).map(ToString::to_string);
+    match (e.code.as_ref(), param("value"), param("min"), param("max")) {
+        ("range", Some(value), Some(min), Some(max)) => {
+            let why = e
+                .message
+                .as_ref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
+            format!("{value} is not in {min}..={max}{why}")
+        }
+        _ => e
+            .message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| format!("is refused ({})", e.code)),
+    }
 }
 
 fn check_api_version(v: &str) -> Result<(), String> {
@@ -426,12 +333,6 @@ fn check_api_version(v: &str) -> Result<(), String> {
         )),
         Some(_) => Ok(()),
     }
-}
-
-fn is_username(s: &str) -> bool {
-    (1..=30).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
 }
 
 /// The checked form of the `[sink]` section.

@@ -1,40 +1,58 @@
-//! The configuration file as written: serde shapes and defaults, beside each field. Unknown
-//! keys are found by `serde_ignored` in `Config::parse`; `check` turns these into a `Config`.
+//! The configuration file as written: serde shapes, with each field's default and its allowed
+//! values declared beside it (`validator`: ranges, and the shape of each target's names). Unknown
+//! keys are found by `serde_ignored` in `Config::parse`; `check` runs these declarations, adds
+//! the checks that span fields or sections, and turns the shapes into a `Config`.
 //! The shipped `configure.toml` documents each field for operators; a test checks that it sets
 //! every field these shapes know, with the same defaults.
 
 use serde::Deserialize;
+use validator::Validate;
 
-#[derive(Debug, Deserialize)]
+use crate::validate::is_digits;
+
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct FileConfig {
+    #[validate(nested)]
     pub(super) graph: GraphSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) retry: RetrySection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) output: OutputSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) hashtags: HashtagsSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) budget: BudgetSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) validation: ValidationSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) sink: SinkSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) fanout: FanoutSection,
     #[serde(default)]
+    #[validate(nested)]
     pub(super) targets: Vec<TargetEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct SinkSection {
     #[serde(default = "default_sink_connect_timeout_secs")]
+    #[validate(range(min = 1, max = 60))]
     pub(super) connect_timeout_secs: u64,
     #[serde(default = "default_sink_operation_timeout_secs")]
+    #[validate(range(min = 1, max = 300))]
     pub(super) operation_timeout_secs: u64,
     #[serde(default = "default_sink_max_attempts")]
+    #[validate(range(min = 1, max = 10))]
     pub(super) max_attempts: u32,
     #[serde(default = "default_sink_conflict_retries")]
+    #[validate(range(min = 0, max = 50))]
     pub(super) conflict_retries: u32,
 }
 
@@ -63,11 +81,13 @@ pub(super) fn default_sink_conflict_retries() -> u32 {
 }
 
 /// How much one invocation can take on, from which a run is cut into shards (`plan`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct FanoutSection {
     #[serde(default = "default_invocation_timeout_secs")]
+    #[validate(range(min = 10, max = 900, message = "Lambda's longest timeout is 900 s"))]
     pub(super) invocation_timeout_secs: u64,
     #[serde(default = "default_call_time_ms")]
+    #[validate(range(min = 50, max = 120000))]
     pub(super) call_time_ms: u64,
 }
 
@@ -87,23 +107,32 @@ pub(super) fn default_call_time_ms() -> u64 {
     4000
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Validate)]
 pub(super) struct ValidationSection {
     pub(super) media_types: Option<Vec<String>>,
     pub(super) media_product_types: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct HashtagsSection {
     #[serde(default = "default_max_delay_mins")]
+    #[validate(range(
+        min = 5,
+        max = 720,
+        message = "at least one schedule, and well inside the API's 24 hours"
+    ))]
     pub(super) max_delay_mins: u64,
     #[serde(default = "default_overlap_secs")]
+    #[validate(range(min = 0, max = 3600))]
     pub(super) overlap_secs: u64,
     #[serde(default = "default_late_window_mins")]
+    #[validate(range(min = 0, max = 240))]
     pub(super) late_window_mins: u64,
     #[serde(default = "default_runs_per_hour")]
+    #[validate(range(min = 1, max = 60))]
     pub(super) runs_per_hour: u32,
     #[serde(default = "default_known_window_mins")]
+    #[validate(range(min = 5, max = 2880, message = "the API serves the last 24 hours"))]
     pub(super) known_window_mins: u64,
     #[serde(default = "default_state_key")]
     pub(super) state_key: String,
@@ -141,11 +170,13 @@ pub(super) fn default_state_key() -> String {
     "state/hashtags.json".to_string()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct BudgetSection {
     #[serde(default = "default_calls_per_hour")]
+    #[validate(range(min = 1, max = 100000))]
     pub(super) calls_per_hour_per_credential: u32,
     #[serde(default = "default_brands_runs_per_hour")]
+    #[validate(range(min = 1, max = 100))]
     pub(super) brands_runs_per_hour: u32,
 }
 
@@ -165,20 +196,25 @@ pub(super) fn default_brands_runs_per_hour() -> u32 {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct GraphSection {
     pub(super) api_version: String,
     #[serde(default = "default_base_url")]
     pub(super) base_url: String,
     #[serde(default = "default_concurrency")]
+    #[validate(range(min = 1, max = 64))]
     pub(super) concurrency: u32,
     #[serde(default = "default_request_timeout_secs")]
+    #[validate(range(min = 1, max = 300))]
     pub(super) request_timeout_secs: u64,
     #[serde(default = "default_brand_media_limit")]
+    #[validate(range(min = 1, max = 100))]
     pub(super) brand_media_limit: u32,
     #[serde(default = "default_hashtag_media_limit")]
+    #[validate(range(min = 1, max = 50, message = "the API's page limit"))]
     pub(super) hashtag_media_limit: u32,
     #[serde(default = "default_max_body_bytes")]
+    #[validate(range(min = 65536, max = 268435456))]
     pub(super) max_body_bytes: u64,
 }
 
@@ -201,19 +237,24 @@ pub(super) fn default_max_body_bytes() -> u64 {
     8 * 1024 * 1024
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct RetrySection {
     #[serde(default = "default_max_attempts")]
+    #[validate(range(min = 1, max = 10))]
     pub(super) max_attempts: u32,
     #[serde(default = "default_base_delay_ms")]
     pub(super) base_delay_ms: u64,
     #[serde(default = "default_max_delay_ms")]
+    #[validate(range(min = 0, max = 600000))]
     pub(super) max_delay_ms: u64,
     #[serde(default = "default_usage_threshold_percent")]
+    #[validate(range(min = 1, max = 100))]
     pub(super) usage_threshold_percent: u32,
     #[serde(default = "default_deadline_margin_secs")]
+    #[validate(range(min = 0, max = 600))]
     pub(super) deadline_margin_secs: u64,
     #[serde(default = "default_max_throttle_wait_secs")]
+    #[validate(range(min = 0, max = 3600))]
     pub(super) max_throttle_wait_secs: u64,
 }
 
@@ -249,7 +290,7 @@ pub(super) fn default_max_throttle_wait_secs() -> u64 {
     120
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct OutputSection {
     #[serde(default = "default_format")]
     pub(super) format: String,
@@ -298,18 +339,70 @@ pub(super) fn default_media_hashtag_key() -> String {
     "raw/media_hashtag_{%Y-%m-%d}/media_hashtag_{%Y-%m-%d_%H%M%S}.json".to_string()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Validate)]
 pub(super) struct TargetEntry {
+    #[validate(custom(function = "username"))]
     pub(super) username: String,
+    #[validate(custom(function = "user_id"))]
     pub(super) user_id: String,
     #[serde(default)]
+    #[validate(custom(function = "hashtag"))]
     pub(super) hashtag: String,
     #[serde(default)]
+    #[validate(custom(function = "hashtag_id"))]
     pub(super) hashtag_id: String,
     #[serde(default = "default_hashtag_priority")]
+    #[validate(range(min = 1, max = 10))]
     pub(super) hashtag_priority: u8,
 }
 
 pub(super) fn default_hashtag_priority() -> u8 {
     5
+}
+
+/// A refusal whose message is the whole sentence shown to the operator.
+fn refused(code: &'static str, message: String) -> validator::ValidationError {
+    validator::ValidationError::new(code).with_message(message.into())
+}
+
+fn username(s: &str) -> Result<(), validator::ValidationError> {
+    let ok = (1..=30).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+    ok.then_some(()).ok_or_else(|| {
+        refused(
+            "username",
+            format!("`{s}` is not an Instagram username (1-30 of a-z, 0-9, '.', '_')"),
+        )
+    })
+}
+
+fn user_id(s: &str) -> Result<(), validator::ValidationError> {
+    is_digits(s).then_some(()).ok_or_else(|| {
+        refused(
+            "user_id",
+            format!("`{s}` is not a numeric Instagram user id"),
+        )
+    })
+}
+
+/// Empty is allowed: the account is tracked by the brands job only.
+fn hashtag(s: &str) -> Result<(), validator::ValidationError> {
+    let ok = s.is_empty() || s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    ok.then_some(()).ok_or_else(|| {
+        refused(
+            "hashtag",
+            format!("`{s}` is not a hashtag name (letters, digits, '_', without '#')"),
+        )
+    })
+}
+
+/// Empty is allowed: the id is then resolved at run time.
+fn hashtag_id(s: &str) -> Result<(), validator::ValidationError> {
+    (s.is_empty() || is_digits(s)).then_some(()).ok_or_else(|| {
+        refused(
+            "hashtag_id",
+            format!("`{s}` is not numeric; leave it empty to resolve it at run time"),
+        )
+    })
 }

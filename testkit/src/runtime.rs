@@ -35,6 +35,8 @@ struct Inner {
     first_next: Option<Instant>,
     /// How long each invocation is given (`Lambda-Runtime-Deadline-Ms`); 60 s by default.
     time_limit: Option<Duration>,
+    /// A fixed `Lambda-Runtime-Deadline-Ms` sent instead, whatever the time (as some emulators do).
+    fixed_deadline_ms: Option<u64>,
 }
 
 pub struct RuntimeApi {
@@ -81,6 +83,14 @@ impl RuntimeApi {
         }
     }
 
+    /// Like [`RuntimeApi::start`], sending `deadline_ms` as every invocation's
+    /// `Lambda-Runtime-Deadline-Ms` (epoch ms), as an emulator that sends a constant does.
+    pub async fn start_with_fixed_deadline(events: Vec<Value>, deadline_ms: u64) -> RuntimeApi {
+        let api = RuntimeApi::start(events).await;
+        api.inner.lock().expect("lock").fixed_deadline_ms = Some(deadline_ms);
+        api
+    }
+
     /// When the function first called `next`.
     pub fn first_next(&self) -> Option<Instant> {
         self.inner.lock().expect("lock").first_next
@@ -111,16 +121,20 @@ async fn next(State((inner, _)): State<St>) -> Response {
             i.queue.pop_front()
         };
         if let Some((id, event)) = item {
-            let limit = inner
-                .lock()
-                .expect("lock")
-                .time_limit
-                .unwrap_or(Duration::from_secs(60));
-            let deadline = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-                + limit.as_millis();
+            let (limit, fixed) = {
+                let i = inner.lock().expect("lock");
+                (
+                    i.time_limit.unwrap_or(Duration::from_secs(60)),
+                    i.fixed_deadline_ms,
+                )
+            };
+            let deadline = fixed.map(u128::from).unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0)
+                    + limit.as_millis()
+            });
             let mut h = HeaderMap::new();
             for (k, v) in [
                 ("lambda-runtime-aws-request-id", id),

@@ -221,6 +221,43 @@ fn numbers_out_of_range_are_refused_by_name() {
     }
 }
 
+/// The ranges and names declared on the file's shapes reach the operator keyed as the file spells
+/// them, with the value, the bounds and why; targets by their index, past 9 too.
+#[test]
+fn declared_checks_name_the_key_the_value_the_bounds_and_why() {
+    let msg = errors_with("hashtag_media_limit = 50", "hashtag_media_limit = 51");
+    assert!(
+        msg.contains("graph.hashtag_media_limit: 51 is not in 1..=50 (the API's page limit)"),
+        "{msg}"
+    );
+    let msg = errors_with("connect_timeout_secs = 3", "connect_timeout_secs = 61");
+    assert!(
+        msg.contains("sink.connect_timeout_secs: 61 is not in 1..=60"),
+        "{msg}"
+    );
+    let mut text = EMBEDDED
+        .replacen("username = \"hermes\"", "username = \"Hermes Paris\"", 1)
+        .replacen("hashtag_id = \"\"", "hashtag_id = \"abc\"", 1);
+    text.push_str(
+        "\n[[targets]]\nusername = \"extra\"\nuser_id = \"12x\"\nhashtag = \"extra\"\nhashtag_priority = 11\n",
+    );
+    let msg = errors_of(&text);
+    for needle in [
+        "targets[0].username: `Hermes Paris` is not an Instagram username",
+        "targets[0].hashtag_id: `abc` is not numeric",
+        "targets[11].user_id: `12x` is not a numeric Instagram user id",
+        "targets[11].hashtag_priority: 11 is not in 1..=10",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in: {msg}");
+    }
+    // One stable order: by section, then by target index (11 after 0, not before 2).
+    let first = |needle: &str| {
+        msg.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {msg}"))
+    };
+    assert!(first("targets[0].") < first("targets[11]."), "{msg}");
+}
+
 #[test]
 fn the_shipped_file_sets_what_the_code_defaults_to() {
     // Every value the shipped file sets equals the code's default for it: the file documents

@@ -150,6 +150,37 @@ async fn the_hashtags_function_answers_both_event_forms() {
     );
 }
 
+/// An emulator (cargo-lambda's sends the constant 600000, in 1970) or a broken host may send a
+/// deadline already past: the run keeps the configured function timeout instead of refusing
+/// every call, and says so.
+#[tokio::test]
+async fn a_deadline_already_past_runs_on_the_configured_timeout_and_says_so() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let api =
+        RuntimeApi::start_with_fixed_deadline(vec![event("brands-scheduled-event.json")], 600_000)
+            .await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env(&fake, &s3));
+    let outcomes = api.outcomes(1).await;
+    let output = f.stop();
+    let summary = outcomes
+        .first()
+        .and_then(|o| o.result.as_ref().ok())
+        .unwrap_or_else(|| panic!("no successful answer: {outcomes:?} {output}"));
+    assert_eq!(summary["records"]["brand"], 11, "{summary}");
+    assert_eq!(summary["records"]["media"], 275, "{summary}");
+    let warning = output
+        .lines()
+        .find(|l| l.contains("deadline this invocation cannot keep"))
+        .unwrap_or_else(|| panic!("no warning about the deadline: {output}"));
+    assert!(
+        warning.contains("\"WARN\"") && warning.contains("1970-01-01T00:10:00.000Z"),
+        "{warning}"
+    );
+    assert_eq!(s3.data_keys(BUCKET).await.len(), 2);
+}
+
 #[tokio::test]
 async fn bad_input_fails_the_invocation_with_a_clear_error() {
     let s3 = S3Server::start();
