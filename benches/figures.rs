@@ -16,7 +16,9 @@
 //! - **Monthly Lambda cost** from the measured durations.
 //!
 //! Environment: `BENCH_BD_LATENCY_MS` (3300), `BENCH_OTHER_LATENCY_MS` (900), `BENCH_JITTER`
-//! (0.2), `BENCH_COLD_RUNS` (10). Run through `scripts/bench.sh`; see BENCHMARKS.md.
+//! (0.2), `BENCH_COLD_RUNS` (10); `BENCH_COLD_ONLY=1` stops after the cold start, and
+//! `BENCH_BINARIES=DIR` measures `DIR/brands` and `DIR/hashtags` (another build of them) there.
+//! Run through `scripts/bench.sh`; see BENCHMARKS.md.
 
 use testkit::runtime;
 use testkit::s3;
@@ -621,6 +623,53 @@ async fn cold_start(
     out
 }
 
+/// The cold-start table: per binary, process start → first `next` and → first response, and the
+/// peak RSS, median / max.
+fn cold_table(r: &mut String, settings: &Settings, moto: bool, cold: &[(Job, ColdRuns)]) {
+    let _ = writeln!(
+        r,
+        "\n== Cold start: release Lambda binaries, minimal Runtime API, {} runs each{}",
+        settings.cold_runs,
+        if moto {
+            ", S3 = moto server, Graph answers at once"
+        } else {
+            " (moto missing: no S3, BUCKET unset, so only `next` is measured)"
+        }
+    );
+    let _ = writeln!(
+        r,
+        "{:<9} {:>19} {:>19} {:>19}  {:<9} {:<7} note",
+        "binary", "→ first next", "→ first response", "VmHWM after", "target", ""
+    );
+    for (job, c) in cold {
+        let met = c.problems.is_empty()
+            && !c.to_next_ms.is_empty()
+            && median(&c.to_next_ms) <= COLD_NEXT_TARGET_MS;
+        let pair = |v: &[f64], unit: &str, scale: f64| {
+            if v.is_empty() {
+                "n/a".to_string()
+            } else {
+                format!("{:.1} / {:.1} {unit}", median(v) / scale, max(v) / scale)
+            }
+        };
+        let _ = writeln!(
+            r,
+            "{:<9} {:>19} {:>19} {:>19}  {:<9} {:<7} {}",
+            job.name(),
+            pair(&c.to_next_ms, "ms", 1.0),
+            pair(&c.to_answer_ms, "ms", 1.0),
+            pair(&c.peak_kib, "MiB", 1024.0),
+            format!("≤ {COLD_NEXT_TARGET_MS:.0} ms"),
+            verdict(met),
+            c.problems.first().cloned().unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        r,
+        "(median / max; target on the median of process start → first `next`)"
+    );
+}
+
 fn moto_available() -> bool {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     std::process::Command::new(python)
@@ -771,12 +820,18 @@ async fn figures(settings: Settings) -> String {
         None
     };
     let mut cold = Vec::new();
+    // BENCH_BINARIES=DIR measures DIR/brands and DIR/hashtags instead (another build of them).
+    let other = std::env::var("BENCH_BINARIES").ok().map(PathBuf::from);
     for (job, binary) in [
         (Job::Brands, env!("CARGO_BIN_EXE_brands")),
         (Job::Hashtags, env!("CARGO_BIN_EXE_hashtags")),
     ] {
+        let binary = match &other {
+            Some(dir) => dir.join(job.name()).display().to_string(),
+            None => binary.to_string(),
+        };
         let runs = cold_start(
-            binary,
+            &binary,
             job,
             &instant_graph.url(),
             s3.as_ref(),
@@ -786,6 +841,13 @@ async fn figures(settings: Settings) -> String {
         cold.push((job, runs));
     }
     drop(s3);
+    if std::env::var_os("BENCH_COLD_ONLY").is_some() {
+        if let Some(dir) = &other {
+            let _ = writeln!(r, "binaries: {}", dir.display());
+        }
+        cold_table(&mut r, &settings, moto, &cold);
+        return r;
+    }
 
     // Job wall time against the latency model, through the timing proxy.
     let fake = FakeGraph::start(TOKEN, &replay).await;
@@ -892,48 +954,7 @@ async fn figures(settings: Settings) -> String {
         );
     }
 
-    let _ = writeln!(
-        r,
-        "\n== Cold start: release Lambda binaries, minimal Runtime API, {} runs each{}",
-        settings.cold_runs,
-        if moto {
-            ", S3 = moto server, Graph answers at once"
-        } else {
-            " (moto missing: no S3, BUCKET unset, so only `next` is measured)"
-        }
-    );
-    let _ = writeln!(
-        r,
-        "{:<9} {:>19} {:>19} {:>19}  {:<9} {:<7} note",
-        "binary", "→ first next", "→ first response", "VmHWM after", "target", ""
-    );
-    for (job, c) in &cold {
-        let met = c.problems.is_empty()
-            && !c.to_next_ms.is_empty()
-            && median(&c.to_next_ms) <= COLD_NEXT_TARGET_MS;
-        let pair = |v: &[f64], unit: &str, scale: f64| {
-            if v.is_empty() {
-                "n/a".to_string()
-            } else {
-                format!("{:.1} / {:.1} {unit}", median(v) / scale, max(v) / scale)
-            }
-        };
-        let _ = writeln!(
-            r,
-            "{:<9} {:>19} {:>19} {:>19}  {:<9} {:<7} {}",
-            job.name(),
-            pair(&c.to_next_ms, "ms", 1.0),
-            pair(&c.to_answer_ms, "ms", 1.0),
-            pair(&c.peak_kib, "MiB", 1024.0),
-            format!("≤ {COLD_NEXT_TARGET_MS:.0} ms"),
-            verdict(met),
-            c.problems.first().cloned().unwrap_or_default()
-        );
-    }
-    let _ = writeln!(
-        r,
-        "(median / max; target on the median of process start → first `next`)"
-    );
+    cold_table(&mut r, &settings, moto, &cold);
 
     let _ = writeln!(
         r,

@@ -12,6 +12,7 @@ mod graph_hostile;
 mod hashtag_paging;
 mod lambda;
 mod ops;
+mod release_profile;
 mod retry_table;
 mod s3_proxy;
 mod streaming;
