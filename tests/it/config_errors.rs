@@ -237,7 +237,11 @@ fn declared_checks_name_the_key_the_value_the_bounds_and_why() {
     );
     let mut text = EMBEDDED
         .replacen("username = \"hermes\"", "username = \"Hermes Paris\"", 1)
-        .replacen("hashtag_id = \"\"", "hashtag_id = \"abc\"", 1);
+        .replacen("hashtag_id = \"\"", "hashtag_id = \"abc\"", 1)
+        .replacen("user_id = \"17841401694708594\"", "user_id = \"dior\"", 1)
+        .replacen("hashtag_media_limit = 50", "hashtag_media_limit = 0", 1)
+        .replacen("connect_timeout_secs = 3", "connect_timeout_secs = 0", 1)
+        .replacen("max_attempts = 4", "max_attempts = 0", 1);
     text.push_str(
         "\n[[targets]]\nusername = \"extra\"\nuser_id = \"12x\"\nhashtag = \"extra\"\nhashtag_priority = 11\n",
     );
@@ -245,17 +249,24 @@ fn declared_checks_name_the_key_the_value_the_bounds_and_why() {
     for needle in [
         "targets[0].username: `Hermes Paris` is not an Instagram username",
         "targets[0].hashtag_id: `abc` is not numeric",
+        "targets[2].user_id: `dior` is not a numeric Instagram user id",
         "targets[11].user_id: `12x` is not a numeric Instagram user id",
         "targets[11].hashtag_priority: 11 is not in 1..=10",
     ] {
         assert!(msg.contains(needle), "{needle} not in: {msg}");
     }
-    // One stable order: by section, then by target index (11 after 0, not before 2).
-    let first = |needle: &str| {
-        msg.find(needle)
-            .unwrap_or_else(|| panic!("{needle}: {msg}"))
-    };
-    assert!(first("targets[0].") < first("targets[11]."), "{msg}");
+    // One stable order: sections by name, then targets by index (targets[11] after targets[2],
+    // which a plain text sort would put first).
+    let at = |needle: &str| msg.find(needle).unwrap_or_else(|| panic!("{needle}: {msg}"));
+    let order = [
+        at("graph.hashtag_media_limit: "),
+        at("retry.max_attempts: "),
+        at("sink.connect_timeout_secs: "),
+        at("targets[0]."),
+        at("targets[2]."),
+        at("targets[11]."),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?} in: {msg}");
 }
 
 #[test]
