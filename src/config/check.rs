@@ -1,5 +1,7 @@
 //! File shapes → a checked [`Config`]: every range, name and key is checked, and every problem
-//! is collected (not only the first), each naming its key.
+//! is collected (not only the first), each naming its key. The checks of one field are declared
+//! on its shape in `file.rs` and run here by `validator`; what spans fields, sections or targets
+//! is checked here.
 
 use std::collections::HashSet;
 use std::time::Duration;

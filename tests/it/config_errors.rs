@@ -257,7 +257,10 @@ fn declared_checks_name_the_key_the_value_the_bounds_and_why() {
     }
     // One stable order: sections by name, then targets by index (targets[11] after targets[2],
     // which a plain text sort would put first).
-    let at = |needle: &str| msg.find(needle).unwrap_or_else(|| panic!("{needle}: {msg}"));
+    let at = |needle: &str| {
+        msg.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {msg}"))
+    };
     let order = [
         at("graph.hashtag_media_limit: "),
         at("retry.max_attempts: "),
