@@ -841,16 +841,30 @@ mod tests {
         calls_per_hour: u64,
         at: DateTime<Utc>,
     ) -> Pager {
-        let tag = Tag {
-            name: name.into(),
-            lane: 0,
-            priority: 5,
-        };
+        pager_over(settings, state, &[(name, 5)], calls_per_hour, at)
+    }
+
+    /// A pager over hashtags given as (name, priority), all on one credential.
+    fn pager_over(
+        settings: Settings,
+        state: &State,
+        tags: &[(&str, u8)],
+        calls_per_hour: u64,
+        at: DateTime<Utc>,
+    ) -> Pager {
+        let tags = tags
+            .iter()
+            .map(|&(name, priority)| Tag {
+                name: name.into(),
+                lane: 0,
+                priority,
+            })
+            .collect();
         let lane = Lane {
             key: "1".into(),
             calls_per_hour,
         };
-        Pager::new(settings, at, vec![tag], state, vec![lane])
+        Pager::new(settings, at, tags, state, vec![lane])
     }
 
     /// Runs a pager's rounds to the end, each request answered by `serve`; returns the ids it
@@ -1184,29 +1198,8 @@ mod tests {
                 .hashtags
                 .insert(name.into(), polled_ago(2 * 3600, 600.0));
         }
-        let tags = vec![
-            Tag {
-                name: "low".into(),
-                lane: 0,
-                priority: 2,
-            },
-            Tag {
-                name: "high".into(),
-                lane: 0,
-                priority: 9,
-            },
-        ];
         // 1200 posts behind each: 25 pages each, 30 calls left.
-        let mut pager = Pager::new(
-            s,
-            t0(),
-            tags,
-            &state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 30,
-            }],
-        );
+        let mut pager = pager_over(s, &state, &[("low", 2), ("high", 9)], 30, t0());
         let first = pager.round();
         assert_eq!(first.len(), 1, "{first:?}");
         assert_eq!(first[0].tag, 1, "the higher priority");
@@ -1285,28 +1278,7 @@ mod tests {
         for (name, rate) in [("busy", 100.0), ("quiet", 0.1)] {
             state.hashtags.insert(name.into(), polled_ago(3600, rate));
         }
-        let tags = vec![
-            Tag {
-                name: "quiet".into(),
-                lane: 0,
-                priority: 9,
-            },
-            Tag {
-                name: "busy".into(),
-                lane: 0,
-                priority: 2,
-            },
-        ];
-        let mut pager = Pager::new(
-            s,
-            t0(),
-            tags,
-            &state,
-            vec![Lane {
-                key: "1".into(),
-                calls_per_hour: 4,
-            }],
-        );
+        let mut pager = pager_over(s, &state, &[("quiet", 9), ("busy", 2)], 4, t0());
         drive(&mut pager, |req| full_page(req, 1_000_000, 1000));
         let out = pager.finish("r");
         // "busy" keeps the three pages reserved for it; "quiet", first in line, gets its one.

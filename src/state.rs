@@ -136,33 +136,23 @@ impl State {
                 ));
                 t.hashtag_id = None;
             }
-            if t.watermark
-                .as_deref()
-                .is_some_and(|w| parse_ts(w).is_none())
-            {
-                notes.push(format!("#{tag}: unreadable watermark: ignored"));
-                t.watermark = None;
-            }
-            if t.complete_to
-                .as_deref()
-                .is_some_and(|w| parse_ts(w).is_none())
-            {
-                notes.push(format!("#{tag}: unreadable frontier: ignored"));
-                t.complete_to = None;
-            }
-            if t.tracked_since
-                .as_deref()
-                .is_some_and(|w| parse_ts(w).is_none())
-            {
-                notes.push(format!("#{tag}: unreadable tracked_since: ignored"));
-                t.tracked_since = None;
-            }
-            if t.polled_at
-                .as_deref()
-                .is_some_and(|w| DateTime::parse_from_rfc3339(w).is_err())
-            {
-                notes.push(format!("#{tag}: unreadable polled_at: ignored"));
-                t.polled_at = None;
+            // A time that does not parse is dropped with a note; the run then starts without it.
+            let graph_ts = |w: &str| parse_ts(w).is_some();
+            let rfc3339 = |w: &str| DateTime::parse_from_rfc3339(w).is_ok();
+            for (field, readable, what) in [
+                (
+                    &mut t.watermark,
+                    &graph_ts as &dyn Fn(&str) -> bool,
+                    "watermark",
+                ),
+                (&mut t.complete_to, &graph_ts, "frontier"),
+                (&mut t.tracked_since, &graph_ts, "tracked_since"),
+                (&mut t.polled_at, &rfc3339, "polled_at"),
+            ] {
+                if field.as_deref().is_some_and(|w| !readable(w)) {
+                    notes.push(format!("#{tag}: unreadable {what}: ignored"));
+                    *field = None;
+                }
             }
             if t.rate_per_hour
                 .is_some_and(|r| !(r.is_finite() && (0.0..=MAX_RATE_PER_HOUR).contains(&r)))
