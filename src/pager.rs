@@ -125,7 +125,39 @@ pub struct Tag {
 pub struct Lane {
     /// How the ledger names it (the credential's Instagram user id).
     pub key: String,
+    /// The credential's hourly allowance for hashtag calls, every shard of it together.
     pub calls_per_hour: u64,
+    /// A shard's share of it: `(name, calls per hour)`. The run books under `{key}/{name}`.
+    pub share: Option<(String, u64)>,
+}
+
+impl Lane {
+    /// The name this run books its calls under.
+    fn book_as(&self) -> String {
+        match &self.share {
+            Some((name, _)) => format!("{}/{name}", self.key),
+            None => self.key.clone(),
+        }
+    }
+
+    /// What this run may spend, given the ledger: the allowance less every call booked on the
+    /// credential within the hour. A shard may also spend at most its share less its own
+    /// bookings, and at most its share's proportion of what the credential has left, so that
+    /// shards reading the same ledger at once cannot together pass the allowance, however the
+    /// credential's earlier runs were cut.
+    fn left(&self, state: &State, at: DateTime<Utc>) -> (u64, u64) {
+        let booked = state.booked_near(&self.key, at);
+        let left = self.calls_per_hour.saturating_sub(booked);
+        match &self.share {
+            None => (booked, left),
+            Some((_, share)) => {
+                let own = state.booked_exactly(&self.book_as(), at);
+                let proportional = (u128::from(left) * u128::from(*share)
+                    / u128::from(self.calls_per_hour.max(1))) as u64;
+                (booked, share.saturating_sub(own).min(proportional))
+            }
+        }
+    }
 }
 
 /// One page to fetch.
@@ -290,15 +322,8 @@ impl Pager {
         state: &State,
         lanes: Vec<Lane>,
     ) -> Pager {
-        let booked: Vec<u64> = lanes
-            .iter()
-            .map(|l| state.booked_near(&l.key, scheduled))
-            .collect();
-        let left: Vec<u64> = lanes
-            .iter()
-            .zip(&booked)
-            .map(|(l, b)| l.calls_per_hour.saturating_sub(*b))
-            .collect();
+        let (booked, left): (Vec<u64>, Vec<u64>) =
+            lanes.iter().map(|l| l.left(state, scheduled)).unzip();
         let runs: Vec<TagRun> = tags
             .into_iter()
             .map(|tag| {
@@ -465,6 +490,42 @@ impl Pager {
         out
     }
 
+    /// The calls to book before the first one is made: on each credential with a due hashtag,
+    /// everything this run may spend there (`reserved`). Empty when the run makes no call.
+    pub fn reservations(&self, run_id: &str) -> Vec<Spend> {
+        let at = self.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
+        self.lanes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                self.runs
+                    .iter()
+                    .any(|r| r.tag.lane == *i && r.want != Want::Done)
+            })
+            .filter(|(i, _)| self.left.get(*i).is_some_and(|l| *l > 0))
+            .map(|(i, l)| Spend {
+                at: at.clone(),
+                run: run_id.to_string(),
+                lane: l.book_as(),
+                calls: self.left[i],
+                reserved: true,
+            })
+            .collect()
+    }
+
+    /// Lowers what may still be spent on `lane` to `calls` (what the session may still send:
+    /// retries and searches come out of the same booking).
+    pub fn cap_calls(&mut self, lane: usize, calls: u64) {
+        if let Some(left) = self.left.get_mut(lane) {
+            *left = (*left).min(calls);
+        }
+    }
+
+    /// What may still be spent on `lane` this run.
+    pub fn calls_left(&self, lane: usize) -> u64 {
+        self.left.get(lane).copied().unwrap_or(0)
+    }
+
     /// Pages paid for so far, per credential.
     pub fn planned(&self) -> Vec<u64> {
         self.spent.clone()
@@ -601,8 +662,9 @@ impl Pager {
             .map(|(l, calls)| Spend {
                 at: at.clone(),
                 run: run_id.to_string(),
-                lane: l.key.clone(),
+                lane: l.book_as(),
                 calls: *calls,
+                reserved: false,
             })
             .collect();
         let budget = self
@@ -863,6 +925,7 @@ mod tests {
         let lane = Lane {
             key: "1".into(),
             calls_per_hour,
+            share: None,
         };
         Pager::new(settings, at, tags, state, vec![lane])
     }
@@ -951,6 +1014,7 @@ mod tests {
                 vec![Lane {
                     key: "1".into(),
                     calls_per_hour: budget,
+                    share: None,
                 }],
             );
             let (new_ids, _) = drive(&mut pager, |req| {
@@ -1222,6 +1286,7 @@ mod tests {
             run: run.into(),
             lane: "1".into(),
             calls,
+            reserved: false,
         };
         a.book(vec![spend(-70, "a", 5), spend(-30, "b", 7)], t0());
         let mut b = a.clone();
@@ -1366,4 +1431,52 @@ mod tests {
         let per_hour = calls as f64 / 7.0;
         assert!(per_hour < 40.0, "{per_hour} calls/h");
     }
+
+    #[test]
+    fn a_shard_spends_its_share_and_its_part_of_what_the_credential_has_left() {
+        let at = t0();
+        let booked = |entries: &[(&str, u64)]| {
+            let mut state = State::default();
+            let stamp = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+            state.book(
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (lane, calls))| Spend {
+                        at: stamp.clone(),
+                        run: format!("r{i}"),
+                        lane: lane.to_string(),
+                        calls: *calls,
+                        reserved: false,
+                    })
+                    .collect(),
+                at,
+            );
+            state
+        };
+        let shard = Lane {
+            key: "1".into(),
+            calls_per_hour: 100,
+            share: Some(("part-0001".into(), 40)),
+        };
+        // Nothing booked: the whole share.
+        assert_eq!(shard.left(&State::default(), at).1, 40);
+        // Its own bookings come off its share.
+        assert_eq!(shard.left(&booked(&[("1/part-0001", 30)]), at).1, 10);
+        // 80 booked on the credential by an earlier plan: 40 % of the 20 left, so the shards
+        // running at once cannot together pass the credential's allowance.
+        assert_eq!(shard.left(&booked(&[("1", 80)]), at).1, 8);
+        // Another credential's bookings do not count.
+        assert_eq!(shard.left(&booked(&[("12", 80)]), at).1, 40);
+        // An unsharded run counts every shard's bookings of its credential.
+        let whole = Lane {
+            share: None,
+            ..shard.clone()
+        };
+        assert_eq!(
+            whole.left(&booked(&[("1/part-0001", 30), ("1/part-0002", 20)]), at).1,
+            50
+        );
+    }
+
 }

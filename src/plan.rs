@@ -11,18 +11,21 @@
 //! - When the whole run fits (brands: one call per account; hashtags: the most the credentials
 //!   may spend in one run, their hourly allowance), the plan is one shard: the plain run, over
 //!   every credential, writing the usual keys.
-//! - Past that, shards never mix credentials and a target keeps its credential (target i on
-//!   credential i mod n), so a hashtag is always queried by the same app user (the API's 30
-//!   unique hashtags per 7 days) and each credential's calls stay countable. A credential's
-//!   targets are cut into the fewest shards that fit, of near-equal size.
+//! - Past that, shards never mix credentials and a unit keeps its credential (unit k on
+//!   credential k mod n; a unit is an account, or a hashtag with every account tracking it), so
+//!   a hashtag is always queried by the same app user (the API's 30 unique hashtags per 7 days)
+//!   and polled by one shard only. A credential's units are cut into the fewest shards that
+//!   fit, of near-equal size.
 //! - A credential's hashtags split over several shards each get a fixed share of its hourly
-//!   hashtag allowance, in proportion to their hashtags: shards keep separate ledgers, so only
-//!   fixed shares keep the credential's total within its budget.
+//!   hashtag allowance, in proportion to their hashtags. Every shard reads and writes the one
+//!   hashtag state (its ledger included); a shard spends at most its share, and at most its
+//!   share's proportion of what the whole credential has left, so shards running at once stay
+//!   within the credential's allowance together (`pager::Lane`).
 
 use std::fmt::Write as _;
 
 use crate::collect::Job;
-use crate::config::{part_key, part_name, Config, Problem};
+use crate::config::{part_name, Config, Problem};
 
 /// How much one invocation can take on, with the arithmetic for `check-config`.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,20 +78,33 @@ pub fn capacity(config: &Config) -> Capacity {
     }
 }
 
+/// What a shard is cut from: one account (brands), or one hashtag with every account that
+/// tracks it (hashtags), so a hashtag is polled by exactly one shard and keeps its credential.
+fn units(config: &Config, job: Job) -> Vec<Vec<usize>> {
+    match job {
+        Job::Brands => (0..config.targets.len()).map(|i| vec![i]).collect(),
+        Job::Hashtags => config
+            .hashtag_groups()
+            .into_iter()
+            .map(|g| g.targets)
+            .collect(),
+    }
+}
+
 /// The plan of `job` over `credentials` credentials.
 pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
     let lanes = credentials.max(1);
     let capacity = capacity(config);
     let cap = capacity.calls.max(1);
-    let all: Vec<usize> = (0..config.targets.len()).collect();
+    let units = units(config, job);
     let allowance = |lane| config.hashtag_calls_per_hour(lane, lanes);
     // The calls the whole run may make: one per account, or every credential's hourly hashtag
     // allowance (the pager may spend it in one run).
     let whole = match job {
-        Job::Brands => all.len() as u64,
+        Job::Brands => units.len() as u64,
         Job::Hashtags => (0..lanes).map(allowance).sum(),
     };
-    if whole <= cap || all.is_empty() {
+    if whole <= cap || units.is_empty() {
         return Plan {
             job,
             credentials: lanes,
@@ -96,14 +112,15 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
             shards: vec![Shard {
                 index: 0,
                 credential: None,
-                targets: all,
+                targets: units.into_iter().flatten().collect(),
                 hashtag_share: None,
             }],
         };
     }
     let mut shards = Vec::new();
     for lane in 0..lanes {
-        let mine: Vec<usize> = all.iter().copied().filter(|i| i % lanes == lane).collect();
+        // Unit k on credential k mod n: the rule `collect` follows for an unsharded run.
+        let mine: Vec<usize> = (0..units.len()).filter(|k| k % lanes == lane).collect();
         if mine.is_empty() {
             continue;
         }
@@ -115,10 +132,15 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
         for chunk in split(&mine, count) {
             let hashtag_share = (job == Job::Hashtags)
                 .then(|| allowance(lane) * chunk.len() as u64 / mine.len() as u64);
+            let mut targets: Vec<usize> = chunk
+                .iter()
+                .flat_map(|&k| units[k].iter().copied())
+                .collect();
+            targets.sort_unstable();
             shards.push(Shard {
                 index: shards.len(),
                 credential: Some(lane),
-                targets: chunk,
+                targets,
                 hashtag_share,
             });
         }
@@ -165,7 +187,14 @@ impl Plan {
             .iter()
             .filter_map(|&i| config.targets.get(i).cloned())
             .collect();
-        c.budget.hashtag_share = shard.hashtag_share;
+        c.budget.hashtag_share = match (shard.hashtag_share, shard.credential) {
+            (Some(calls), Some(lane)) => Some(crate::config::HashtagShare {
+                calls,
+                of: config.hashtag_calls_per_hour(lane, self.credentials),
+                name: part_name(index),
+            }),
+            _ => None,
+        };
         // One token check per credential a day: its first shard makes it.
         c.fanout.checks_tokens = self
             .shards
@@ -177,7 +206,9 @@ impl Plan {
         o.media_key = o.media_key.part(index);
         o.media_hashtag_key = o.media_hashtag_key.part(index);
         o.raw_capture_key = o.raw_capture_key.folder(&part_name(index));
-        c.hashtags.state_key = part_key(&c.hashtags.state_key, index);
+        // The hashtag state is not a part: a hashtag's state belongs to the hashtag, whichever
+        // shard polls it, so adding or removing a credential (a new plan) loses no frontier.
+        // Shards of one run write it concurrently, each a conditional write merged on conflict.
         Some(c)
     }
 
@@ -294,14 +325,20 @@ mod tests {
         let p = plan(&c, 2, Job::Hashtags);
         assert!(p.is_sharded());
         let s = p.shard_config(&c, 1).expect("shard 1");
-        assert_eq!(s.hashtags.state_key, "state/hashtags.part-0001.json");
+        assert_eq!(
+            s.hashtags.state_key, c.hashtags.state_key,
+            "a hashtag's state is the hashtag's, not the shard's"
+        );
         assert!(s
             .output
             .media_hashtag_key
             .as_str()
             .ends_with(".part-0001.json"));
         assert!(s.output.raw_capture_key.as_str().ends_with("/part-0001"));
-        assert_eq!(s.budget.hashtag_share, p.shards[1].hashtag_share);
+        let share = s.budget.hashtag_share.clone().expect("a share");
+        assert_eq!(Some(share.calls), p.shards[1].hashtag_share);
+        assert_eq!(share.of, c.hashtag_calls_per_hour(1, 2));
+        assert_eq!(share.name, "part-0001");
         assert_eq!(s.targets.len(), p.shards[1].targets.len());
         assert!(p.shard_config(&c, p.shards.len()).is_none());
         // The daily token check: once per credential, by its first shard.

@@ -22,6 +22,16 @@ use crate::validate::{is_digits, parse_timestamp};
 /// catching up on a backlog keeps the ids down to its frontier).
 pub const MAX_KNOWN_IDS: usize = 10_000;
 
+/// The most ids kept in the whole state, every hashtag together: bounds the object's size and
+/// a run's memory (the state is read, advanced and written once per run; at this bound it is
+/// about 5 MB as JSON and a few MB in memory). Past it, the hashtags holding the most ids forget
+/// their oldest first: a forgotten id can only make a post be written twice, never lost.
+pub const MAX_STATE_IDS: usize = 60_000;
+
+/// The largest state object read; a larger one cannot have been written by this program (see
+/// [`MAX_STATE_IDS`]) and is set aside as unreadable.
+pub const MAX_STATE_BYTES: usize = 16 << 20;
+
 /// The most calls one ledger entry may book; a larger number is a broken value.
 const MAX_SPEND: u64 = 1_000_000;
 
@@ -57,9 +67,14 @@ pub struct Spend {
     pub at: String,
     /// The run's id: two deliveries of one scheduled time are two runs.
     pub run: String,
-    /// The credential (its Instagram user id), never a token.
+    /// The credential (its Instagram user id, then `/{part}` for a shard), never a token.
     pub lane: String,
     pub calls: u64,
+    /// Booked before the run's first call: the most the run may spend. A run that never writes
+    /// its final state (a crash, a timeout, a failed write) leaves this; its final entry (same
+    /// time, run and credential) replaces it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reserved: bool,
 }
 
 impl Spend {
@@ -118,6 +133,12 @@ impl State {
     /// hashtag id or post id that is not all digits, an unreadable timestamp) are left out and
     /// described, so a damaged or hostile state cannot steer a request or a comparison.
     pub fn parse(bytes: &[u8]) -> Result<(State, Vec<String>), String> {
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(format!(
+                "unreadable state: {} bytes, more than this program ever writes ({MAX_STATE_BYTES})",
+                bytes.len()
+            ));
+        }
         let mut state =
             serde_json::from_slice::<State>(bytes).map_err(|e| format!("unreadable state: {e}"))?;
         let mut notes = Vec::new();
@@ -184,26 +205,148 @@ impl State {
                 before - state.ledger.len()
             ));
         }
+        let forgotten = state.bound();
+        if forgotten > 0 {
+            notes.push(format!(
+                "{forgotten} known ids past the state's bound ({MAX_STATE_IDS}) forgotten"
+            ));
+        }
         Ok((state, notes))
+    }
+
+    /// Forgets what no run could have written by `now`: an `as_of`, a poll or a ledger entry
+    /// later than `now` plus [`MAX_CLOCK_SKEW`] (an operator's `--at` typo, a clock gone wrong).
+    /// Kept, such a time would make every later run take its hashtags for polled and make no
+    /// call. Returns what was forgotten, for the run's notes.
+    pub fn forget_future(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        let Some(limit) = chrono::Duration::from_std(MAX_CLOCK_SKEW)
+            .ok()
+            .and_then(|skew| now.checked_add_signed(skew))
+        else {
+            return Vec::new();
+        };
+        let future = |t: Option<&str>| {
+            t.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) > limit)
+        };
+        let graph_future = |t: Option<&str>| {
+            t.and_then(parse_ts)
+                .is_some_and(|t| t.with_timezone(&Utc) > limit)
+        };
+        let mut notes = Vec::new();
+        if future(self.as_of.as_deref()) {
+            notes.push("as_of is in the future: ignored".to_string());
+            self.as_of = None;
+        }
+        for (tag, t) in self.hashtags.iter_mut() {
+            if future(t.polled_at.as_deref()) {
+                notes.push(format!("#{tag}: polled_at is in the future: polled again"));
+                t.polled_at = None;
+            }
+            for (field, what) in [
+                (&mut t.watermark, "watermark"),
+                (&mut t.complete_to, "frontier"),
+                (&mut t.tracked_since, "tracked_since"),
+            ] {
+                if graph_future(field.as_deref()) {
+                    notes.push(format!("#{tag}: {what} is in the future: ignored"));
+                    *field = None;
+                }
+            }
+        }
+        let before = self.ledger.len();
+        self.ledger.retain(|e| !future(Some(&e.at)));
+        if self.ledger.len() < before {
+            notes.push(format!(
+                "{} ledger entries in the future ignored",
+                before - self.ledger.len()
+            ));
+        }
+        notes
+    }
+
+    /// Keeps at most [`MAX_STATE_IDS`] known ids: the hashtag holding the most forgets its
+    /// oldest first. Returns how many were forgotten.
+    pub fn bound(&mut self) -> usize {
+        let total: usize = self.hashtags.values().map(|t| t.known.len()).sum();
+        if total <= MAX_STATE_IDS {
+            return 0;
+        }
+        // The largest per-hashtag count `c` such that keeping min(len, c) ids each fits.
+        let mut sizes: Vec<usize> = self.hashtags.values().map(|t| t.known.len()).collect();
+        sizes.sort_unstable();
+        let (mut cap, mut used) = (0, 0);
+        for (i, &n) in sizes.iter().enumerate() {
+            let rest = sizes.len() - i;
+            if used + n * rest > MAX_STATE_IDS {
+                cap = (MAX_STATE_IDS - used) / rest;
+                break;
+            }
+            used += n;
+            cap = n;
+        }
+        let mut forgotten = 0;
+        for t in self.hashtags.values_mut() {
+            if t.known.len() <= cap {
+                continue;
+            }
+            let mut by_age: Vec<(Option<DateTime<FixedOffset>>, String)> = t
+                .known
+                .iter()
+                .map(|(id, ts)| (parse_ts(ts), id.clone()))
+                .collect();
+            by_age.sort();
+            let drop = t.known.len() - cap;
+            for (_, id) in by_age.into_iter().take(drop) {
+                t.known.remove(&id);
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
     /// Calls booked on `lane` by runs scheduled within an hour of `at`, either side: an hour
     /// back is the API's window; an hour ahead counts what later runs already spent when an
     /// older scheduled time is delivered late, so no 60-minute window goes over the budget.
+    ///
+    /// `lane` is the credential: its shards' entries (`{lane}/{part}`) count too.
     pub fn booked_near(&self, lane: &str, at: DateTime<Utc>) -> u64 {
+        self.booked_where(at, |e| {
+            e.lane == lane
+                || e.lane
+                    .strip_prefix(lane)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
+    /// Calls booked under exactly this name (one shard's) within an hour of `at`, either side.
+    pub fn booked_exactly(&self, name: &str, at: DateTime<Utc>) -> u64 {
+        self.booked_where(at, |e| e.lane == name)
+    }
+
+    fn booked_where(&self, at: DateTime<Utc>, keep: impl Fn(&Spend) -> bool) -> u64 {
         let hour = chrono::Duration::hours(1);
         self.ledger
             .iter()
-            .filter(|e| e.lane == lane)
+            .filter(|e| keep(e))
             .filter(|e| e.time().is_some_and(|t| t > at - hour && t < at + hour))
             .map(|e| e.calls)
             .sum()
     }
 
     /// Books this run's calls, and forgets entries too old to count.
+    /// A final entry of no calls is kept only where it replaces the run's reservation.
     pub fn book(&mut self, spends: Vec<Spend>, now: DateTime<Utc>) {
-        self.ledger
-            .extend(spends.into_iter().filter(|s| s.calls > 0));
+        let reserved = |s: &Spend| {
+            self.ledger
+                .iter()
+                .any(|e| e.reserved && e.at == s.at && e.run == s.run && e.lane == s.lane)
+        };
+        let kept: Vec<Spend> = spends
+            .into_iter()
+            .filter(|s| s.calls > 0 || reserved(s))
+            .collect();
+        self.ledger.extend(kept);
         self.prune_ledger(now);
     }
 
@@ -214,10 +357,11 @@ impl State {
     }
 
     /// One entry per (time, run, credential): merging a state with one that shares its past
-    /// must not book those runs twice.
+    /// must not book those runs twice. A run's final entry wins over its reservation.
     fn dedup_ledger(&mut self) {
-        self.ledger
-            .sort_by(|a, b| (&a.at, &a.run, &a.lane).cmp(&(&b.at, &b.run, &b.lane)));
+        self.ledger.sort_by(|a, b| {
+            (&a.at, &a.run, &a.lane, a.reserved).cmp(&(&b.at, &b.run, &b.lane, b.reserved))
+        });
         self.ledger
             .dedup_by(|a, b| a.run == b.run && a.lane == b.lane && a.at == b.at);
     }
@@ -262,6 +406,7 @@ impl State {
             Some(t) => out.prune_ledger(t),
             None => out.dedup_ledger(),
         }
+        out.bound();
         out
     }
 }
@@ -554,4 +699,110 @@ mod tests {
         assert_eq!(state.as_of, None);
         assert_eq!(notes.len(), 4, "{notes:?}");
     }
+
+    fn spend(at: &str, run: &str, calls: u64, reserved: bool) -> Spend {
+        Spend {
+            at: at.into(),
+            run: run.into(),
+            lane: "17841400000000001".into(),
+            calls,
+            reserved,
+        }
+    }
+
+    #[test]
+    fn a_runs_final_booking_replaces_its_reservation_and_a_crashed_run_keeps_it() {
+        let t = "2023-09-02T00:05:00Z";
+        let mut s = State::default();
+        s.book(
+            vec![spend(t, "a", 150, true), spend(t, "b", 150, true)],
+            at(0, 5),
+        );
+        assert_eq!(s.booked_near("17841400000000001", at(0, 5)), 300);
+        // Run "a" finished having made no call: its final entry of 0 replaces the reservation.
+        // Run "b" crashed: its reservation stays booked.
+        let mut finished = s.clone();
+        finished.book(vec![spend(t, "a", 0, false)], at(0, 5));
+        assert_eq!(finished.booked_near("17841400000000001", at(0, 5)), 150);
+        // Merged either way round with a state that still holds the reservation: the final wins.
+        for merged in [finished.merge(&s, HOUR), s.merge(&finished, HOUR)] {
+            assert_eq!(merged.booked_near("17841400000000001", at(0, 5)), 150);
+        }
+        // A zero booking with no reservation behind it is not kept.
+        let mut quiet = State::default();
+        quiet.book(vec![spend(t, "c", 0, false)], at(0, 5));
+        assert!(quiet.ledger.is_empty());
+    }
+
+    #[test]
+    fn a_shards_bookings_count_for_its_credential() {
+        let t = "2023-09-02T00:05:00Z";
+        let mut s = State::default();
+        let mut part = spend(t, "a", 7, false);
+        part.lane = "17841400000000001/part-0002".into();
+        let mut other = spend(t, "b", 5, false);
+        other.lane = "178414000000000012".into();
+        s.book(vec![spend(t, "c", 3, false), part, other], at(0, 5));
+        assert_eq!(s.booked_near("17841400000000001", at(0, 5)), 10);
+        assert_eq!(
+            s.booked_exactly("17841400000000001/part-0002", at(0, 5)),
+            7
+        );
+        assert_eq!(s.booked_near("178414000000000012", at(0, 5)), 5);
+    }
+
+    #[test]
+    fn times_in_the_future_of_the_clock_are_forgotten() {
+        let mut s = State {
+            as_of: Some("2032-09-02T00:05:00Z".into()),
+            ..State::default()
+        };
+        s.hashtags.insert(
+            "dior".into(),
+            TagState {
+                polled_at: Some("2032-09-02T00:05:00Z".into()),
+                complete_to: Some("2032-09-02T00:04:00+0000".into()),
+                watermark: Some("2023-09-02T00:04:00+0000".into()),
+                ..TagState::default()
+            },
+        );
+        s.book(vec![spend("2032-09-02T00:05:00Z", "x", 9, false)], at(0, 5));
+        let notes = s.forget_future(at(0, 10));
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        let tag = &s.hashtags["dior"];
+        assert_eq!(tag.polled_at, None);
+        assert_eq!(tag.complete_to, None);
+        assert_eq!(tag.watermark.as_deref(), Some("2023-09-02T00:04:00+0000"));
+        assert_eq!(s.as_of, None);
+        assert!(s.ledger.is_empty());
+        // Within the clock skew: kept.
+        let mut near = State {
+            as_of: Some("2023-09-02T00:15:00Z".into()),
+            ..State::default()
+        };
+        assert!(near.forget_future(at(0, 10)).is_empty());
+    }
+
+    #[test]
+    fn the_whole_state_is_bounded_and_the_largest_hashtags_forget_their_oldest() {
+        let mut s = State::default();
+        let ts = |i: usize| format!("2023-09-01T{:02}:{:02}:{:02}+0000", i / 3600 % 24, i / 60 % 60, i % 60);
+        for (tag, n) in [("small", 100usize), ("big", 50_000), ("mid", 20_000)] {
+            let known = (0..n).map(|i| (format!("{}", 1_000_000 + i), ts(i))).collect();
+            s.hashtags.insert(tag.into(), TagState { known, ..TagState::default() });
+        }
+        let forgotten = s.bound();
+        let total: usize = s.hashtags.values().map(|t| t.known.len()).sum();
+        assert_eq!(forgotten, 70_100 - MAX_STATE_IDS);
+        assert!(total <= MAX_STATE_IDS);
+        assert_eq!(s.hashtags["small"].known.len(), 100, "a small hashtag keeps all");
+        let big = &s.hashtags["big"];
+        assert!(big.is_known(&format!("{}", 1_000_000 + 49_999)), "the newest is kept");
+        assert!(!big.is_known("1000000"), "the oldest is forgotten");
+        // Reading a state past the bound applies it, and says so.
+        let (read, notes) = State::parse(&serde_json::to_vec(&s).expect("json")).expect("state");
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(read, s);
+    }
+
 }

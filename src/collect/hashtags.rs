@@ -2,18 +2,21 @@
 //! each page flattened as it arrives and its posts kept when the pager says they are new.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
+use super::output::{Output, Spool};
+use super::persist::{CaptureTo, Streamed};
 use super::run::Collected;
-use super::{App, FailedTarget};
-use crate::config::{Config, Target};
-use crate::graph::{read_recorded, shapes, GraphError, Need, Session, Source};
+use super::{App, FailedTarget, Job};
+use crate::config::{Config, HashtagGroup, Target};
+use crate::graph::{read_recorded, replay, shapes, GraphError, Need, Session, Source};
 use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
-use crate::records::Record;
-use crate::sink::SinkError;
+use crate::records::{Kind, Record};
+use crate::sink::{SinkError, Written};
 use crate::state::State;
 
 /// The state a run starts from, with what the run must know about it.
@@ -57,11 +60,14 @@ pub(super) async fn load_state(
         });
     };
     match State::parse(&bytes) {
-        Ok((state, notes)) => Ok(Loaded {
-            state,
-            etag,
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
-        }),
+        Ok((mut state, mut notes)) => {
+            notes.extend(state.forget_future(Utc::now()));
+            Ok(Loaded {
+                state,
+                etag,
+                note: (!notes.is_empty()).then(|| notes.join("; ")),
+            })
+        }
         Err(e) => {
             let mut note = format!("{e}; one page per hashtag");
             if matches!(app.source, Source::Live(_)) {
@@ -85,66 +91,107 @@ pub(super) struct Paging {
     pub budget: Vec<LaneUse>,
 }
 
-/// Fetches the hashtags the pager says are due, against `prev`; returns what was collected, the
-/// advanced state (with this run's calls booked) and the paging report.
-pub(super) async fn collect(
+/// A run's paging plan over the tracked hashtags, before any call: which hashtags are due and
+/// what each credential may spend. Its reservations are booked in the state before the first
+/// call (`persist::reserve`).
+pub(super) struct Planned {
+    pub pager: Pager,
+    groups: Vec<HashtagGroup>,
+}
+
+/// Plans the run scheduled at `scheduled` from `prev`: hashtag k (with every account tracking
+/// it) on credential k mod n, the rule `plan` shards by.
+pub(super) fn plan(
     config: &Config,
     session: &Session<'_>,
     prev: &State,
     scheduled: DateTime<Utc>,
-    run_id: &str,
-) -> (Collected, State, Paging) {
+) -> Planned {
     let lanes = session.lanes().max(1);
-    let tags = config
-        .targets
+    let groups = config.hashtag_groups();
+    let tags = groups
         .iter()
         .enumerate()
-        .map(|(i, t)| Tag {
-            name: t.hashtag.clone(),
-            lane: i % lanes,
-            priority: t.hashtag_priority,
+        .map(|(k, g)| Tag {
+            name: g.hashtag.clone(),
+            lane: k % lanes,
+            priority: g.priority,
         })
         .collect();
     let budgets = (0..lanes)
-        .map(|lane| Lane {
-            key: session
-                .lane_user(lane)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("lane-{lane}")),
-            calls_per_hour: config.hashtag_calls_per_hour(lane, lanes),
+        .map(|lane| {
+            let share = config.budget.hashtag_share.as_ref();
+            Lane {
+                key: session
+                    .lane_user(lane)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("lane-{lane}")),
+                calls_per_hour: share
+                    .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
+                share: share.map(|s| (s.name.clone(), s.calls)),
+            }
         })
         .collect();
-    let mut pager = Pager::new(config.pager_settings(), scheduled, tags, prev, budgets);
+    Planned {
+        pager: Pager::new(config.pager_settings(), scheduled, tags, prev, budgets),
+        groups,
+    }
+}
+
+/// Fetches the hashtags the pager says are due, against `prev`; returns what was collected, the
+/// advanced state (with this run's calls booked) and the paging report.
+///
+/// Each page is flattened as it arrives; its new posts go to its hashtag's [`Spool`] (one
+/// record per account tracking the hashtag) and its raw body to the capture at once, so the
+/// run holds neither the pages nor the records, however many pages a catch-up takes. The
+/// hashtags' records are joined into the data object in configuration order at the end.
+pub(super) async fn collect(
+    app: &App,
+    session: &Session<'_>,
+    planned: Planned,
+    prev: &State,
+    scheduled: DateTime<Utc>,
+    run_id: &str,
+    until: Option<Instant>,
+) -> (Collected, State, Paging) {
+    let config = &app.config;
+    let Planned { mut pager, groups } = planned;
+    let capture = CaptureTo::new(app, Job::Hashtags, scheduled, session.is_replay(), until);
     let mut out = Collected::default();
     // Hashtag ids: pinned, kept in the state, or searched when the hashtag is first fetched.
-    let mut ids: Vec<Option<String>> = config
-        .targets
+    let mut ids: Vec<Option<String>> = groups
         .iter()
-        .map(|t| {
-            t.hashtag_id.clone().or_else(|| {
+        .map(|g| {
+            g.hashtag_id.clone().or_else(|| {
                 prev.hashtags
-                    .get(&t.hashtag)
+                    .get(&g.hashtag)
                     .and_then(|s| s.hashtag_id.clone())
             })
         })
         .collect();
-    let mut failed = vec![false; config.targets.len()];
-    // Records per hashtag, written in configuration order whatever order the pages came in.
-    let mut kept: Vec<Vec<Record>> = vec![Vec::new(); config.targets.len()];
+    let mut failed = vec![false; groups.len()];
+    let mut spools: Vec<Spool> = groups.iter().map(|_| Spool::default()).collect();
+    let parent = Kind::MediaHashtag.parent_field();
     loop {
+        for lane in 0..session.lanes().max(1) {
+            if let Some(left) = session.calls_left(lane) {
+                pager.cap_calls(lane, left);
+            }
+        }
         let requests = pager.round();
         if requests.is_empty() {
             break;
         }
         let fetched: Vec<_> = stream::iter(requests)
             .map(|req| {
-                let target = &config.targets[req.tag];
+                let group = &groups[req.tag];
+                let first = &config.targets[group.targets[0]];
                 let id = ids[req.tag].clone();
                 async move {
                     let lane = req.lane;
                     let (id, resolved) = match id {
                         Some(id) => (id, None),
-                        None => match resolve(session, lane, target).await {
+                        None => match resolve(session, lane, first).await {
                             Ok(id) => (id.clone(), Some(id)),
                             Err(e) => return (req, None, Err(e)),
                         },
@@ -157,7 +204,7 @@ pub(super) async fn collect(
                     let body = session
                         .recent_media(
                             lane,
-                            &target.hashtag,
+                            &group.hashtag,
                             &id,
                             req.cursor.as_deref(),
                             req.page,
@@ -171,19 +218,20 @@ pub(super) async fn collect(
             .collect()
             .await;
         for (req, resolved, body) in fetched {
-            let target = &config.targets[req.tag];
+            let group = &groups[req.tag];
+            let first = &config.targets[group.targets[0]];
             if let Some(id) = resolved {
-                out.resolved.insert(target.hashtag.clone(), id.clone());
+                out.resolved.insert(group.hashtag.clone(), id.clone());
                 ids[req.tag] = Some(id);
             }
             let page = body
-                .and_then(|b| shapes::hashtag_page(&b, target, &config.validation, &mut out.tally));
+                .and_then(|b| shapes::hashtag_page(&b, first, &config.validation, &mut out.tally));
             match page {
                 Ok(page) => {
                     let posts = page
                         .records
                         .iter()
-                        .map(|r| (text(r, "media_id"), text(r, "timestamp")))
+                        .map(|r| (text(r, Kind::MediaHashtag.id_field()), text(r, "timestamp")))
                         .collect();
                     let fresh = pager.absorb(
                         req.tag,
@@ -192,21 +240,33 @@ pub(super) async fn collect(
                             next: page.after,
                         },
                     );
-                    kept[req.tag].extend(
-                        page.records
-                            .into_iter()
-                            .zip(fresh)
-                            .filter_map(|(r, new)| new.then_some(r)),
-                    );
+                    let spool = &mut spools[req.tag];
+                    for record in page.records.into_iter().zip(fresh).filter_map(|(r, new)| new.then_some(r)) {
+                        for &t in &group.targets {
+                            let mut r = record.clone();
+                            if let Some(field) = parent {
+                                r.insert(field.to_string(), config.targets[t].user_id.clone().into());
+                            }
+                            spool.push(&r);
+                        }
+                    }
+                    let path = replay::recent_media_path(&group.hashtag, req.page);
+                    if let Some(file) = session.take_capture(&path) {
+                        note_capture(&mut out.streamed, capture.put(&file).await);
+                    }
                 }
                 Err(e) if req.page == 1 => {
-                    tracing::warn!(hashtag = %target.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
-                    out.failed.push(FailedTarget::new(&target.hashtag, &e));
+                    tracing::warn!(hashtag = %group.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
+                    for &t in &group.targets {
+                        let mut f = FailedTarget::new(&group.hashtag, &e);
+                        f.target = config.targets[t].hashtag.clone();
+                        out.failed.push(f);
+                    }
                     failed[req.tag] = true;
                     pager.failed(req.tag);
                 }
                 Err(e) => {
-                    tracing::warn!(hashtag = %target.hashtag, page = req.page, error_kind = e.kind.name(), "page not fetched: the next run pages back to this hashtag's frontier again: {e}");
+                    tracing::warn!(hashtag = %group.hashtag, page = req.page, error_kind = e.kind.name(), "page not fetched: the next run pages back to this hashtag's frontier again: {e}");
                     if e.kind == crate::graph::ErrorKind::UsageHigh {
                         session.skipped_optional();
                     }
@@ -215,7 +275,13 @@ pub(super) async fn collect(
             }
         }
     }
-    out.batch.media_hashtag = kept.into_iter().flatten().collect();
+    let mut output = Output::new(config.output.format);
+    for spool in spools {
+        if let Err(e) = output.append_spool(spool) {
+            tracing::error!(kind = Kind::MediaHashtag.name(), "the object could not be assembled: {e}");
+        }
+    }
+    out.streamed.outputs.insert(Kind::MediaHashtag, output);
     // Book what was really sent (retries and searches included) beyond the pages planned.
     let planned = pager.planned();
     for (lane, planned) in planned.iter().enumerate() {
@@ -233,26 +299,44 @@ pub(super) async fn collect(
         budget: outcome.budget,
         ..Paging::default()
     };
-    for (i, (state, report)) in outcome.states.into_iter().zip(outcome.reports).enumerate() {
-        let target = &config.targets[i];
-        let tag = &target.hashtag;
+    for (k, (state, report)) in outcome.states.into_iter().zip(outcome.reports).enumerate() {
+        let tag = &groups[k].hashtag;
         if report.pages > 0 {
             out.pages.insert(tag.clone(), report.pages);
         }
         if report.posts_given_up > 0 {
             tracing::error!(hashtag = %tag, posts_given_up = report.posts_given_up, "posts aged out of the API's 24 hours before the budget reached them: raise budget.calls_per_hour_per_credential, add a credential, or lower other hashtags' hashtag_priority");
-        } else if report.posts_behind > 0 && !failed[i] {
+        } else if report.posts_behind > 0 && !failed[k] {
             tracing::warn!(hashtag = %tag, posts_behind = report.posts_behind, due = ?report.due, "hashtag behind: the budget or the run's time ran out before its frontier; the next runs catch up (posts stay fetchable for 24 h)");
         }
         let mut state = state;
         if state.hashtag_id.is_none() {
-            state.hashtag_id = ids[i].clone();
+            state.hashtag_id = ids[k].clone();
         }
         next.hashtags.insert(tag.clone(), state);
         paging.hashtags.insert(tag.clone(), report);
     }
     next.book(outcome.spends, scheduled);
+    next.bound();
     (out, next, paging)
+}
+
+/// Counts a capture file written while collecting; the first failure fails the run after its
+/// data is written.
+fn note_capture(streamed: &mut Streamed, written: Result<Option<Written>, SinkError>) {
+    match written {
+        Ok(None) => {}
+        Ok(Some(written)) => {
+            streamed.capture_written += 1;
+            if written == Written::Conflict {
+                streamed.capture_kept += 1;
+            }
+        }
+        Err(e) => {
+            tracing::error!(location = %e.location, "raw capture not written: {e}");
+            streamed.failed.get_or_insert(e);
+        }
+    }
 }
 
 fn text(r: &Record, field: &str) -> String {

@@ -4,9 +4,14 @@
 //! records until the end, only this buffer. The bytes are those `records::render` gives for the
 //! same records in the same order, so the object downstream reads is the same.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 
 use crate::records::{self, Format, Fragment, Joiner, Record};
+
+/// The bytes one [`Spool`] keeps in memory before it continues in a temporary file. A run
+/// holds one spool per hashtag, so this bounds the run's memory for its records whatever the
+/// number of pages: 30 hashtags hold at most 2 MiB.
+pub(super) const SPOOL_SPILL_AT: usize = 64 << 10;
 
 /// The bytes kept in memory before the object continues in a temporary file. 1 MiB holds the
 /// objects of about 40 accounts' media: a usual run never touches the disk.
@@ -15,6 +20,7 @@ pub(super) const SPILL_AT: usize = 1 << 20;
 /// One object's bytes so far.
 #[derive(Debug)]
 pub(super) struct Output {
+    format: Format,
     joiner: Joiner,
     buf: Vec<u8>,
     spill_at: usize,
@@ -64,6 +70,7 @@ impl Output {
     pub(super) fn spilling_at(format: Format, spill_at: usize) -> Output {
         let joiner = Joiner::new(format);
         Output {
+            format,
             joiner,
             buf: joiner.start().to_vec(),
             spill_at,
@@ -123,6 +130,115 @@ impl Output {
             }
             None => Ok(Body::Bytes(self.buf)),
         }
+    }
+}
+
+/// One part of a data object (one hashtag's records), kept in the order pushed: in memory up to
+/// [`SPOOL_SPILL_AT`] bytes, then in a temporary file. The parts are joined into the object in
+/// configuration order at the end ([`Output::append_spool`]), whatever order their pages came
+/// in, without holding them all in memory.
+#[derive(Debug, Default)]
+pub(super) struct Spool {
+    /// One rendered record per line (a rendered record holds no raw newline).
+    buf: Vec<u8>,
+    file: Option<tempfile::NamedTempFile>,
+    broken: Option<std::io::Error>,
+}
+
+impl Spool {
+    /// Keeps `record` after those already pushed.
+    pub(super) fn push(&mut self, record: &Record) {
+        if self.broken.is_some() {
+            return;
+        }
+        // A map of strings and integers always serialises.
+        let _ = serde_json::to_writer(&mut self.buf, record);
+        self.buf.push(b'\n');
+        if self.buf.len() >= SPOOL_SPILL_AT {
+            if let Err(e) = self.flush() {
+                self.broken = Some(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => self.file.insert(tempfile::NamedTempFile::new()?),
+        };
+        file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Records joined per fragment when a spool is read back: bounds what is parsed at once.
+const JOIN_BATCH: usize = 64;
+
+impl Output {
+    /// Joins a spool's records after those already there, reading it back a few records at a
+    /// time.
+    pub(super) fn append_spool(&mut self, mut spool: Spool) -> std::io::Result<()> {
+        if let Some(e) = spool.broken.take() {
+            self.broken.get_or_insert(std::io::Error::new(e.kind(), e.to_string()));
+            return Err(e);
+        }
+        let format = self.format;
+        let reader: Box<dyn BufRead> = match spool.file.take() {
+            None => Box::new(std::io::Cursor::new(std::mem::take(&mut spool.buf))),
+            Some(mut file) => {
+                spool.flush_into(&mut file)?;
+                let reopened = file.reopen()?;
+                // The file is deleted when `file` is dropped, after reading.
+                let reader = std::io::BufReader::new(reopened);
+                Box::new(KeepAlive { reader, _file: file })
+            }
+        };
+        let mut fragment = Fragment::new(format);
+        for line in reader.split(b'\n') {
+            let line = line?;
+            if line.is_empty() {
+                continue;
+            }
+            let record: Record = serde_json::from_slice(&line)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            fragment.push(&record);
+            if fragment.len() >= JOIN_BATCH {
+                self.append(&fragment)?;
+                fragment = Fragment::new(format);
+            }
+        }
+        self.append(&fragment)
+    }
+}
+
+impl Spool {
+    fn flush_into(&mut self, file: &mut tempfile::NamedTempFile) -> std::io::Result<()> {
+        file.write_all(&self.buf)?;
+        file.flush()?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// A reader that keeps its temporary file (and so the file's deletion) alive while reading.
+struct KeepAlive<R> {
+    reader: R,
+    _file: tempfile::NamedTempFile,
+}
+
+impl<R: std::io::Read> std::io::Read for KeepAlive<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for KeepAlive<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.reader.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.reader.consume(amt)
     }
 }
 

@@ -184,7 +184,7 @@ pub(super) async fn write(
 
     if let (Some(state), false) = (next_state, run.replaying) {
         let etag = start.and_then(|s| s.etag);
-        write_state(app, state, etag, &run, summary).await?;
+        write_state(app, state, etag, run.until, summary).await?;
     }
     Ok(())
 }
@@ -261,13 +261,46 @@ async fn write_records(
     Err(gave_up(app, key))
 }
 
+/// Books a hashtags run's calls before it makes any: the state it read, with `spends` (each
+/// `reserved`) added, written under the version read. A run that then crashes, times out or
+/// cannot write its final state leaves its reservation booked, so the next runs assume the
+/// worst; its final state replaces the reservation with what it spent. `Ok(false)`: another
+/// run wrote the state meanwhile; the caller reads it again and plans anew.
+pub(super) async fn reserve(
+    app: &App,
+    loaded: &mut Loaded,
+    spends: Vec<crate::state::Spend>,
+    scheduled: DateTime<Utc>,
+    until: Option<Instant>,
+) -> Result<bool, SinkError> {
+    let mut state = loaded.state.clone();
+    state.book(spends, scheduled);
+    let condition = match &loaded.etag {
+        Some(e) => Condition::Matches(e.clone()),
+        None => Condition::Absent,
+    };
+    let key = &app.config.hashtags.state_key;
+    match app
+        .sink
+        .put(key, state.to_bytes(), "application/json", &condition, until)
+        .await?
+    {
+        Written::Done(etag) => {
+            loaded.state = state;
+            loaded.etag = Some(etag);
+            Ok(true)
+        }
+        Written::Conflict => Ok(false),
+    }
+}
+
 /// Writes the advanced state under the condition that nobody wrote since it was read; after a
 /// conflict, merges into what the other run wrote and tries again.
-async fn write_state(
+pub(super) async fn write_state(
     app: &App,
     mut state: State,
     etag: Option<String>,
-    run: &Run,
+    until: Option<Instant>,
     summary: &mut RunSummary,
 ) -> Result<(), SinkError> {
     let key = &app.config.hashtags.state_key;
@@ -284,20 +317,20 @@ async fn write_state(
                 state.to_bytes(),
                 "application/json",
                 &condition,
-                run.until,
+                until,
             )
             .await?
         {
             Written::Done(_) => return Ok(()),
             Written::Conflict => summary.write_conflicts += 1,
         }
-        condition = match app.sink.get(key, run.until).await? {
+        condition = match app.sink.get(key, until).await? {
             None => Condition::Absent,
             Some(object) => {
                 match State::parse(&object.body) {
                     Ok((theirs, _)) => state = theirs.merge(&state, window),
                     Err(e) => {
-                        set_aside(app, key, object.body, run.until, &e).await?;
+                        set_aside(app, key, object.body, until, &e).await?;
                     }
                 }
                 Condition::Matches(object.etag)
@@ -348,7 +381,7 @@ fn not_assembled(app: &App, key: &str, e: &std::io::Error) -> SinkError {
     }
 }
 
-fn gave_up(app: &App, key: &str) -> SinkError {
+pub(super) fn gave_up(app: &App, key: &str) -> SinkError {
     SinkError {
         op: Op::Write,
         location: app.sink.location(key),

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
-use super::hashtags::{self, Loaded};
+use super::hashtags::{self, Loaded, Planned};
 use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
-use crate::graph::{GraphStats, Source};
+use crate::config::Config;
+use crate::graph::{GraphStats, Session, Source};
 use crate::health;
 use crate::records::{Batch, Kind};
 use crate::validate::Tally;
@@ -131,22 +132,30 @@ pub async fn run_until(
             collected
         }
         Job::Hashtags => {
-            let loaded = match hashtags::load_state(app, deadlines.writes).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(location = %e.location, "hashtag state not read: {e}");
-                    return Err(RunError::StateUnreadable(e, finish(summary)));
-                }
-            };
-            if let Some(n) = &loaded.note {
-                tracing::warn!("hashtag state: {n}");
-            }
-            summary.state = loaded.note.clone();
-            summary.state_as_of = loaded.state.as_of.clone();
             // Two deliveries of one scheduled time are two runs in the budget's ledger.
             let run_id = format!("{:016x}", rand::random::<u64>());
-            let (collected, state, paging) =
-                hashtags::collect(&job_config, &session, &loaded.state, scheduled, &run_id).await;
+            let (loaded, planned) =
+                match plan_and_reserve(app, &job_config, &session, scheduled, &run_id, deadlines)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(location = %e.location, "hashtag state not read or booked: {e}");
+                        return Err(RunError::StateUnreadable(e, finish(summary)));
+                    }
+                };
+            summary.state = loaded.note.clone();
+            summary.state_as_of = loaded.state.as_of.clone();
+            let (collected, state, paging) = hashtags::collect(
+                app,
+                &session,
+                planned,
+                &loaded.state,
+                scheduled,
+                &run_id,
+                deadlines.writes,
+            )
+            .await;
             summary.posts_behind = Some(paging.hashtags.values().map(|r| r.posts_behind).sum());
             summary.posts_given_up = Some(paging.hashtags.values().map(|r| r.posts_given_up).sum());
             summary.hashtags = paging.hashtags;
@@ -183,6 +192,15 @@ pub async fn run_until(
     let all_failed =
         !job_config.targets.is_empty() && summary.failed_targets.len() == job_config.targets.len();
     if all_failed && rejected.is_none() {
+        // No data, but the calls it made are booked: an hour of failing runs cannot spend more
+        // than the hour's allowance.
+        if let (Some(state), Some(start), false) = (next_state, start, replaying) {
+            if let Err(e) =
+                persist::write_state(app, state, start.etag, deadlines.writes, &mut summary).await
+            {
+                tracing::error!(location = %e.location, "{e}");
+            }
+        }
         return Err(RunError::AllTargetsFailed(finish(summary)));
     }
 
@@ -216,4 +234,40 @@ pub async fn run_until(
         return Err(RunError::TokenRejected(e, finish(summary)));
     }
     Ok(*finish(summary))
+}
+
+/// Reads the hashtag state, plans the run from it and books the plan's calls in it before any
+/// call is made (`persist::reserve`); when another run wrote the state meanwhile, reads and
+/// plans again. The session then sends no more than was booked on each credential.
+async fn plan_and_reserve(
+    app: &App,
+    config: &Config,
+    session: &Session<'_>,
+    scheduled: DateTime<Utc>,
+    run_id: &str,
+    deadlines: Deadlines,
+) -> Result<(Loaded, Planned), crate::sink::SinkError> {
+    let replaying = matches!(app.source, Source::Replay(_));
+    for _ in 0..=app.config.sink.conflict_retries {
+        let mut loaded = hashtags::load_state(app, deadlines.writes).await?;
+        if let Some(n) = &loaded.note {
+            tracing::warn!("hashtag state: {n}");
+        }
+        let planned = hashtags::plan(config, session, &loaded.state, scheduled);
+        if replaying {
+            return Ok((loaded, planned));
+        }
+        let reservations = planned.pager.reservations(run_id);
+        for lane in 0..session.lanes().max(1) {
+            session.limit_calls(lane, planned.pager.calls_left(lane));
+        }
+        if reservations.is_empty()
+            || persist::reserve(app, &mut loaded, reservations, scheduled, deadlines.writes)
+                .await?
+        {
+            return Ok((loaded, planned));
+        }
+        tracing::info!("the hashtag state changed while this run booked its calls (an overlapping run): read again");
+    }
+    Err(persist::gave_up(app, &app.config.hashtags.state_key))
 }

@@ -35,12 +35,11 @@ impl Config {
             .count()
     }
 
-    /// Hashtags on credential `lane` of `lanes` (the i-th target with a hashtag on credential
-    /// i mod n).
+    /// Hashtags on credential `lane` of `lanes` (the i-th hashtag, however many accounts track
+    /// it, on credential i mod n).
     fn hashtags_on(&self, lane: usize, lanes: usize) -> usize {
-        self.targets
+        self.hashtag_groups()
             .iter()
-            .filter(|t| !t.hashtag.is_empty())
             .enumerate()
             .filter(|(i, _)| i % lanes.max(1) == lane)
             .count()
@@ -54,8 +53,8 @@ impl Config {
 
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
     pub fn hashtag_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
-        if let Some(share) = self.budget.hashtag_share {
-            return share;
+        if let Some(share) = &self.budget.hashtag_share {
+            return share.calls;
         }
         u64::from(self.budget.calls_per_hour_per_credential)
             .saturating_sub(self.brands_calls_per_hour(lane, lanes))

@@ -135,6 +135,53 @@ impl Config {
     }
 }
 
+/// A hashtag and every account that tracks it: the unit the hashtags job polls, plans and keeps
+/// state for. A hashtag tracked by several accounts is polled once per run and its posts are
+/// written once for each of them; its state entry is its own, whichever shard polls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashtagGroup {
+    /// The hashtag as the first account that tracks it spells it: its state's key.
+    pub hashtag: String,
+    /// Indexes into `Config::targets` of the accounts tracking it, in configuration order.
+    pub targets: Vec<usize>,
+    /// The id pinned by any of them.
+    pub hashtag_id: Option<String>,
+    /// The highest priority any of them gives it.
+    pub priority: u8,
+}
+
+impl Config {
+    /// The tracked hashtags in order of first appearance, each with its accounts. Instagram's
+    /// hashtags ignore case, so `Dior` and `dior` are one hashtag.
+    pub fn hashtag_groups(&self) -> Vec<HashtagGroup> {
+        let mut groups: Vec<HashtagGroup> = Vec::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            if t.hashtag.is_empty() {
+                continue;
+            }
+            match groups
+                .iter_mut()
+                .find(|g| g.hashtag.eq_ignore_ascii_case(&t.hashtag))
+            {
+                Some(g) => {
+                    g.targets.push(i);
+                    g.priority = g.priority.max(t.hashtag_priority);
+                    if g.hashtag_id.is_none() {
+                        g.hashtag_id = t.hashtag_id.clone();
+                    }
+                }
+                None => groups.push(HashtagGroup {
+                    hashtag: t.hashtag.clone(),
+                    targets: vec![i],
+                    hashtag_id: t.hashtag_id.clone(),
+                    priority: t.hashtag_priority,
+                }),
+            }
+        }
+        groups
+    }
+}
+
 impl HashtagSettings {
     /// The schedule's period.
     pub fn run_every(&self) -> Duration {
@@ -151,11 +198,24 @@ pub struct BudgetSettings {
     /// credential's hourly hashtag calls this shard may spend. Shards of one credential keep
     /// separate ledgers, so only fixed shares that add up to at most the credential's allowance
     /// keep the credential within its budget, whatever each shard does.
-    pub hashtag_share: Option<u64>,
+    pub hashtag_share: Option<HashtagShare>,
     /// Set only in the hashtags job's configuration (`Config::for_job`), whose targets are the
     /// hashtags: how many accounts the brands job calls for, spread over the credentials the
     /// same way, so each credential's hashtag allowance still leaves the brands calls out.
     pub accounts: Option<usize>,
+}
+
+/// A shard's fixed share of its credential's hourly hashtag calls (`plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashtagShare {
+    /// Calls per hour this shard may spend.
+    pub calls: u64,
+    /// Its credential's hourly hashtag allowance, every shard of it together.
+    pub of: u64,
+    /// The name its runs book their calls under in the ledger, after the credential's id
+    /// (`{ig_user_id}/{name}`), so a shard finds its own spending and every shard of a
+    /// credential counts all of it.
+    pub name: String,
 }
 
 #[derive(Debug, Clone)]

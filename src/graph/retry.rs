@@ -50,6 +50,9 @@ pub enum ErrorKind {
     /// An optional call (an extra hashtag page) not made because API usage was at or above
     /// `retry.usage_threshold_percent`.
     UsageHigh,
+    /// The call was not made: its credential's calls for the hour, booked before the run
+    /// began, are spent (retries included). The next run goes on where this one stopped.
+    BudgetSpent,
     /// The call has no source in this mode: `debug_token` while replaying recorded responses.
     NoSource,
 }
@@ -73,6 +76,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Network => "network error",
             ErrorKind::Deadline => "run deadline reached",
             ErrorKind::UsageHigh => "skipped: API usage high",
+            ErrorKind::BudgetSpent => "skipped: the hour's calls are spent",
             ErrorKind::NoSource => "not available from this source",
         };
         f.write_str(s)
@@ -99,6 +103,7 @@ impl ErrorKind {
             ErrorKind::Network => "network",
             ErrorKind::Deadline => "deadline",
             ErrorKind::UsageHigh => "usage_high",
+            ErrorKind::BudgetSpent => "budget_spent",
             ErrorKind::NoSource => "no_source",
         }
     }

@@ -83,6 +83,9 @@ pub struct Session<'a> {
     captured: Mutex<Vec<Captured>>,
     /// HTTP requests sent per lane, retries included (the hashtags job books them).
     lane_calls: Mutex<std::collections::BTreeMap<usize, u64>>,
+    /// The most requests a lane may still send, retries included, when the run booked its
+    /// calls before making them ([`Session::limit_calls`]); no entry: no limit.
+    allowance: Mutex<std::collections::BTreeMap<usize, u64>>,
 }
 
 impl<'a> Session<'a> {
@@ -105,6 +108,7 @@ impl<'a> Session<'a> {
             stopped: AtomicBool::new(false),
             captured: Mutex::new(Vec::new()),
             lane_calls: Mutex::new(std::collections::BTreeMap::new()),
+            allowance: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
@@ -116,6 +120,36 @@ impl Session<'_> {
         s.calls = self.calls.load(Ordering::Relaxed);
         s.max_usage_percent = self.max_usage.load(Ordering::Relaxed);
         s
+    }
+
+    /// Limits the requests `lane` may still send, retries included, to `calls`: what the run
+    /// booked for it before its first call. A request past it is not sent
+    /// (`ErrorKind::BudgetSpent`), so no run can spend more than it booked, however the API
+    /// fails or pages.
+    pub fn limit_calls(&self, lane: usize, calls: u64) {
+        if let Ok(mut a) = self.allowance.lock() {
+            a.insert(lane, calls);
+        }
+    }
+
+    /// Requests `lane` may still send under its limit (`None`: not limited).
+    pub fn calls_left(&self, lane: usize) -> Option<u64> {
+        self.allowance.lock().ok()?.get(&lane).copied()
+    }
+
+    /// Takes one request from `lane`'s limit; false when it is spent.
+    fn take_call(&self, lane: usize) -> bool {
+        let Ok(mut a) = self.allowance.lock() else {
+            return false;
+        };
+        match a.get_mut(&lane) {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+        }
     }
 
     /// HTTP requests sent on `lane` so far, retries included.
@@ -384,6 +418,15 @@ impl Session<'_> {
                 Some(t) => t.min(self.settings.request_timeout),
                 None => self.settings.request_timeout,
             };
+            if !self.take_call(lane) {
+                return Err(GraphError {
+                    attempts: attempt - 1,
+                    ..GraphError::local(
+                        ErrorKind::BudgetSpent,
+                        "not sent: the calls this run booked on its credential for the hour are spent",
+                    )
+                });
+            }
             if let Ok(mut calls) = self.lane_calls.lock() {
                 *calls.entry(lane).or_default() += 1;
             }
