@@ -153,7 +153,8 @@ impl Lane {
             Some((_, share)) => {
                 let own = state.booked_exactly(&self.book_as(), at);
                 let proportional = (u128::from(left) * u128::from(*share)
-                    / u128::from(self.calls_per_hour.max(1))) as u64;
+                    / u128::from(self.calls_per_hour.max(1)))
+                    as u64;
                 (booked, share.saturating_sub(own).min(proportional))
             }
         }
@@ -1474,9 +1475,10 @@ mod tests {
             ..shard.clone()
         };
         assert_eq!(
-            whole.left(&booked(&[("1/part-0001", 30), ("1/part-0002", 20)]), at).1,
+            whole
+                .left(&booked(&[("1/part-0001", 30), ("1/part-0002", 20)]), at)
+                .1,
             50
         );
     }
-
 }

@@ -744,10 +744,7 @@ mod tests {
         other.lane = "178414000000000012".into();
         s.book(vec![spend(t, "c", 3, false), part, other], at(0, 5));
         assert_eq!(s.booked_near("17841400000000001", at(0, 5)), 10);
-        assert_eq!(
-            s.booked_exactly("17841400000000001/part-0002", at(0, 5)),
-            7
-        );
+        assert_eq!(s.booked_exactly("17841400000000001/part-0002", at(0, 5)), 7);
         assert_eq!(s.booked_near("178414000000000012", at(0, 5)), 5);
     }
 
@@ -786,23 +783,44 @@ mod tests {
     #[test]
     fn the_whole_state_is_bounded_and_the_largest_hashtags_forget_their_oldest() {
         let mut s = State::default();
-        let ts = |i: usize| format!("2023-09-01T{:02}:{:02}:{:02}+0000", i / 3600 % 24, i / 60 % 60, i % 60);
+        let ts = |i: usize| {
+            format!(
+                "2023-09-01T{:02}:{:02}:{:02}+0000",
+                i / 3600 % 24,
+                i / 60 % 60,
+                i % 60
+            )
+        };
         for (tag, n) in [("small", 100usize), ("big", 50_000), ("mid", 20_000)] {
-            let known = (0..n).map(|i| (format!("{}", 1_000_000 + i), ts(i))).collect();
-            s.hashtags.insert(tag.into(), TagState { known, ..TagState::default() });
+            let known = (0..n)
+                .map(|i| (format!("{}", 1_000_000 + i), ts(i)))
+                .collect();
+            s.hashtags.insert(
+                tag.into(),
+                TagState {
+                    known,
+                    ..TagState::default()
+                },
+            );
         }
         let forgotten = s.bound();
         let total: usize = s.hashtags.values().map(|t| t.known.len()).sum();
         assert_eq!(forgotten, 70_100 - MAX_STATE_IDS);
         assert!(total <= MAX_STATE_IDS);
-        assert_eq!(s.hashtags["small"].known.len(), 100, "a small hashtag keeps all");
+        assert_eq!(
+            s.hashtags["small"].known.len(),
+            100,
+            "a small hashtag keeps all"
+        );
         let big = &s.hashtags["big"];
-        assert!(big.is_known(&format!("{}", 1_000_000 + 49_999)), "the newest is kept");
+        assert!(
+            big.is_known(&format!("{}", 1_000_000 + 49_999)),
+            "the newest is kept"
+        );
         assert!(!big.is_known("1000000"), "the oldest is forgotten");
         // Reading a state past the bound applies it, and says so.
         let (read, notes) = State::parse(&serde_json::to_vec(&s).expect("json")).expect("state");
         assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(read, s);
     }
-
 }

@@ -12,7 +12,7 @@ use super::output::{Output, Spool};
 use super::persist::{CaptureTo, Streamed};
 use super::run::Collected;
 use super::{App, FailedTarget, Job};
-use crate::config::{Config, HashtagGroup, Target};
+use crate::config::{Config, HashtagGroup};
 use crate::graph::{read_recorded, replay, shapes, GraphError, Need, Session, Source};
 use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
 use crate::records::{Kind, Record};
@@ -185,13 +185,12 @@ pub(super) async fn collect(
         let fetched: Vec<_> = stream::iter(requests)
             .map(|req| {
                 let group = &groups[req.tag];
-                let first = &config.targets[group.targets[0]];
                 let id = ids[req.tag].clone();
                 async move {
                     let lane = req.lane;
                     let (id, resolved) = match id {
                         Some(id) => (id, None),
-                        None => match resolve(session, lane, first).await {
+                        None => match resolve(session, lane, &group.hashtag).await {
                             Ok(id) => (id.clone(), Some(id)),
                             Err(e) => return (req, None, Err(e)),
                         },
@@ -241,11 +240,19 @@ pub(super) async fn collect(
                         },
                     );
                     let spool = &mut spools[req.tag];
-                    for record in page.records.into_iter().zip(fresh).filter_map(|(r, new)| new.then_some(r)) {
+                    for record in page
+                        .records
+                        .into_iter()
+                        .zip(fresh)
+                        .filter_map(|(r, new)| new.then_some(r))
+                    {
                         for &t in &group.targets {
                             let mut r = record.clone();
                             if let Some(field) = parent {
-                                r.insert(field.to_string(), config.targets[t].user_id.clone().into());
+                                r.insert(
+                                    field.to_string(),
+                                    config.targets[t].user_id.clone().into(),
+                                );
                             }
                             spool.push(&r);
                         }
@@ -278,7 +285,10 @@ pub(super) async fn collect(
     let mut output = Output::new(config.output.format);
     for spool in spools {
         if let Err(e) = output.append_spool(spool) {
-            tracing::error!(kind = Kind::MediaHashtag.name(), "the object could not be assembled: {e}");
+            tracing::error!(
+                kind = Kind::MediaHashtag.name(),
+                "the object could not be assembled: {e}"
+            );
         }
     }
     out.streamed.outputs.insert(Kind::MediaHashtag, output);
@@ -347,17 +357,13 @@ fn text(r: &Record, field: &str) -> String {
 }
 
 /// Looks up a hashtag's id with `ig_hashtag_search`, and says how to pin it.
-async fn resolve(
-    session: &Session<'_>,
-    lane: usize,
-    target: &Target,
-) -> Result<String, GraphError> {
-    let id = session.hashtag_search(lane, &target.hashtag).await?;
+async fn resolve(session: &Session<'_>, lane: usize, hashtag: &str) -> Result<String, GraphError> {
+    let id = session.hashtag_search(lane, hashtag).await?;
     if session.is_replay() {
-        tracing::info!(hashtag = %target.hashtag, hashtag_id = %id, "hashtag id read from a recorded search (replay: not an id to pin)");
+        tracing::info!(hashtag = %hashtag, hashtag_id = %id, "hashtag id read from a recorded search (replay: not an id to pin)");
     } else {
         tracing::info!(
-            hashtag = %target.hashtag, hashtag_id = %id,
+            hashtag = %hashtag, hashtag_id = %id,
             "hashtag id resolved with ig_hashtag_search and kept in the state; pin it in configure.toml as hashtag_id = \"{id}\""
         );
     }

@@ -180,7 +180,8 @@ impl Output {
     /// time.
     pub(super) fn append_spool(&mut self, mut spool: Spool) -> std::io::Result<()> {
         if let Some(e) = spool.broken.take() {
-            self.broken.get_or_insert(std::io::Error::new(e.kind(), e.to_string()));
+            self.broken
+                .get_or_insert(std::io::Error::new(e.kind(), e.to_string()));
             return Err(e);
         }
         let format = self.format;
@@ -191,7 +192,10 @@ impl Output {
                 let reopened = file.reopen()?;
                 // The file is deleted when `file` is dropped, after reading.
                 let reader = std::io::BufReader::new(reopened);
-                Box::new(KeepAlive { reader, _file: file })
+                Box::new(KeepAlive {
+                    reader,
+                    _file: file,
+                })
             }
         };
         let mut fragment = Fragment::new(format);

@@ -312,13 +312,7 @@ pub(super) async fn write_state(
     for _ in 0..=app.config.sink.conflict_retries {
         match app
             .sink
-            .put(
-                key,
-                state.to_bytes(),
-                "application/json",
-                &condition,
-                until,
-            )
+            .put(key, state.to_bytes(), "application/json", &condition, until)
             .await?
         {
             Written::Done(_) => return Ok(()),

@@ -134,16 +134,22 @@ pub async fn run_until(
         Job::Hashtags => {
             // Two deliveries of one scheduled time are two runs in the budget's ledger.
             let run_id = format!("{:016x}", rand::random::<u64>());
-            let (loaded, planned) =
-                match plan_and_reserve(app, &job_config, &session, scheduled, &run_id, deadlines)
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(location = %e.location, "hashtag state not read or booked: {e}");
-                        return Err(RunError::StateUnreadable(e, finish(summary)));
-                    }
-                };
+            let (loaded, planned) = match plan_and_reserve(
+                app,
+                &job_config,
+                &session,
+                scheduled,
+                &run_id,
+                deadlines,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(location = %e.location, "hashtag state not read or booked: {e}");
+                    return Err(RunError::StateUnreadable(e, finish(summary)));
+                }
+            };
             summary.state = loaded.note.clone();
             summary.state_as_of = loaded.state.as_of.clone();
             let (collected, state, paging) = hashtags::collect(
@@ -262,8 +268,7 @@ async fn plan_and_reserve(
             session.limit_calls(lane, planned.pager.calls_left(lane));
         }
         if reservations.is_empty()
-            || persist::reserve(app, &mut loaded, reservations, scheduled, deadlines.writes)
-                .await?
+            || persist::reserve(app, &mut loaded, reservations, scheduled, deadlines.writes).await?
         {
             return Ok((loaded, planned));
         }

@@ -140,7 +140,8 @@ impl Config {
 /// written once for each of them; its state entry is its own, whichever shard polls it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashtagGroup {
-    /// The hashtag as the first account that tracks it spells it: its state's key.
+    /// The hashtag in lower case (Instagram's hashtags ignore case): its state's key, its
+    /// capture files' name.
     pub hashtag: String,
     /// Indexes into `Config::targets` of the accounts tracking it, in configuration order.
     pub targets: Vec<usize>,
@@ -159,10 +160,8 @@ impl Config {
             if t.hashtag.is_empty() {
                 continue;
             }
-            match groups
-                .iter_mut()
-                .find(|g| g.hashtag.eq_ignore_ascii_case(&t.hashtag))
-            {
+            let hashtag = t.hashtag.to_lowercase();
+            match groups.iter_mut().find(|g| g.hashtag == hashtag) {
                 Some(g) => {
                     g.targets.push(i);
                     g.priority = g.priority.max(t.hashtag_priority);
@@ -171,7 +170,7 @@ impl Config {
                     }
                 }
                 None => groups.push(HashtagGroup {
-                    hashtag: t.hashtag.clone(),
+                    hashtag,
                     targets: vec![i],
                     hashtag_id: t.hashtag_id.clone(),
                     priority: t.hashtag_priority,

@@ -213,8 +213,6 @@ async fn every_hashtags_shard_together_writes_what_one_process_writes_within_eac
     assert_eq!(got_total, want_total, "no post in two parts");
     let keys = s3.keys("sharded").await;
     for k in 0..shards {
-        let state = format!("state/hashtags.part-{k:04}.json");
-        assert!(keys.contains(&state), "{state} not in {keys:?}");
         assert!(
             keys.iter().any(|key| key
                 .starts_with("raw_api/hashtags/2023-09-02/2023-09-02_100500/")
@@ -222,24 +220,35 @@ async fn every_hashtags_shard_together_writes_what_one_process_writes_within_eac
             "shard {k}'s capture in its own folder: {keys:?}"
         );
     }
-    assert!(!keys.contains(&"state/hashtags.json".to_string()));
+    // One state, the hashtags', whichever shard polled them.
+    assert!(
+        keys.contains(&"state/hashtags.json".to_string()),
+        "{keys:?}"
+    );
+    assert!(!keys.iter().any(|k| k.starts_with("state/hashtags.part-")));
 
-    // Each shard's state books its calls against its own share, on its own credential.
+    // Each shard booked its calls under its own name, on its own credential, within its share.
+    let body = s3.get("sharded", "state/hashtags.json").await;
+    let state: Value = serde_json::from_slice(&body).expect("state json");
+    let ledger = state["ledger"].as_array().cloned().unwrap_or_default();
     for s in &plan.shards {
-        let body = s3
-            .get(
-                "sharded",
-                &format!("state/hashtags.part-{:04}.json", s.index),
-            )
-            .await;
-        let state: Value = serde_json::from_slice(&body).expect("state json");
-        let text = state.to_string();
         let user = if s.credential == Some(0) {
             CALLER_ID
         } else {
             SECOND_ID
         };
-        assert!(text.contains(user), "shard {}: {text}", s.index);
+        let name = format!("{user}/part-{:04}", s.index);
+        let spent: u64 = ledger
+            .iter()
+            .filter(|e| e["lane"] == name.as_str())
+            .map(|e| e["calls"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(spent > 0, "shard {} booked under {name}: {state}", s.index);
+        assert!(
+            spent <= s.hashtag_share.unwrap_or(0),
+            "shard {}: {spent}",
+            s.index
+        );
     }
 
     // Every shard retried at the same time: nothing new, nothing twice.
@@ -354,4 +363,87 @@ fn check_config_prints_the_plan_and_refuses_more_than_30_hashtags_on_a_credentia
     assert!(!output.status.success());
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("31 hashtags"), "{err}");
+}
+
+/// A post of `hashtag` at `t`.
+fn post(id: u64, t: chrono::DateTime<chrono::Utc>) -> Value {
+    json!({"id": id.to_string(), "timestamp": t.format("%Y-%m-%dT%H:%M:%S+0000").to_string(), "caption": format!("post {id}"), "media_type": "IMAGE", "like_count": 1, "comments_count": 0})
+}
+
+#[tokio::test]
+async fn adding_a_credential_reshards_the_hashtags_and_loses_no_post() {
+    let fake = fake().await;
+    let s3 = S3Server::start();
+    s3.create_bucket("reshard").await;
+    let config = config_for(&fake.url());
+    let base = at(10, 0, 0);
+    let old: Vec<Value> = (0..50)
+        .map(|i| {
+            post(
+                18_000_000_000_000_000 + i,
+                base - chrono::Duration::minutes(50 - i as i64),
+            )
+        })
+        .collect();
+    fake.set_pages("dior", vec![old.clone()]);
+
+    // One credential, one invocation: the hashtag's frontier is in the state.
+    let one = App {
+        sink: sink_for(&s3.endpoint, "reshard", &config),
+        source: Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client"),
+        config: config.clone(),
+    };
+    assert!(!one.plan(Job::Hashtags).is_sharded());
+    collect::run(&one, Job::Hashtags, base, None)
+        .await
+        .expect("first run");
+
+    // 120 new posts over three pages, then a second credential: the plan now cuts the hashtags
+    // into shards, one of which owns #dior.
+    let burst: Vec<Value> = (0..120)
+        .rev()
+        .map(|i| {
+            post(
+                18_100_000_000_000_000 + i,
+                base + chrono::Duration::seconds(30 + 10 * i as i64),
+            )
+        })
+        .collect();
+    let feed: Vec<Value> = burst.iter().chain(old.iter()).cloned().collect();
+    fake.set_pages("dior", feed.chunks(50).map(<[Value]>::to_vec).collect());
+    let two = app(with_capacity(config, 64), &s3, "reshard");
+    assert!(two.plan(Job::Hashtags).is_sharded());
+    run_shards(&two, Job::Hashtags, base + chrono::Duration::minutes(30)).await;
+
+    let (written, _) = records_of(&s3, "reshard").await;
+    let ids: BTreeSet<String> = written["media_hashtag"]
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(r).expect("json")["media_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let missing: Vec<String> = burst
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .filter(|id| !ids.contains(*id))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of 120 new posts not written",
+        missing.len()
+    );
+    // One state for every shard and plan.
+    let keys = s3.keys("reshard").await;
+    assert!(
+        keys.contains(&"state/hashtags.json".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("state/hashtags.part-")),
+        "{keys:?}"
+    );
 }

@@ -495,3 +495,140 @@ fn a_hashtag_id_without_a_hashtag_is_refused_by_name() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_hashtag_tracked_by_two_accounts_is_polled_once_and_its_posts_written_for_each() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // chanelofficial tracks #Dior as well (Instagram's hashtags ignore case).
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+        c.targets[1].hashtag = "Dior".into();
+    });
+    let chanel = app.config.targets[1].user_id.clone();
+    let base = at(0, 0, 0);
+    let old: Vec<Value> = (0..50)
+        .map(|i| {
+            post(
+                18_000_000_000_000_000 + i,
+                base - Duration::minutes(50 - i as i64),
+            )
+        })
+        .collect();
+    fake.set_pages("dior", vec![old.clone()]);
+    let first = run(&app, Job::Hashtags, at(0, 0, 47), None)
+        .await
+        .expect("first run");
+    assert_eq!(first.hashtag_pages.get("dior"), Some(&1), "{:?}", first);
+    assert_eq!(
+        first.hashtag_pages.len(),
+        10,
+        "ten hashtags for eleven accounts"
+    );
+    let mut a = written(out.path(), &first, DIOR);
+    let mut b = written(out.path(), &first, &chanel);
+    a.sort();
+    b.sort();
+    assert_eq!(a.len(), 50);
+    assert_eq!(a, b, "the same posts for both accounts");
+
+    // 120 new posts over three pages: one poll pages back to the frontier for both.
+    let burst: Vec<Value> = (0..120)
+        .rev()
+        .map(|i| {
+            post(
+                18_100_000_000_000_000 + i,
+                base + Duration::seconds(48 + 2 * i as i64),
+            )
+        })
+        .collect();
+    let feed: Vec<Value> = burst.iter().chain(old.iter()).cloned().collect();
+    fake.set_pages("dior", feed.chunks(50).map(<[Value]>::to_vec).collect());
+    let before = fake.calls_for("/recent_media");
+    let second = run(&app, Job::Hashtags, at(0, 30, 47), None)
+        .await
+        .expect("second run");
+    assert_eq!(
+        second.hashtag_pages["dior"], 3,
+        "{:?}",
+        second.hashtag_pages
+    );
+    assert_eq!(
+        fake.calls_for("/recent_media") - before,
+        second.hashtag_pages.values().sum::<u32>() as usize,
+        "each page fetched once, whatever the number of accounts"
+    );
+    for user in [DIOR, chanel.as_str()] {
+        let ids = written(out.path(), &second, user);
+        assert_eq!(ids.len(), 120, "{user}: every new post, once");
+    }
+    let state: Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("state/hashtags.json")).expect("state"),
+    )
+    .expect("json");
+    assert!(
+        state["hashtags"]["dior"]["complete_to"].is_string(),
+        "{state}"
+    );
+    assert!(
+        state["hashtags"].get("Dior").is_none(),
+        "one entry for the hashtag"
+    );
+}
+
+#[tokio::test]
+async fn a_run_books_its_calls_before_making_them_and_a_failed_run_leaves_them_booked() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
+        c.retry.base_delay = std::time::Duration::from_millis(1);
+        c.retry.max_delay = std::time::Duration::from_millis(2);
+    });
+    let state_of = || -> Value {
+        serde_json::from_slice(
+            &std::fs::read(out.path().join("state/hashtags.json")).expect("state"),
+        )
+        .expect("json")
+    };
+    run(&app, Job::Hashtags, at(0, 0, 0), None)
+        .await
+        .expect("first run");
+    let booked = |state: &Value| -> (u64, u64) {
+        let ledger = state["ledger"].as_array().cloned().unwrap_or_default();
+        let sum = |reserved: bool| {
+            ledger
+                .iter()
+                .filter(|e| e["reserved"].as_bool().unwrap_or(false) == reserved)
+                .map(|e| e["calls"].as_u64().unwrap_or(0))
+                .sum()
+        };
+        (sum(false), sum(true))
+    };
+    let (spent, reserved) = booked(&state_of());
+    assert_eq!(
+        reserved, 0,
+        "a finished run's reservation is replaced by what it spent"
+    );
+    assert_eq!(spent as usize, fake.seen().len(), "every call booked");
+
+    // Every call answers 500 for the next run: every hashtag fails, and yet each request it
+    // sent (retries included) is booked, so failing runs cannot pass the hour's allowance.
+    let error = crate::support::graph::Fault::Error {
+        status: 500,
+        code: 2,
+        subcode: None,
+        transient: Some(true),
+    };
+    fake.fault("*", std::iter::repeat_n(error, 200));
+    let calls = fake.seen().len();
+    let failed = run(&app, Job::Hashtags, at(0, 30, 0), None).await;
+    assert!(failed.is_err(), "every hashtag failed");
+    let sent = (fake.seen().len() - calls) as u64;
+    assert!(sent > 11, "retries were sent: {sent}");
+    let (spent_after, reserved_after) = booked(&state_of());
+    assert_eq!(reserved_after, 0);
+    assert_eq!(
+        spent_after - spent,
+        sent,
+        "the failed run's calls are booked"
+    );
+}
