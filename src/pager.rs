@@ -125,8 +125,13 @@ pub struct Tag {
 pub struct Lane {
     /// How the ledger names it (the credential's Instagram user id).
     pub key: String,
-    /// The credential's hourly allowance for hashtag calls, every shard of it together.
+    /// The credential's hourly allowance for hashtag calls, every shard of it together: the
+    /// whole allowance less what is kept for the brands job.
     pub calls_per_hour: u64,
+    /// The credential's whole hourly allowance, both jobs together. The brands job books in the
+    /// same ledger (`{key}/brands`); when it spent more than was kept for it (retries), the
+    /// hashtags job spends that much less.
+    pub total: u64,
     /// A shard's share of it: `(name, calls per hour)`. The run books under `{key}/{name}`.
     pub share: Option<(String, u64)>,
 }
@@ -140,14 +145,19 @@ impl Lane {
         }
     }
 
-    /// What this run may spend, given the ledger: the allowance less every call booked on the
-    /// credential within the hour. A shard may also spend at most its share less its own
-    /// bookings, and at most its share's proportion of what the credential has left, so that
-    /// shards reading the same ledger at once cannot together pass the allowance, however the
-    /// credential's earlier runs were cut.
+    /// What this run may spend, given the ledger, with what the hashtags job booked within the
+    /// hour: the hashtag allowance less the hashtags job's bookings, and never more than the
+    /// whole allowance less every booking of the credential (both jobs). A shard may also
+    /// spend at most its share less its own bookings, and at most its share's proportion of
+    /// what the credential has left, so that shards reading the same ledger at once cannot
+    /// together pass the allowance, however the credential's earlier runs were cut.
     fn left(&self, state: &State, at: DateTime<Utc>) -> (u64, u64) {
-        let booked = state.booked_near(&self.key, at);
-        let left = self.calls_per_hour.saturating_sub(booked);
+        let booked = state.booked_by_hashtags(&self.key, at);
+        let all = state.booked_near(&self.key, at);
+        let left = self
+            .calls_per_hour
+            .saturating_sub(booked)
+            .min(self.total.saturating_sub(all));
         match &self.share {
             None => (booked, left),
             Some((_, share)) => {
@@ -158,6 +168,27 @@ impl Lane {
                 (booked, share.saturating_sub(own).min(proportional))
             }
         }
+    }
+}
+
+/// The brands job's booking on one credential before its calls: what it may spend, the most
+/// `wanted`, within what the whole allowance has left in the ledger (it comes first: the hashtag
+/// allowance leaves its calls out); a booking of 0 calls when nothing is left.
+pub fn brands_booking(
+    state: &State,
+    key: &str,
+    total: u64,
+    wanted: u64,
+    scheduled: DateTime<Utc>,
+    run_id: &str,
+) -> Spend {
+    let left = total.saturating_sub(state.booked_near(key, scheduled));
+    Spend {
+        at: scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+        run: run_id.to_string(),
+        lane: format!("{key}/{}", crate::state::BRANDS),
+        calls: wanted.min(left),
+        reserved: true,
     }
 }
 
@@ -926,6 +957,7 @@ mod tests {
         let lane = Lane {
             key: "1".into(),
             calls_per_hour,
+            total: calls_per_hour,
             share: None,
         };
         Pager::new(settings, at, tags, state, vec![lane])
@@ -1015,6 +1047,7 @@ mod tests {
                 vec![Lane {
                     key: "1".into(),
                     calls_per_hour: budget,
+                    total: budget,
                     share: None,
                 }],
             );
@@ -1458,6 +1491,7 @@ mod tests {
         let shard = Lane {
             key: "1".into(),
             calls_per_hour: 100,
+            total: 112,
             share: Some(("part-0001".into(), 40)),
         };
         // Nothing booked: the whole share.
@@ -1469,6 +1503,10 @@ mod tests {
         assert_eq!(shard.left(&booked(&[("1", 80)]), at).1, 8);
         // Another credential's bookings do not count.
         assert_eq!(shard.left(&booked(&[("12", 80)]), at).1, 40);
+        // The brands job's calls within what was kept for it (12) take nothing from the
+        // hashtags; past it (retries), they do.
+        assert_eq!(shard.left(&booked(&[("1/brands", 12)]), at).1, 40);
+        assert_eq!(shard.left(&booked(&[("1/brands", 62)]), at).1, 20);
         // An unsharded run counts every shard's bookings of its credential.
         let whole = Lane {
             share: None,

@@ -32,6 +32,10 @@ pub const MAX_STATE_IDS: usize = 60_000;
 /// [`MAX_STATE_IDS`]) and is set aside as unreadable.
 pub const MAX_STATE_BYTES: usize = 16 << 20;
 
+/// The name the brands job books its calls under, after the credential's id
+/// (`{ig_user_id}/brands`): both jobs share each credential's hourly allowance in one ledger.
+pub const BRANDS: &str = "brands";
+
 /// The most calls one ledger entry may book; a larger number is a broken value.
 const MAX_SPEND: u64 = 1_000_000;
 
@@ -317,6 +321,14 @@ impl State {
                     .strip_prefix(lane)
                     .is_some_and(|rest| rest.starts_with('/'))
         })
+    }
+
+    /// Calls the hashtags job booked on credential `lane` within an hour of `at`: its runs' and
+    /// its shards' entries, not the brands job's ([`BRANDS`]).
+    pub fn booked_by_hashtags(&self, lane: &str, at: DateTime<Utc>) -> u64 {
+        let brands = format!("{lane}/{BRANDS}");
+        self.booked_near(lane, at)
+            .saturating_sub(self.booked_exactly(&brands, at))
     }
 
     /// Calls booked under exactly this name (one shard's) within an hour of `at`, either side.

@@ -122,12 +122,10 @@ pub(super) fn plan(
         .map(|lane| {
             let share = config.budget.hashtag_share.as_ref();
             Lane {
-                key: session
-                    .lane_user(lane)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("lane-{lane}")),
+                key: lane_key(session, lane),
                 calls_per_hour: share
                     .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
+                total: u64::from(config.budget.calls_per_hour_per_credential),
                 share: share.map(|s| (s.name.clone(), s.calls)),
             }
         })
@@ -329,6 +327,14 @@ pub(super) async fn collect(
     next.book(outcome.spends, scheduled);
     next.bound();
     (out, next, paging)
+}
+
+/// How the ledger names credential `lane`: its Instagram user id (never a token).
+pub(super) fn lane_key(session: &Session<'_>, lane: usize) -> String {
+    session
+        .lane_user(lane)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("lane-{lane}"))
 }
 
 /// Counts a capture file written while collecting; the first failure fails the run after its

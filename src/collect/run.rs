@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
+use crate::pager::brands_booking;
+use crate::state::{Spend, BRANDS};
+
 use super::hashtags::{self, Loaded, Planned};
 use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
 use crate::config::Config;
@@ -110,6 +113,9 @@ pub async fn run_until(
         Box::new(s)
     };
 
+    // Two deliveries of one scheduled time are two runs in the budget's ledger.
+    let run_id = format!("{:016x}", rand::random::<u64>());
+    let mut brands_booked: Option<Loaded> = None;
     let mut start: Option<Loaded> = None;
     let mut next_state = None;
     let collected = match job {
@@ -117,6 +123,17 @@ pub async fn run_until(
             // Once a day, the first brands run after 00:00 UTC checks the token, alongside the
             // brand calls so that it adds no time to the run.
             let daily = !replaying && scheduled.hour() == 0 && app.config.fanout.checks_tokens;
+            // The calls are booked in the credentials' ledger before they are made, so retries
+            // and redeliveries count against the hour like the hashtags job's calls.
+            if !replaying {
+                match book_brands(app, &session, scheduled, &run_id, daily, deadlines).await {
+                    Ok(loaded) => brands_booked = Some(loaded),
+                    Err(e) => {
+                        tracing::error!(location = %e.location, "the calls could not be booked: {e}");
+                        return Err(RunError::StateUnreadable(e, finish(summary)));
+                    }
+                }
+            }
             let check = async {
                 if daily {
                     health::check(&session, app.source.lanes()).await
@@ -132,8 +149,6 @@ pub async fn run_until(
             collected
         }
         Job::Hashtags => {
-            // Two deliveries of one scheduled time are two runs in the budget's ledger.
-            let run_id = format!("{:016x}", rand::random::<u64>());
             let (loaded, planned) = match plan_and_reserve(
                 app,
                 &job_config,
@@ -171,6 +186,26 @@ pub async fn run_until(
             collected
         }
     };
+    if let Some(loaded) = brands_booked {
+        // What the brands run really sent replaces its booking (a failure here leaves the
+        // booking, which is never less than what was sent).
+        let spends = (0..session.lanes().max(1))
+            .map(|lane| Spend {
+                at: scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
+                run: run_id.clone(),
+                lane: format!("{}/{BRANDS}", hashtags::lane_key(&session, lane)),
+                calls: session.calls_on(lane),
+                reserved: false,
+            })
+            .collect();
+        let mut state = loaded.state;
+        state.book(spends, scheduled);
+        if let Err(e) =
+            persist::write_state(app, state, loaded.etag, deadlines.writes, &mut summary).await
+        {
+            tracing::warn!(location = %e.location, "the brands run's calls stay booked as reserved: {e}");
+        }
+    }
     summary.records = job
         .kinds()
         .iter()
@@ -273,6 +308,41 @@ async fn plan_and_reserve(
             return Ok((loaded, planned));
         }
         tracing::info!("the hashtag state changed while this run booked its calls (an overlapping run): read again");
+    }
+    Err(persist::gave_up(app, &app.config.hashtags.state_key))
+}
+
+/// Books the brands run's calls in the credentials' ledger (the hashtag state) before any call:
+/// on each credential, its accounts' calls with every retry the policy allows, and the token
+/// check's, within what the credential's hour has left. The session then sends no more.
+async fn book_brands(
+    app: &App,
+    session: &Session<'_>,
+    scheduled: DateTime<Utc>,
+    run_id: &str,
+    daily: bool,
+    deadlines: Deadlines,
+) -> Result<Loaded, crate::sink::SinkError> {
+    let lanes = session.lanes().max(1);
+    let attempts = u64::from(app.config.retry.max_attempts.max(1));
+    let total = u64::from(app.config.budget.calls_per_hour_per_credential);
+    for _ in 0..=app.config.sink.conflict_retries {
+        let mut loaded = hashtags::load_state(app, deadlines.writes).await?;
+        let spends: Vec<Spend> = (0..lanes)
+            .map(|lane| {
+                let accounts = (0..app.config.targets.len())
+                    .filter(|i| i % lanes == lane)
+                    .count() as u64;
+                let wanted = (accounts + u64::from(daily)) * attempts;
+                let key = hashtags::lane_key(session, lane);
+                let spend = brands_booking(&loaded.state, &key, total, wanted, scheduled, run_id);
+                session.limit_calls(lane, spend.calls);
+                spend
+            })
+            .collect();
+        if persist::reserve(app, &mut loaded, spends, scheduled, deadlines.writes).await? {
+            return Ok(loaded);
+        }
     }
     Err(persist::gave_up(app, &app.config.hashtags.state_key))
 }

@@ -291,7 +291,18 @@ async fn an_expired_token_aborts_the_run_and_writes_nothing() {
         "no call after the token was rejected: {:?}",
         fake.seen()
     );
-    assert!(walk(o.out.path()).is_empty(), "no object may claim success");
+    // No object may claim success; the one call made stays booked in the credential's ledger.
+    let state = o.out.path().join("state/hashtags.json");
+    assert_eq!(walk(o.out.path()), vec![state.clone()]);
+    let ledger: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    let booked: Vec<_> = ledger["ledger"]
+        .as_array()
+        .expect("a ledger")
+        .iter()
+        .map(|e| (e["calls"].as_u64(), e["reserved"].as_bool()))
+        .collect();
+    assert_eq!(booked, [(Some(1), None)], "{ledger}");
     assert!(o.logs.contains("CRITICAL"), "{}", o.logs);
     o.assert_no_token();
 }
