@@ -368,6 +368,32 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn one_instagram_user_named_twice_is_refused_naming_both_entries() {
+        let env = Env::from_lookup(|k| match k {
+            "IG_USER_ID" => Some("17841400000000001,17841400000000002,17841400000000001".into()),
+            "IG_ACCESS_TOKEN" => Some("EAAGtokenA,EAAGtokenB,EAAGtokenC".into()),
+            _ => None,
+        });
+        let e = credentials(&env, None).await.expect_err("refused");
+        let message = e.to_string();
+        assert_eq!(e.kind_name(), "UserIdInvalid");
+        assert!(
+            message.starts_with("IG_USER_ID entry 3 (counting from 1) names Instagram user 17841400000000001 again, as entry 1 does"),
+            "{message}"
+        );
+        assert!(!message.contains("EAAGtoken"), "{message}");
+        let distinct = Env::from_lookup(|k| match k {
+            "IG_USER_ID" => Some("17841400000000001,17841400000000002".into()),
+            "IG_ACCESS_TOKEN" => Some("EAAGtokenA,EAAGtokenB".into()),
+            _ => None,
+        });
+        assert_eq!(
+            credentials(&distinct, None).await.map(|c| c.len()).ok(),
+            Some(2)
+        );
+    }
+
     #[test]
     fn the_secret_may_be_raw_json_or_a_list_of_credentials() {
         assert!(matches!(parse_secret("EAAGraw"), Ok(SecretValue::One(t, None)) if t == "EAAGraw"));
