@@ -379,3 +379,41 @@ async fn token_status_ends_within_its_bound_when_secrets_manager_never_answers()
         "the 10 s bound, and process start: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_from_an_s3_that_never_answers_ends_within_its_bound() {
+    // Takes connections and holds them, never answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let output = tokio::task::block_in_place(|| {
+        let mut cmd = cli();
+        for (k, v) in support::s3::env_for(&endpoint, BUCKET) {
+            cmd.env(k, v);
+        }
+        cmd.env("CONFIG_PATH", "s3://cli/config/configure.toml")
+            .arg("check-config")
+            .output()
+            .expect("runs")
+    });
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("s3://cli/config/configure.toml")
+            && err.contains("CONFIG_PATH (environment)")
+            // The client's own operation timeout, or the sink's bound just past it.
+            && (err.contains("timed out: operation timeout (all attempts including retries) occurred after 10s")
+                || err.contains("timed out: no answer within 10000 ms")),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}
