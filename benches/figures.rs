@@ -414,7 +414,9 @@ async fn run_job(
         access_tokens: vec![TOKEN.to_string()],
         ..Env::default()
     };
-    let app = build(config, &env, &choice).await.expect("the app builds");
+    let app = build(config, &env, &choice, None)
+        .await
+        .expect("the app builds");
     proxy.take();
     let started = Instant::now();
     let result = run(&app, job, scheduled(hour), None).await;

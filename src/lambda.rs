@@ -1,8 +1,12 @@
 //! The Lambda side: a scheduled event in, a [`RunSummary`] out.
 //!
-//! Setup (config, secret, clients) runs once at cold start. If it fails, every invocation fails
-//! with the setup error, so the failure shows as an invocation error (alarms, retries, the failure
-//! queue) with a message that says what to fix, instead of a crash loop.
+//! Setup (config, secret, clients) runs inside an invocation, bounded by that invocation's
+//! deadline less [`ANSWER_RESERVE`], until it succeeds once; the app is then kept for the life of
+//! the process. A setup that fails or does not finish in time fails that event only, as an
+//! invocation error (alarms, retries, the failure queue) with a message that says what to fix;
+//! the next event tries again. Run at cold start instead, a Secrets Manager that never answered
+//! would hang the process before its first event, and a passing fault (a 500) would be kept
+//! until the process is replaced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,13 +21,13 @@ use std::panic::AssertUnwindSafe;
 
 use crate::collect::{self, App, Deadlines, Job, RunError, RunSummary};
 use crate::setup::{self, Choice, SetupError};
-use crate::telemetry;
+use crate::{schedule, telemetry};
 
 /// Why an invocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationError {
     #[error("{0}")]
-    Setup(Arc<SetupError>),
+    Setup(SetupError),
     #[error("{0}")]
     BadEvent(String),
     #[error("{0}")]
@@ -55,10 +59,8 @@ impl From<InvocationError> for Diagnostic {
     }
 }
 
-/// How far ahead of the clock an event's time may be. A schedule fires at its time, give or
-/// take seconds; a time further ahead is a wrong payload, and as the run's time it would stamp
-/// keys, the state's `as_of` and the watermark's cap from the future.
-pub const MAX_EVENT_LEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+/// How far ahead of the clock an event's time may be: the one rule of [`schedule::MAX_LEAD`].
+pub const MAX_EVENT_LEAD: chrono::TimeDelta = schedule::MAX_LEAD;
 
 /// The scheduled time of an event: its `time` field, RFC 3339. Both the classic EventBridge
 /// "Scheduled Event" and the EventBridge Scheduler input in `template.yaml` carry it. Keys derive
@@ -76,16 +78,8 @@ pub fn scheduled_time(event: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>
     let at = DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; `time` is \"{text}\": {e}")))?;
-    if now
-        .checked_add_signed(MAX_EVENT_LEAD)
-        .is_some_and(|limit| at > limit)
-    {
-        return Err(InvocationError::BadEvent(format!(
-            "{EXPECTED}; `time` \"{text}\" is more than {} minutes ahead of the clock ({}): not the time of this invocation",
-            MAX_EVENT_LEAD.num_minutes(),
-            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        )));
-    }
+    schedule::check_scheduled("`time`", at, now)
+        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; {e}")))?;
     Ok(at)
 }
 
@@ -153,47 +147,63 @@ pub enum Answer {
     Plan(PlanAnswer),
 }
 
-/// The handler state kept across invocations.
+/// The handler state kept across invocations: the app once it is built.
 pub struct Handler {
     job: Job,
-    app: Result<App, Arc<SetupError>>,
+    app: tokio::sync::OnceCell<App>,
     cold: AtomicBool,
 }
 
 impl Handler {
-    pub async fn init(job: Job) -> Handler {
-        let app = setup::app_from_env(&Choice::default())
-            .await
-            .map_err(Arc::new);
-        if let Err(e) = &app {
-            tracing::error!(
-                error_kind = e.kind_name(),
-                "setup failed; every invocation will fail until fixed: {e}"
-            );
-        }
+    /// A handler that builds its app at its first invocation. Nothing here waits.
+    pub fn new(job: Job) -> Handler {
         Handler {
             job,
-            app,
+            app: tokio::sync::OnceCell::new(),
             cold: AtomicBool::new(true),
+        }
+    }
+
+    /// The app, built now if no earlier invocation built it, by `until`. A failure is returned
+    /// and not kept: the next invocation tries again.
+    async fn app(&self, until: Instant) -> Result<&App, SetupError> {
+        let left = until.saturating_duration_since(Instant::now());
+        let choice = Choice::default();
+        let build = self
+            .app
+            .get_or_try_init(|| setup::app_from_env(&choice, Some(until)));
+        match tokio::time::timeout(left, build).await {
+            Ok(result) => result,
+            Err(_) => Err(SetupError::Unfinished {
+                secs: left.as_secs_f64(),
+            }),
         }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
-        let _enter = span.enter();
         // Failures before the run are logged too: the answer alone reaches only Lambda.
         let logged = |e: InvocationError| {
             tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
             e
         };
-        let app = self
-            .app
-            .as_ref()
-            .map_err(|e| logged(InvocationError::Setup(e.clone())))?;
-        let scheduled = scheduled_time(&event.payload, Utc::now()).map_err(logged)?;
+        // The event first: it needs no setup, and a bad one is refused without a wait.
+        let (scheduled, asked) = {
+            let _enter = span.enter();
+            scheduled_time(&event.payload, Utc::now())
+                .and_then(|at| Ok((at, request(&event.payload)?)))
+                .map_err(logged)?
+        };
+        let setup_until = Instant::now()
+            + time_left(event.context.deadline)
+                .unwrap_or(SETUP_FALLBACK)
+                .saturating_sub(ANSWER_RESERVE);
+        let built = tracing::Instrument::instrument(self.app(setup_until), span.clone()).await;
+        let _enter = span.enter();
+        let app = built.map_err(|e| logged(InvocationError::Setup(e)))?;
         let shard_app;
-        let app = match request(&event.payload).map_err(logged)? {
+        let app = match asked {
             Request::Run => {
                 if app.plan(self.job).is_sharded() {
                     tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
@@ -278,6 +288,22 @@ pub const ANSWER_RESERVE: Duration = Duration::from_millis(1500);
 /// slack) cannot be a real one.
 const LONGEST_TIMEOUT: Duration = Duration::from_secs(900 + 60);
 
+/// How long until the invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch ms), when it
+/// is one the invocation can keep: in the future, and no further than the longest timeout.
+fn time_left(deadline_ms: u64) -> Option<Duration> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let given = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    (deadline_ms > now_ms && given <= LONGEST_TIMEOUT).then_some(given)
+}
+
+/// The time setup is given when the invocation's deadline is not one it can keep (see
+/// [`deadlines_of`]); the configured function timeout is not known before setup. A minute:
+/// Lambda's default function timeout is shorter, `template.yaml`'s longer.
+const SETUP_FALLBACK: Duration = Duration::from_secs(60);
+
 /// The run's deadlines from the invocation's (`Lambda-Runtime-Deadline-Ms`, epoch ms): Graph
 /// calls stop `margin` before it, S3 calls [`ANSWER_RESERVE`] before it.
 ///
@@ -287,14 +313,7 @@ const LONGEST_TIMEOUT: Duration = Duration::from_secs(900 + 60);
 /// Such a deadline is replaced by `fallback` from now (the function timeout the configuration
 /// declares, `fanout.invocation_timeout_secs`), with a warning that names the header's value.
 pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> Deadlines {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let given = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    let left = if deadline_ms > now_ms && given <= LONGEST_TIMEOUT {
-        given
-    } else {
+    let left = time_left(deadline_ms).unwrap_or_else(|| {
         let sent = i64::try_from(deadline_ms)
             .ok()
             .and_then(DateTime::from_timestamp_millis)
@@ -307,7 +326,7 @@ pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> D
             fallback.as_secs()
         );
         fallback
-    };
+    });
     let at = |before: Duration| Instant::now().checked_add(left.saturating_sub(before));
     Deadlines {
         calls: at(margin.max(ANSWER_RESERVE)),
@@ -315,13 +334,16 @@ pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> D
     }
 }
 
-/// The whole of a Lambda binary: JSON logs, cold-start setup, then the runtime loop.
+/// The whole of a Lambda binary: JSON logs, then the runtime loop (setup runs in the first
+/// invocation, see [`Handler`]).
 pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
     telemetry::init_json();
-    let handler = Arc::new(Handler::init(job).await);
+    let handler = Arc::new(Handler::new(job));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();
-        async move { handler.handle(event).await }
+        // Boxed: the handler's future (setup, then the run) nested in the runtime's is past the
+        // compiler's query depth.
+        Box::pin(async move { handler.handle(event).await })
     }))
     .await
 }

@@ -15,6 +15,8 @@
 //! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
 //! - [`plan`]: how a run too large for one invocation is cut into shards (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
+//! - [`schedule`]: the one rule for a run's time, whoever gives it;
+//! - [`reprocess`]: a run's captured responses run again, held to a live run's bounds;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
 
 pub mod collect;
@@ -25,6 +27,8 @@ pub mod lambda;
 pub mod pager;
 pub mod plan;
 pub mod records;
+pub mod reprocess;
+pub mod schedule;
 pub mod setup;
 pub mod sink;
 pub mod state;

@@ -1,17 +1,17 @@
 //! Command line: run a job locally (against the live API or recorded responses), check the
 //! configuration and the token, resolve hashtag ids, and reprocess captured responses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use ig_collector::collect::{self, App, Job};
 use ig_collector::config::Config;
 use ig_collector::graph::Source;
+use ig_collector::reprocess::{self, DEFAULT_MAX_DOWNLOAD_BYTES};
 use ig_collector::setup::{self, Choice, Env};
-use ig_collector::sink::Sink;
-use ig_collector::{health, telemetry};
+use ig_collector::{health, schedule, telemetry};
 
 /// Prints a line to stdout, ignoring a closed pipe (`ig-collector … | head`).
 macro_rules! say {
@@ -72,6 +72,9 @@ enum Command {
         /// The scheduled time (default: read from the capture path).
         #[arg(long)]
         at: Option<String>,
+        /// The most an S3 capture may download, all files together, in bytes.
+        #[arg(long, default_value_t = DEFAULT_MAX_DOWNLOAD_BYTES)]
+        max_download_bytes: u64,
     },
 }
 
@@ -97,17 +100,22 @@ fn parse_job(s: &str) -> Result<Job, String> {
 }
 
 /// `--at`: RFC 3339 (`2023-09-02T00:00:15Z`), or the Graph form the outputs carry
-/// (`2023-09-02T00:00:15+0000`), so a time can be pasted straight from a record.
+/// (`2023-09-02T00:00:15+0000`), so a time can be pasted straight from a record. Default now.
+/// A time further ahead of the clock than [`schedule::MAX_LEAD`] is refused (a typo in the year
+/// would stamp the state as polled in the future).
 fn parse_at(text: Option<&str>) -> Result<DateTime<Utc>, String> {
-    match text {
-        None => Ok(Utc::now()),
-        Some(t) => DateTime::parse_from_rfc3339(t)
-            .or_else(|e| ig_collector::validate::parse_timestamp(t).ok_or(e))
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                format!("--at `{t}` is not a time like 2023-09-02T00:00:15Z or 2023-09-02T00:00:15+0000: {e}")
-            }),
-    }
+    let now = Utc::now();
+    let Some(t) = text else {
+        return Ok(now);
+    };
+    let at = DateTime::parse_from_rfc3339(t)
+        .or_else(|e| ig_collector::validate::parse_timestamp(t).ok_or(e))
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("--at `{t}` is not a time like 2023-09-02T00:00:15Z or 2023-09-02T00:00:15+0000: {e}")
+        })?;
+    schedule::check_scheduled("--at", at, now).map_err(|e| e.to_string())?;
+    Ok(at)
 }
 
 /// Failures of a command: the message and the exit code (2 = setup, 1 = run).
@@ -137,7 +145,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(path) = &cli.config {
         env.config_path = Some(path.display().to_string());
     }
-    let config = setup::load_config(&env).await?;
+    let config = setup::load_config(&env, None).await?;
     match cli.command {
         Command::CheckConfig { credentials } => check_config(&config, &env, credentials),
         Command::Brands(a) => run_jobs(config, &env, &[Job::Brands], a).await,
@@ -145,8 +153,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::All(a) => run_jobs(config, &env, &[Job::Brands, Job::Hashtags], a).await,
         Command::TokenStatus => token_status(config, &env).await,
         Command::ResolveHashtags { replay } => resolve_hashtags(config, &env, replay).await,
-        Command::Reprocess { from, to, job, at } => {
-            reprocess(config, &env, &from, &to, job, at.as_deref()).await
+        Command::Reprocess {
+            from,
+            to,
+            job,
+            at,
+            max_download_bytes,
+        } => {
+            let at = at
+                .map(|t| parse_at(Some(&t)))
+                .transpose()
+                .map_err(|m| Failure(2, m))?;
+            let request = reprocess::Request {
+                from,
+                to,
+                job,
+                at,
+                max_download_bytes,
+            };
+            reprocess(config, &env, &request).await
         }
     }
 }
@@ -199,7 +224,7 @@ async fn run_jobs(config: Config, env: &Env, jobs: &[Job], args: RunArgs) -> Res
         replay: args.replay.clone(),
         out_dir: Some(args.out.clone()),
     };
-    let app = setup::build(config, env, &choice).await?;
+    let app = setup::build(config, env, &choice, None).await?;
     let mut failure = None;
     for job in jobs {
         if let Err(e) = run_one(&app, *job, at).await {
@@ -226,7 +251,7 @@ async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> 
 }
 
 async fn token_status(config: Config, env: &Env) -> Result<(), Failure> {
-    let credentials = setup::credentials(env).await?;
+    let credentials = setup::credentials(env, None).await?;
     let lanes = credentials.len();
     let source = Source::live(&config.graph, credentials)?;
     let session = source.session(&config.retry, &config.graph, None);
@@ -265,7 +290,7 @@ async fn resolve_hashtags(
 ) -> Result<(), Failure> {
     let source = match replay {
         Some(dir) => Source::Replay(dir),
-        None => Source::live(&config.graph, setup::credentials(env).await?)?,
+        None => Source::live(&config.graph, setup::credentials(env, None).await?)?,
     };
     let session = source.session(&config.retry, &config.graph, None);
     let mut failed = 0;
@@ -291,112 +316,18 @@ async fn resolve_hashtags(
     Ok(())
 }
 
-/// The job and scheduled time a capture folder's path names: `…/{job}/{date}/{date_time}`.
-fn capture_identity(path: &str) -> Option<(Job, DateTime<Utc>)> {
-    let path = path.trim_end_matches('/');
-    // A shard's capture is a `part-0003` folder inside its run's.
-    let path = match path.rsplit_once('/') {
-        Some((run, last)) if last.starts_with("part-") => run,
-        _ => path,
-    };
-    let parts: Vec<&str> = path.rsplit('/').take(3).collect();
-    let [time, _date, job] = parts.as_slice() else {
-        return None;
-    };
-    let at = NaiveDateTime::parse_from_str(time, "%Y-%m-%d_%H%M%S")
-        .ok()?
-        .and_utc();
-    Some((parse_job(job).ok()?, at))
-}
-
-async fn reprocess(
-    config: Config,
-    env: &Env,
-    from: &str,
-    to: &str,
-    job: Option<Job>,
-    at: Option<&str>,
-) -> Result<(), Failure> {
-    let identity = capture_identity(from);
-    let job = job
-        .or(identity.map(|(j, _)| j))
-        .ok_or_else(|| Failure(2, format!("cannot tell the job from `{from}`: pass --job")))?;
-    let at = match at {
-        Some(t) => parse_at(Some(t)).map_err(|m| Failure(2, m))?,
-        None => identity
-            .map(|(_, t)| t)
-            .ok_or_else(|| Failure(2, format!("cannot tell the time from `{from}`: pass --at")))?,
-    };
-    let download;
-    let dir: PathBuf = match from.strip_prefix("s3://") {
-        Some(rest) => {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            download = tempfile::tempdir()
-                .map_err(|e| Failure(2, format!("no temporary folder for the download: {e}")))?;
-            fetch_capture(
-                bucket,
-                prefix.trim_end_matches('/'),
-                download.path(),
-                env,
-                &config.sink,
-            )
-            .await?;
-            download.path().to_path_buf()
+/// Reprocesses a capture: each part of a sharded run in turn, every part run even when one
+/// fails.
+async fn reprocess(config: Config, env: &Env, request: &reprocess::Request) -> Result<(), Failure> {
+    let prepared = reprocess::prepare(config, env, request, Utc::now()).await?;
+    let mut failure = None;
+    for (part, app) in &prepared.runs {
+        if !part.is_empty() {
+            tracing::info!(part = %part, "reprocessing one part of a sharded run");
         }
-        None => PathBuf::from(from),
-    };
-    let sink = match to.strip_prefix("s3://") {
-        Some(bucket) => {
-            let bucket = bucket.trim_end_matches('/').to_string();
-            Sink::s3_from_env(bucket, env.s3_endpoint_overridden, &config.sink).await
+        if let Err(e) = run_one(app, prepared.job, prepared.at).await {
+            failure = Some(e);
         }
-        None => Sink::Dir(PathBuf::from(to)),
-    };
-    let app = App {
-        config,
-        source: Source::Replay(dir),
-        sink,
-    };
-    run_one(&app, job, at).await
-}
-
-/// Downloads a capture folder. Each key must stay inside the folder once its prefix is taken
-/// off: a key such as `{prefix}/../../tmp/x` is refused, never written outside `into`.
-async fn fetch_capture(
-    bucket: &str,
-    prefix: &str,
-    into: &Path,
-    env: &Env,
-    settings: &ig_collector::config::SinkSettings,
-) -> Result<(), Failure> {
-    let source = Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, settings).await;
-    let keys = source.list(&format!("{prefix}/"), None).await?;
-    if keys.is_empty() {
-        return Err(Failure(2, format!("nothing under s3://{bucket}/{prefix}/")));
     }
-    for key in keys {
-        let relative = key
-            .strip_prefix(prefix)
-            .unwrap_or(&key)
-            .trim_start_matches('/');
-        let safe = !relative.is_empty()
-            && Path::new(relative)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !safe {
-            return Err(Failure(
-                2,
-                format!("s3://{bucket}/{key} would be written outside {}: refused (a capture key must not hold `..`, `.` or an absolute path)", into.display()),
-            ));
-        }
-        let Some(object) = source.get(&key, None).await? else {
-            continue;
-        };
-        let path = into.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Failure(2, e.to_string()))?;
-        }
-        std::fs::write(&path, object.body).map_err(|e| Failure(2, e.to_string()))?;
-    }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }

@@ -39,15 +39,17 @@ pub(super) async fn load_state(
     let fresh = "no state: first run (or state deleted), one page per hashtag".to_string();
     let key = &app.config.hashtags.state_key;
     let (bytes, etag) = match &app.source {
-        Source::Replay(dir) => match read_recorded(dir, "state.json") {
-            Ok(b) => (b, None),
-            Err(e) => {
-                return Ok(Loaded {
-                    note: Some(format!("{e}; one page per hashtag")),
-                    ..Loaded::default()
-                })
+        Source::Replay(dir) => {
+            match read_recorded(dir, "state.json", app.config.graph.max_body_bytes) {
+                Ok(b) => (b, None),
+                Err(e) => {
+                    return Ok(Loaded {
+                        note: Some(format!("{e}; one page per hashtag")),
+                        ..Loaded::default()
+                    })
+                }
             }
-        },
+        }
         Source::Live(_) => match app.sink.get(key, until).await? {
             Some(o) => (Some(o.body), Some(o.etag)),
             None => (None, None),

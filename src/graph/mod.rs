@@ -29,7 +29,7 @@ pub mod usage;
 
 pub use error::{decode, ApiError, GraphError};
 pub use http::LiveClient;
-pub use replay::{gunzip, gzip, read_recorded, Captured};
+pub use replay::{gunzip, gunzip_capped, gzip, read_recorded, Captured};
 pub use retry::{classify, decide, Decision, ErrorKind};
 pub use session::{business_discovery_fields, GraphStats, Need, Session};
 pub use source::{Credentials, Source};

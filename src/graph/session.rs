@@ -343,7 +343,7 @@ impl Session<'_> {
                 "no recorded responses",
             ));
         };
-        match read_recorded(dir, relative) {
+        match read_recorded(dir, relative, self.settings.max_body_bytes) {
             Ok(Some(bytes)) => {
                 self.capture(relative, &bytes);
                 decode(200, &bytes, None)

@@ -1,10 +1,17 @@
-//! Building an [`App`] from the environment: configuration, credentials, sink. Runs once per
-//! process (a Lambda cold start, or a CLI call). [`env`] reads every variable; nothing else in
-//! the crate looks at the environment.
+//! Building an [`App`] from the environment: configuration, credentials, sink. The Lambda runs
+//! it inside an invocation until it succeeds once (a failure fails that event only); the CLI
+//! once per call. [`env`] reads every variable; nothing else in the crate looks at the
+//! environment.
+//!
+//! Every wait here is bounded twice: by its own timeout (the token secret read, the
+//! configuration's S3 read) and by the caller's `until`, the time the invocation leaves. A
+//! Secrets Manager or an S3 that accepts a connection and never answers therefore ends in an
+//! error that names it, not in a cold start that never takes its first event.
 
 mod env;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use env::Env;
 
@@ -33,6 +40,21 @@ pub enum SetupError {
     CredentialCount { ids: usize, tokens: usize },
     #[error("could not read the token secret {arn}: {message}")]
     Secret { arn: String, message: String },
+    /// Secrets Manager took the connection (or none came) and sent no answer in time.
+    #[error("the token secret {arn} did not answer within {secs:.1} s: check that Secrets Manager is reachable from here (a function in a VPC needs a NAT gateway or a secretsmanager VPC endpoint) and, if AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL is set, that it points at Secrets Manager")]
+    SecretTimeout { arn: String, secs: f64 },
+    /// Two credentials for one Instagram user: they would spend one hourly budget twice.
+    #[error("{source_name} entry {repeat} (counting from 1) names Instagram user {ig_user_id} again, as entry {first} does: one user's calls share one hourly budget, so two credentials for it would overspend it; remove one of the two")]
+    DuplicateUserId {
+        source_name: &'static str,
+        ig_user_id: String,
+        first: usize,
+        repeat: usize,
+    },
+    /// Setup as a whole outlived the time it was given (a wait without its own bound, e.g.
+    /// resolving AWS credentials or region).
+    #[error("setup (configuration, token, clients) did not finish within {secs:.1} s, the time this invocation leaves before its answer is due: check that S3, Secrets Manager and the AWS credentials are reachable; the next event tries again")]
+    Unfinished { secs: f64 },
     #[error("BUCKET is not set: the S3 bucket the records are written to")]
     MissingBucket,
     #[error("{0}")]
@@ -43,11 +65,15 @@ impl SetupError {
     pub fn kind_name(&self) -> &'static str {
         match self {
             SetupError::Config(_) => "ConfigInvalid",
-            SetupError::MissingToken | SetupError::Secret { .. } => "TokenUnavailable",
+            SetupError::MissingToken
+            | SetupError::Secret { .. }
+            | SetupError::SecretTimeout { .. } => "TokenUnavailable",
             SetupError::MissingUserId
             | SetupError::UserIdCount(_)
             | SetupError::BadUserId(_)
-            | SetupError::CredentialCount { .. } => "UserIdInvalid",
+            | SetupError::CredentialCount { .. }
+            | SetupError::DuplicateUserId { .. } => "UserIdInvalid",
+            SetupError::Unfinished { .. } => "SetupTimeout",
             SetupError::MissingBucket => "BucketMissing",
             SetupError::Graph(_) => "GraphClientSetup",
         }
@@ -63,12 +89,28 @@ pub struct Choice {
     pub out_dir: Option<PathBuf>,
 }
 
+/// How long the token secret read may take, attempts included, when the caller leaves more.
+pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting to Secrets Manager may take.
+const SECRET_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The `CONFIG_PATH=s3://` read's own bounds: the configuration's `[sink]` settings are not known
+/// before it is read.
+const CONFIG_READ_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shorter of `limit` and the time left until `until`.
+fn within(limit: Duration, until: Option<Instant>) -> Duration {
+    until.map_or(limit, |u| {
+        limit.min(u.saturating_duration_since(Instant::now()))
+    })
+}
+
 /// Builds the app from the process environment: config (embedded, a file or an S3 object named
-/// by `CONFIG_PATH`), source, sink.
-pub async fn app_from_env(choice: &Choice) -> Result<App, SetupError> {
+/// by `CONFIG_PATH`), source, sink; every wait ends by `until` when given.
+pub async fn app_from_env(choice: &Choice, until: Option<Instant>) -> Result<App, SetupError> {
     let env = Env::read();
-    let config = load_config(&env).await?;
-    build(config, &env, choice).await
+    let config = load_config(&env, until).await?;
+    build(config, &env, choice, until).await
 }
 
 /// The configuration `CONFIG_PATH` names (a file, or `s3://bucket/key`, read with the same
@@ -76,7 +118,7 @@ pub async fn app_from_env(choice: &Choice) -> Result<App, SetupError> {
 ///
 /// An object in S3 lets an operator change the tracked targets without a rebuild: upload the
 /// file, and the next cold start reads it (README, "Change the configuration without a rebuild").
-pub async fn load_config(env: &Env) -> Result<Config, SetupError> {
+pub async fn load_config(env: &Env, until: Option<Instant>) -> Result<Config, SetupError> {
     let Some(path) = &env.config_path else {
         return Ok(Config::parse(EMBEDDED, EMBEDDED_NAME, &env.overrides)?);
     };
@@ -98,11 +140,15 @@ pub async fn load_config(env: &Env) -> Result<Config, SetupError> {
             )
         }
     };
-    // The configuration's own S3 settings are not known yet: the defaults bound this read.
-    let settings = SinkSettings::default();
+    // The configuration's own S3 settings are not known yet: this read has its own bounds.
+    let settings = SinkSettings {
+        connect_timeout: CONFIG_READ_CONNECT_TIMEOUT,
+        operation_timeout: CONFIG_READ_TIMEOUT,
+        ..SinkSettings::default()
+    };
     let sink = Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, &settings).await;
     let object = sink
-        .get(key, None)
+        .get(key, until)
         .await
         .map_err(|e| unreadable(format!("{e}")))?
         .ok_or_else(|| unreadable(format!("there is no object s3://{bucket}/{key}")))?;
@@ -113,11 +159,16 @@ pub async fn load_config(env: &Env) -> Result<Config, SetupError> {
 
 /// Builds the app around a loaded config. A live source must fit the hourly call budget of
 /// its credentials.
-pub async fn build(config: Config, env: &Env, choice: &Choice) -> Result<App, SetupError> {
+pub async fn build(
+    config: Config,
+    env: &Env,
+    choice: &Choice,
+    until: Option<Instant>,
+) -> Result<App, SetupError> {
     let source = match &choice.replay {
         Some(dir) => Source::Replay(dir.clone()),
         None => {
-            let credentials = credentials(env).await?;
+            let credentials = credentials(env, until).await?;
             let used = config.check_budget(credentials.len())?;
             tracing::info!(
                 calls_per_hour = used.calls_per_hour,
@@ -145,11 +196,23 @@ pub async fn build(config: Config, env: &Env, choice: &Choice) -> Result<App, Se
 /// The credentials, one or more: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else
 /// `IG_USER_ID` and `IG_ACCESS_TOKEN` (comma-separated lists of the same length for several).
 /// `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`.
-pub async fn credentials(env: &Env) -> Result<Vec<Credentials>, SetupError> {
+/// The Secrets Manager read ends by `until` (and within [`SECRET_READ_TIMEOUT`]).
+///
+/// No Instagram user id may be named twice: two credentials of one user share one hourly budget,
+/// and the budget check and the plan would count it twice.
+pub async fn credentials(
+    env: &Env,
+    until: Option<Instant>,
+) -> Result<Vec<Credentials>, SetupError> {
     let app_secret = env.app_secret.clone();
+    let source_name = if env.token_secret_arn.is_some() {
+        "the token secret's `credentials`"
+    } else {
+        "IG_USER_ID"
+    };
     let pairs: Vec<(String, String, Option<String>)> = match &env.token_secret_arn {
         Some(arn) => {
-            let secret = read_secret(arn).await?;
+            let secret = read_secret(arn, until).await?;
             match secret {
                 SecretValue::Many(many) => many,
                 SecretValue::One(token, app) => {
@@ -184,10 +247,18 @@ pub async fn credentials(env: &Env) -> Result<Vec<Credentials>, SetupError> {
                 .collect()
         }
     };
-    let mut out = Vec::with_capacity(pairs.len());
+    let mut out: Vec<Credentials> = Vec::with_capacity(pairs.len());
     for (i, (ig_user_id, token, app)) in pairs.into_iter().enumerate() {
         if !crate::validate::is_digits(&ig_user_id) {
             return Err(SetupError::BadUserId(i + 1));
+        }
+        if let Some(first) = out.iter().position(|c| c.ig_user_id == ig_user_id) {
+            return Err(SetupError::DuplicateUserId {
+                source_name,
+                ig_user_id,
+                first: first + 1,
+                repeat: i + 1,
+            });
         }
         out.push(Credentials {
             ig_user_id,
@@ -206,26 +277,60 @@ enum SecretValue {
     Many(Vec<(String, String, Option<String>)>),
 }
 
-/// Reads the token secret.
-async fn read_secret(arn: &str) -> Result<SecretValue, SetupError> {
-    let shared = aws_config::load_from_env().await;
-    let client = aws_sdk_secretsmanager::Client::new(&shared);
+/// Reads the token secret, within [`SECRET_READ_TIMEOUT`] and by `until`. The client has its
+/// own connect and operation timeouts too; whichever bound ends the wait, the error is
+/// [`SetupError::SecretTimeout`].
+async fn read_secret(arn: &str, until: Option<Instant>) -> Result<SecretValue, SetupError> {
+    use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+    let bound = within(SECRET_READ_TIMEOUT, until);
+    let timed_out = || SetupError::SecretTimeout {
+        arn: arn.to_string(),
+        secs: bound.as_secs_f64(),
+    };
     let fail = |message: String| SetupError::Secret {
         arn: arn.to_string(),
         message,
     };
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| fail(aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string()))?;
+    let read = async {
+        let shared = aws_config::load_from_env().await;
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(SECRET_CONNECT_TIMEOUT.min(bound))
+                    .read_timeout(bound)
+                    .operation_timeout(bound)
+                    .build(),
+            )
+            .build();
+        let client = aws_sdk_secretsmanager::Client::from_conf(conf);
+        client.get_secret_value().secret_id(arn).send().await
+    };
+    let out = match tokio::time::timeout(bound, read).await {
+        Err(_) => return Err(timed_out()),
+        Ok(Err(e)) if is_timeout(&e) => return Err(timed_out()),
+        Ok(Err(e)) => {
+            return Err(fail(
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            ))
+        }
+        Ok(Ok(out)) => out,
+    };
     let text = out
         .secret_string()
         .ok_or_else(|| fail("the secret has no SecretString".into()))?
         .trim()
         .to_string();
     parse_secret(&text).map_err(fail)
+}
+
+/// An SDK error that is the client's own timeout (connect, read or operation).
+fn is_timeout<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> bool {
+    use aws_sdk_secretsmanager::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_timeout(),
+        _ => false,
+    }
 }
 
 fn parse_secret(text: &str) -> Result<SecretValue, String> {
@@ -262,6 +367,32 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn one_instagram_user_named_twice_is_refused_naming_both_entries() {
+        let env = Env::from_lookup(|k| match k {
+            "IG_USER_ID" => Some("17841400000000001,17841400000000002,17841400000000001".into()),
+            "IG_ACCESS_TOKEN" => Some("EAAGtokenA,EAAGtokenB,EAAGtokenC".into()),
+            _ => None,
+        });
+        let e = credentials(&env, None).await.expect_err("refused");
+        let message = e.to_string();
+        assert_eq!(e.kind_name(), "UserIdInvalid");
+        assert!(
+            message.starts_with("IG_USER_ID entry 3 (counting from 1) names Instagram user 17841400000000001 again, as entry 1 does"),
+            "{message}"
+        );
+        assert!(!message.contains("EAAGtoken"), "{message}");
+        let distinct = Env::from_lookup(|k| match k {
+            "IG_USER_ID" => Some("17841400000000001,17841400000000002".into()),
+            "IG_ACCESS_TOKEN" => Some("EAAGtokenA,EAAGtokenB".into()),
+            _ => None,
+        });
+        assert_eq!(
+            credentials(&distinct, None).await.map(|c| c.len()).ok(),
+            Some(2)
+        );
+    }
 
     #[test]
     fn the_secret_may_be_raw_json_or_a_list_of_credentials() {

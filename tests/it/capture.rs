@@ -181,3 +181,157 @@ async fn token_status_reports_days_left_and_fails_when_expiry_is_near() {
     );
     assert!(!all.contains(TOKEN));
 }
+
+fn reprocess_output(from: &Path, to: &Path, config: Option<&Path>) -> std::process::Output {
+    let mut cmd = support::cli();
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("reprocess")
+        .arg("--from")
+        .arg(from)
+        .arg("--to")
+        .arg(to)
+        .output()
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn a_recorded_body_that_inflates_past_the_cap_is_refused_while_it_inflates() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let at = Utc
+        .with_ymd_and_hms(2023, 9, 2, 1, 0, 15)
+        .single()
+        .expect("time");
+    run(&live_app(&fake, out.path()), Job::Brands, at, None)
+        .await
+        .expect("run");
+    let capture = out
+        .path()
+        .join("raw_api/brands/2023-09-02/2023-09-02_010015");
+    // A few kilobytes that inflate to one byte more than graph.max_body_bytes (8 MiB).
+    let cap = ig_collector::config::EMBEDDED
+        .lines()
+        .find_map(|l| l.strip_prefix("max_body_bytes = "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .expect("the shipped cap");
+    let bomb = ig_collector::graph::gzip(&vec![b' '; cap + 1]);
+    assert!(bomb.len() < 16 * 1024, "{} bytes", bomb.len());
+    std::fs::write(capture.join("brands/dior.json.gz"), &bomb).expect("write");
+
+    let again = tempfile::tempdir().expect("tempdir");
+    let output = reprocess_output(&capture, again.path(), None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Value = serde_json::from_str(&stdout).expect("a summary");
+    let failed = summary["failed_targets"]
+        .as_array()
+        .expect("failed targets");
+    assert_eq!(failed.len(), 1, "{summary}");
+    assert_eq!(failed[0]["target"], "dior");
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("dior.json.gz: refused: more than 8388608 bytes once inflated"),
+        "{message}"
+    );
+    assert_eq!(
+        summary["records"]["brand"], 10,
+        "the other brands as before"
+    );
+}
+
+#[tokio::test]
+async fn a_sharded_capture_reprocesses_part_by_part_into_the_part_files_the_run_wrote() {
+    const SECOND_TOKEN: &str = "EAAGsecondTOKEN9876543210leakcanary";
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.allow_token(SECOND_TOKEN);
+    // An invocation sized to 3 calls (1 slot × 52 s ÷ 17.333 s): 11 accounts over two
+    // credentials, 6 and 5, in 4 shards.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("configure.toml");
+    let text = ig_collector::config::EMBEDDED
+        .replace("concurrency = 16", "concurrency = 1")
+        .replace("call_time_ms = 4000", "call_time_ms = 17333");
+    std::fs::write(&config_path, &text).expect("write");
+    let overrides = ig_collector::config::Overrides {
+        graph_api_url: Some(fake.url()),
+        ..Default::default()
+    };
+    let config =
+        ig_collector::config::Config::parse(&text, "configure.toml", &overrides).expect("config");
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = App {
+        source: ig_collector::graph::Source::live(
+            &config.graph,
+            vec![
+                support::credentials(support::CALLER_ID, TOKEN),
+                support::credentials("17841400000000001", SECOND_TOKEN),
+            ],
+        )
+        .expect("client"),
+        config,
+        sink: Sink::Dir(out.path().to_path_buf()),
+    };
+    let at = Utc
+        .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+        .single()
+        .expect("time");
+    let plan = app.plan(Job::Brands);
+    assert_eq!(plan.shards.len(), 4);
+    for shard in &plan.shards {
+        let part = app.shard(Job::Brands, shard.index).expect("a shard");
+        run(&part, Job::Brands, at, None).await.expect("shard run");
+    }
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut found = Vec::new();
+        for folder in ["raw/brand_2023-09-02", "raw/media_2023-09-02"] {
+            let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = format!("{folder}/{}", e.file_name().to_string_lossy());
+                found.push((name, std::fs::read(e.path()).expect("read")));
+            }
+        }
+        found.sort();
+        found
+    };
+    let written = files(out.path());
+    assert_eq!(written.len(), 8, "a brand and a media part per shard");
+    assert!(written
+        .iter()
+        .all(|(k, _)| k.contains("_000015.part-000") && k.ends_with(".json")));
+
+    // The run's folder: every part, each into its own part files, the bytes the run wrote.
+    let run_folder = out
+        .path()
+        .join("raw_api/brands/2023-09-02/2023-09-02_000015");
+    let again = tempfile::tempdir().expect("tempdir");
+    let output = reprocess_output(&run_folder, again.path(), Some(&config_path));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(files(again.path()), written);
+
+    // One part folder: that part's files only.
+    let one = tempfile::tempdir().expect("tempdir");
+    let output = reprocess_output(
+        &run_folder.join("part-0002"),
+        one.path(),
+        Some(&config_path),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let want: Vec<_> = written
+        .iter()
+        .filter(|(k, _)| k.contains(".part-0002."))
+        .cloned()
+        .collect();
+    assert_eq!(want.len(), 2);
+    assert_eq!(files(one.path()), want);
+}

@@ -165,6 +165,35 @@ async fn reprocess_from_s3_gives_the_records_back_and_never_writes_outside_its_f
             .expect("json");
     assert_eq!(again, original, "the capture gives the same records back");
 
+    // A download over its cap is refused from the listing, before any object is fetched.
+    let capped = tempfile::tempdir().expect("tempdir");
+    let mut cmd = cli();
+    for (k, v) in s3.env(BUCKET) {
+        cmd.env(k, v);
+    }
+    let output = cmd
+        .env_remove("BUCKET")
+        .args([
+            "reprocess",
+            "--from",
+            &from,
+            "--max-download-bytes",
+            "100",
+            "--to",
+        ])
+        .arg(capped.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!("the capture under {from}/ is "))
+            && err
+                .contains("bytes, over the download cap of 100 bytes: refused before downloading"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(capped.path()).expect("dir").count(), 0);
+
     // A key that climbs out of the capture folder is refused, and nothing lands outside.
     let outside = to.path().join("escaped.json.gz");
     let hostile = format!(
@@ -192,4 +221,199 @@ async fn reprocess_from_s3_gives_the_records_back_and_never_writes_outside_its_f
         "{err}"
     );
     assert!(!outside.exists());
+}
+
+/// The CLI as the test credential against the fake Graph API at `graph_url`.
+fn live_cli(graph_url: &str) -> std::process::Command {
+    let mut cmd = cli();
+    cmd.env("IG_USER_ID", support::CALLER_ID)
+        .env("IG_ACCESS_TOKEN", TOKEN)
+        .env("GRAPH_API_URL", graph_url)
+        .env_remove("IG_TOKEN_SECRET_ARN")
+        .env_remove("IG_APP_SECRET");
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_far_ahead_of_the_clock_is_refused_before_any_call_or_write() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let typo = "2032-09-02T00:00:15Z";
+    for command in ["brands", "hashtags", "all"] {
+        let output = tokio::task::block_in_place(|| {
+            live_cli(&fake.url())
+                .args([command, "--at", typo, "--out"])
+                .arg(out.path())
+                .output()
+                .expect("runs")
+        });
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.contains(&format!(
+                "--at {typo} is more than 15 minutes ahead of the clock ("
+            )),
+            "{command}: {err}"
+        );
+    }
+    // Reprocess takes --at too, and the time its capture path names.
+    let capture = tempfile::tempdir().expect("tempdir");
+    let future_path = capture
+        .path()
+        .join("raw_api/brands/2032-09-02/2032-09-02_000015");
+    std::fs::create_dir_all(&future_path).expect("dir");
+    for (args, field) in [
+        (
+            vec!["--at", typo, "--job", "brands"],
+            format!("--at {typo}"),
+        ),
+        (vec![], format!("the capture path's time {typo}")),
+    ] {
+        let from = if args.is_empty() {
+            future_path.clone()
+        } else {
+            replay_dir()
+        };
+        let output = cli()
+            .args(["reprocess", "--from"])
+            .arg(&from)
+            .arg("--to")
+            .arg(out.path())
+            .args(&args)
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.contains(&field) && err.contains("ahead of the clock"),
+            "{err}"
+        );
+    }
+    assert_eq!(fake.seen().len(), 0, "no Graph call");
+    assert_eq!(
+        std::fs::read_dir(out.path()).expect("dir").count(),
+        0,
+        "nothing written"
+    );
+    // A time in the past, or none, is the usual run.
+    succeed(
+        cli()
+            .args(["brands", "--replay"])
+            .arg(replay_dir())
+            .arg("--out")
+            .arg(out.path())
+            .args(["--at", "2023-09-02T00:00:15Z"]),
+    );
+}
+
+#[test]
+fn one_instagram_user_named_twice_is_refused_naming_the_entries() {
+    let output = cli()
+        .arg("token-status")
+        .env(
+            "IG_USER_ID",
+            format!("{0},17841400000000001,{0}", support::CALLER_ID),
+        )
+        .env("IG_ACCESS_TOKEN", format!("{TOKEN},{TOKEN}B,{TOKEN}C"))
+        .env("GRAPH_API_URL", "http://127.0.0.1:9")
+        .env_remove("IG_TOKEN_SECRET_ARN")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!(
+            "IG_USER_ID entry 3 (counting from 1) names Instagram user {} again, as entry 1 does",
+            support::CALLER_ID
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(TOKEN) && !String::from_utf8_lossy(&output.stdout).contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_status_ends_within_its_bound_when_secrets_manager_never_answers() {
+    // Takes connections and holds them, never answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let arn =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ig-collector/graph-token-AbCdEf";
+    let started = std::time::Instant::now();
+    let output = tokio::task::block_in_place(|| {
+        cli()
+            .arg("token-status")
+            .env("IG_TOKEN_SECRET_ARN", arn)
+            .env("IG_USER_ID", support::CALLER_ID)
+            .env_remove("IG_ACCESS_TOKEN")
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("runs")
+    });
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        err.lines().last(),
+        Some(
+            format!(
+                "error: the token secret {arn} did not answer within 10.0 s: check that Secrets Manager is reachable from here (a function in a VPC needs a NAT gateway or a secretsmanager VPC endpoint) and, if AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL is set, that it points at Secrets Manager"
+            )
+            .as_str()
+        ),
+        "{err}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "the 10 s bound, and process start: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_from_an_s3_that_never_answers_ends_within_its_bound() {
+    // Takes connections and holds them, never answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let output = tokio::task::block_in_place(|| {
+        let mut cmd = cli();
+        for (k, v) in support::s3::env_for(&endpoint, BUCKET) {
+            cmd.env(k, v);
+        }
+        cmd.env("CONFIG_PATH", "s3://cli/config/configure.toml")
+            .arg("check-config")
+            .output()
+            .expect("runs")
+    });
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("s3://cli/config/configure.toml")
+            && err.contains("CONFIG_PATH (environment)")
+            // The client's own operation timeout, or the sink's bound just past it.
+            && (err.contains("timed out: operation timeout (all attempts including retries) occurred after 10s")
+                || err.contains("timed out: no answer within 10000 ms")),
+        "{err}"
+    );
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
 }

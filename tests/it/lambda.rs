@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use crate::support::graph::{FakeGraph, Fault};
 use crate::support::runtime::{Function, RuntimeApi};
 use crate::support::s3::S3Server;
+use crate::support::s3proxy::{Op as S3Op, S3Fault, S3Proxy};
 use crate::support::{self, read_json, replay_dir, root, TOKEN};
 
 const BUCKET: &str = "lambda-out";
@@ -276,7 +277,7 @@ async fn a_bad_config_or_a_missing_token_fails_every_invocation_naming_what_to_f
 }
 
 #[tokio::test]
-async fn the_token_is_read_from_secrets_manager_at_cold_start() {
+async fn the_token_is_read_from_secrets_manager_at_the_first_invocation() {
     let s3 = S3Server::start();
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
@@ -407,4 +408,151 @@ async fn the_configuration_can_come_from_s3_and_a_bad_object_names_itself() {
         assert_failed(result.clone(), "ConfigInvalid", &path);
         assert_failed(result, "ConfigInvalid", needle);
     }
+}
+
+/// A Secrets Manager endpoint that takes connections and never answers: a TCP listener on
+/// loopback that accepts and holds every connection. Returns its URL and how many connections
+/// it has taken.
+async fn silent_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = taken.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (url, taken)
+}
+
+/// The function's environment with the token in Secrets Manager at `endpoint` (and S3 at its
+/// own endpoint).
+fn secret_env(fake: &FakeGraph, s3: &S3Server, endpoint: &str, arn: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = env(fake, s3)
+        .into_iter()
+        .filter(|(k, _)| k != "IG_ACCESS_TOKEN")
+        .collect();
+    env.push(("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), endpoint.into()));
+    env.push(("IG_TOKEN_SECRET_ARN".into(), arn.into()));
+    env
+}
+
+const SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-east-1:123456789012:secret:ig-collector/graph-token-AbCdEf";
+
+#[tokio::test]
+async fn a_secrets_manager_that_never_answers_fails_each_event_before_its_deadline_and_the_next_is_taken(
+) {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let (endpoint, taken) = silent_endpoint().await;
+    let limit = std::time::Duration::from_secs(6);
+    let brands = event("brands-scheduled-event.json");
+    let api = RuntimeApi::start_with_limit(vec![brands.clone(), brands], limit).await;
+    let started = std::time::Instant::now();
+    let f = Function::spawn(
+        env!("CARGO_BIN_EXE_brands"),
+        &api,
+        &secret_env(&fake, &s3, &endpoint, SECRET_ARN),
+    );
+    let outcomes = api.outcomes(2).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 2, "{output}");
+    let mut handed_out = started;
+    for o in &outcomes {
+        // Each event is handed out after the previous answer; its deadline is `limit` later.
+        assert!(
+            o.at < handed_out + limit,
+            "answered {:?} after it was handed out, past its deadline",
+            o.at - handed_out
+        );
+        handed_out = o.at;
+        let (_, body) = o.result.clone().expect_err("an error");
+        assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
+        let message = body["errorMessage"].as_str().unwrap_or_default();
+        let within = message
+            .split_once(&format!(
+                "the token secret {SECRET_ARN} did not answer within "
+            ))
+            .and_then(|(_, rest)| rest.split_once(" s:"))
+            .and_then(|(secs, _)| secs.parse::<f64>().ok());
+        // The invocation's time less the reserve for the answer (1.5 s), not the 10 s the read
+        // is given when the invocation leaves more.
+        assert!(within.is_some_and(|s| s > 0.0 && s <= 4.5), "{message}");
+        assert!(
+            message.contains("AWS_ENDPOINT_URL_SECRETS_MANAGER"),
+            "{message}"
+        );
+    }
+    assert!(
+        taken.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the second event read the secret again"
+    );
+    assert_eq!(fake.seen().len(), 0, "no Graph call without a token");
+    assert!(!output.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn a_setup_that_failed_for_one_event_succeeds_for_the_next_and_is_kept() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(&s3.endpoint)
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    let created = aws_sdk_secretsmanager::Client::from_conf(conf)
+        .create_secret()
+        .name("ig-collector/graph-token")
+        .secret_string(json!({ "access_token": TOKEN }).to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let arn = created.arn().expect("arn").to_string();
+    // Secrets Manager behind a proxy that answers its first request with a 500.
+    let proxy = S3Proxy::start(&s3.endpoint).await;
+    proxy.fault(S3Op::Any, "", S3Fault::Status(500, "InternalError"), 1);
+    let mut env = secret_env(&fake, &s3, &proxy.endpoint, &arn);
+    // One attempt per read, so the one 500 fails the first event whatever the SDK's retries.
+    env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
+    let brands = event("brands-scheduled-event.json");
+    let api = RuntimeApi::start(vec![brands.clone(), brands.clone(), brands]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let outcomes = api.outcomes(3).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 3, "{output}");
+    let (_, body) = outcomes[0]
+        .result
+        .clone()
+        .expect_err("the 500 fails the first event");
+    assert_eq!(body["errorType"], "TokenUnavailable", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("could not read the token secret")),
+        "{body}"
+    );
+    for o in &outcomes[1..] {
+        let summary = o
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e:?}\n{output}"));
+        assert_eq!(summary["records"]["brand"], 11, "{summary}");
+    }
+    assert_eq!(
+        proxy.seen().len(),
+        2,
+        "the secret is read for the failed event and the first good one, then kept"
+    );
+    assert!(!output.contains(TOKEN));
 }

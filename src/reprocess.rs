@@ -1,0 +1,512 @@
+//! `reprocess`: runs validation and writing again over a run's captured responses, from a local
+//! capture folder or one in S3.
+//!
+//! A capture comes from outside the process (a bucket others can write to, a folder copied
+//! around), so replaying it is held to the bounds of a live run: each recorded body to
+//! `graph.max_body_bytes` once inflated ([`crate::graph::read_recorded`]), the download to a
+//! total size and a count of files checked on the listing before anything is fetched and again
+//! while each object streams in, every S3 call to `sink.operation_timeout_secs`, and every key to
+//! the folder it was listed under.
+//!
+//! A sharded run captured each shard in its own `part-0003/` folder inside the run's folder
+//! (`plan::Plan::shard_config`). Such a folder, or the run's folder holding several, reprocesses
+//! each part with the shard's configuration (its targets, part keys and state), so it writes the
+//! part files the run wrote.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::collect::{App, Job};
+use crate::config::{part_name, Config};
+use crate::graph::Source;
+use crate::schedule::{self, TimeError};
+use crate::setup::Env;
+use crate::sink::Sink;
+
+/// What to reprocess and where to write it, as the operator gave it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// A capture folder (`raw_api/{job}/{date}/{time}`, or a `part-0003` folder in it), local or
+    /// `s3://bucket/prefix`.
+    pub from: String,
+    /// An output folder, or `s3://bucket`.
+    pub to: String,
+    /// The job; default: read from the capture path.
+    pub job: Option<Job>,
+    /// The scheduled time; default: read from the capture path.
+    pub at: Option<DateTime<Utc>>,
+    /// The most an S3 capture may download, in bytes, all files together.
+    pub max_download_bytes: u64,
+}
+
+/// The default of [`Request::max_download_bytes`]: far above a day's capture of the shipped
+/// configuration (kilobytes a file, a few hundred files), far below a full disk.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
+
+/// The most files a capture download may hold: a run captures one file per Graph call, and no
+/// schedule's budget allows this many calls in one run.
+pub const MAX_CAPTURE_FILES: usize = 100_000;
+
+/// The most credentials a sharded run is assumed to have had, when its part is matched to the
+/// plan it came from.
+const MAX_LANES: usize = 64;
+
+/// Why a reprocess could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReprocessError {
+    #[error("cannot tell the job from `{0}` (not …/{{brands|hashtags}}/{{date}}/{{date_time}}): pass --job")]
+    NoJob(String),
+    #[error(
+        "cannot tell the time from `{0}` (not …/{{job}}/{{date}}/{{%Y-%m-%d_%H%M%S}}): pass --at"
+    )]
+    NoTime(String),
+    #[error("{0}")]
+    Time(#[from] TimeError),
+    #[error("nothing under s3://{bucket}/{prefix}/: check the capture folder's path")]
+    Empty { bucket: String, prefix: String },
+    #[error("s3://{bucket}/{key} would be written outside {into}: refused (a capture key must not hold `..`, `.` or an absolute path)")]
+    Outside {
+        bucket: String,
+        key: String,
+        into: String,
+    },
+    #[error("the capture under s3://{bucket}/{prefix}/ is {what}, over the download cap of {cap}: refused before downloading; check the path names one run's capture folder, or raise --max-download-bytes")]
+    TooLarge {
+        bucket: String,
+        prefix: String,
+        what: String,
+        cap: String,
+    },
+    #[error("{0}")]
+    Download(String),
+    #[error("{0}")]
+    Local(String),
+    #[error("cannot tell which targets {part} of {dir} ran: no shard {index} of the configuration's plan, over 1 to {MAX_LANES} credentials, holds every target captured there ({captured}); reprocess with the configuration the run used (--config)")]
+    UnknownPart {
+        part: String,
+        index: usize,
+        dir: String,
+        captured: String,
+    },
+}
+
+/// A capture ready to run again: one app per part (one for an unsharded run), the job and the
+/// time. Holds the downloaded files while it lives.
+pub struct Prepared {
+    pub job: Job,
+    pub at: DateTime<Utc>,
+    /// `(part name or "", app)` in part order.
+    pub runs: Vec<(String, App)>,
+    _download: Option<tempfile::TempDir>,
+}
+
+/// The job and scheduled time a capture folder's path names: `…/{job}/{date}/{date_time}`, or a
+/// `part-0003` folder inside one.
+pub fn capture_identity(path: &str) -> Option<(Job, DateTime<Utc>)> {
+    let path = path.trim_end_matches('/');
+    let path = match path.rsplit_once('/') {
+        Some((run, last)) if part_index(last).is_some() => run,
+        _ => path,
+    };
+    let parts: Vec<&str> = path.rsplit('/').take(3).collect();
+    let [time, _date, job] = parts.as_slice() else {
+        return None;
+    };
+    let at = NaiveDateTime::parse_from_str(time, "%Y-%m-%d_%H%M%S")
+        .ok()?
+        .and_utc();
+    let job = match *job {
+        "brands" => Job::Brands,
+        "hashtags" => Job::Hashtags,
+        _ => return None,
+    };
+    Some((job, at))
+}
+
+/// The shard index a folder name such as `part-0003` names ([`part_name`] reversed).
+fn part_index(name: &str) -> Option<usize> {
+    let index: usize = name.strip_prefix("part-")?.parse().ok()?;
+    (part_name(index) == name).then_some(index)
+}
+
+/// Resolves the job and time, downloads an S3 capture, and builds the apps that replay it.
+/// `now` is the clock the time is checked against ([`schedule::check_scheduled`]).
+pub async fn prepare(
+    config: Config,
+    env: &Env,
+    request: &Request,
+    now: DateTime<Utc>,
+) -> Result<Prepared, ReprocessError> {
+    let from = request.from.as_str();
+    let identity = capture_identity(from);
+    let job = request
+        .job
+        .or(identity.map(|(j, _)| j))
+        .ok_or_else(|| ReprocessError::NoJob(from.to_string()))?;
+    let (at, field) = match request.at {
+        Some(t) => (t, "--at"),
+        None => (
+            identity
+                .map(|(_, t)| t)
+                .ok_or_else(|| ReprocessError::NoTime(from.to_string()))?,
+            "the capture path's time",
+        ),
+    };
+    schedule::check_scheduled(field, at, now)?;
+    let (dir, download) = match from.strip_prefix("s3://") {
+        Some(rest) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let into = tempfile::tempdir().map_err(|e| {
+                ReprocessError::Local(format!("no temporary folder for the download: {e}"))
+            })?;
+            let source =
+                Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, &config.sink)
+                    .await;
+            download_capture(
+                &source,
+                bucket,
+                prefix.trim_end_matches('/'),
+                into.path(),
+                request.max_download_bytes,
+            )
+            .await?;
+            (into.path().to_path_buf(), Some(into))
+        }
+        None => (PathBuf::from(from), None),
+    };
+    let sink = match request.to.strip_prefix("s3://") {
+        Some(bucket) => {
+            let bucket = bucket.trim_end_matches('/').to_string();
+            Sink::s3_from_env(bucket, env.s3_endpoint_overridden, &config.sink).await
+        }
+        None => Sink::Dir(PathBuf::from(&request.to)),
+    };
+    // A `part-0003` folder named itself (its name survives only in `from` once downloaded).
+    let named_part = from
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(part_index);
+    let parts = match named_part {
+        Some(index) => vec![(index, dir.clone())],
+        None => parts_in(&dir)?,
+    };
+    let runs = if parts.is_empty() {
+        vec![(
+            String::new(),
+            App {
+                config,
+                source: Source::Replay(dir),
+                sink,
+            },
+        )]
+    } else {
+        let mut runs = Vec::with_capacity(parts.len());
+        for (index, part_dir) in parts {
+            let part_config = part_config(&config, job, index, &part_dir)?;
+            runs.push((
+                part_name(index),
+                App {
+                    config: part_config,
+                    source: Source::Replay(part_dir),
+                    sink: sink.clone(),
+                },
+            ));
+        }
+        runs
+    };
+    Ok(Prepared {
+        job,
+        at,
+        runs,
+        _download: download,
+    })
+}
+
+/// The `part-NNNN` folders directly inside `dir`, in index order; none for an unsharded capture.
+fn parts_in(dir: &Path) -> Result<Vec<(usize, PathBuf)>, ReprocessError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ReprocessError::Local(format!("{}: cannot be read: {e}", dir.display())))?;
+    let mut parts = Vec::new();
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if let (true, Some(index)) = (is_dir, entry.file_name().to_str().and_then(part_index)) {
+            parts.push((index, entry.path()));
+        }
+    }
+    parts.sort();
+    Ok(parts)
+}
+
+/// The names of the targets a capture folder holds answers for: usernames (`brands/dior.json`)
+/// for brands, hashtags (`hashtags/dior.json`, `hashtags/dior.2.json`,
+/// `hashtag_search/dior.json`) for hashtags, each possibly `.gz`.
+fn captured_targets(dir: &Path, job: Job) -> BTreeSet<String> {
+    let folders: &[&str] = match job {
+        Job::Brands => &["brands"],
+        Job::Hashtags => &["hashtags", "hashtag_search"],
+    };
+    let mut names = BTreeSet::new();
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            let file = file.strip_suffix(".gz").unwrap_or(&file);
+            let Some(stem) = file.strip_suffix(".json") else {
+                continue;
+            };
+            // A later page: `{tag}.{n}`.
+            let stem = match stem.rsplit_once('.') {
+                Some((tag, n)) if n.parse::<u32>().is_ok() => tag,
+                _ => stem,
+            };
+            names.insert(stem.to_string());
+        }
+    }
+    names
+}
+
+/// The configuration shard `index` ran with. The plan depends on how many credentials the run
+/// had, which a replay does not know; the shard is the one, over 1 to [`MAX_LANES`] credentials,
+/// whose targets are exactly those captured, else the smallest that holds them all (a target
+/// whose call failed without an answer left no file).
+fn part_config(
+    config: &Config,
+    job: Job,
+    index: usize,
+    dir: &Path,
+) -> Result<Config, ReprocessError> {
+    let job_config = config.for_job(job);
+    let captured = captured_targets(dir, job);
+    let name_of = |t: &crate::config::Target| match job {
+        Job::Brands => t.username.clone(),
+        Job::Hashtags => t.hashtag.clone(),
+    };
+    let mut best: Option<Config> = None;
+    for lanes in 1..=MAX_LANES {
+        let plan = crate::plan::plan(&job_config, lanes, job);
+        if !plan.is_sharded() {
+            continue;
+        }
+        let Some(shard) = plan.shard_config(&job_config, index) else {
+            continue;
+        };
+        let names: BTreeSet<String> = shard.targets.iter().map(name_of).collect();
+        if names == captured {
+            return Ok(shard);
+        }
+        let holds_all = captured.is_subset(&names);
+        if holds_all
+            && best
+                .as_ref()
+                .is_none_or(|b| shard.targets.len() < b.targets.len())
+        {
+            best = Some(shard);
+        }
+    }
+    best.ok_or_else(|| ReprocessError::UnknownPart {
+        part: part_name(index),
+        index,
+        dir: dir.display().to_string(),
+        captured: captured.into_iter().collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// Downloads the capture under `prefix` into `into`: the listing's sizes are checked against
+/// `cap` (and the count against [`MAX_CAPTURE_FILES`]) before any object is fetched, and each
+/// object is read through the same budget as it streams in, so an object that grew after the
+/// listing still stops at the cap. Each key must stay inside the folder once its prefix is taken
+/// off: a key such as `{prefix}/../../tmp/x` is refused, never written outside `into`.
+pub async fn download_capture(
+    source: &Sink,
+    bucket: &str,
+    prefix: &str,
+    into: &Path,
+    cap: u64,
+) -> Result<(), ReprocessError> {
+    let Sink::S3 {
+        client,
+        operation_timeout,
+        ..
+    } = source
+    else {
+        return Err(ReprocessError::Local(
+            "a capture download needs an S3 source".into(),
+        ));
+    };
+    let listed = list_sized(client, bucket, prefix, *operation_timeout).await?;
+    if listed.is_empty() {
+        return Err(ReprocessError::Empty {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        });
+    }
+    let too_large = |what: String, cap: String| ReprocessError::TooLarge {
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        what,
+        cap,
+    };
+    if listed.len() > MAX_CAPTURE_FILES {
+        return Err(too_large(
+            format!("more than {} files", listed.len() - 1),
+            format!("{MAX_CAPTURE_FILES} files"),
+        ));
+    }
+    let total: u64 = listed.iter().map(|(_, size)| *size).sum();
+    if total > cap {
+        return Err(too_large(format!("{total} bytes"), format!("{cap} bytes")));
+    }
+    let mut left = cap;
+    for (key, _) in listed {
+        let relative = key
+            .strip_prefix(prefix)
+            .unwrap_or(&key)
+            .trim_start_matches('/');
+        let safe = !relative.is_empty()
+            && Path::new(relative)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !safe {
+            return Err(ReprocessError::Outside {
+                bucket: bucket.into(),
+                key,
+                into: into.display().to_string(),
+            });
+        }
+        let Some(body) = get_within(client, bucket, &key, left, *operation_timeout).await? else {
+            continue;
+        };
+        left -= body.len() as u64;
+        let path = into.join(relative);
+        let local = |e: std::io::Error| ReprocessError::Local(format!("{}: {e}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(local)?;
+        }
+        std::fs::write(&path, body).map_err(local)?;
+    }
+    Ok(())
+}
+
+/// Every key under `{prefix}/` with its size, at most [`MAX_CAPTURE_FILES`] + 1 of them; each
+/// page of the listing bounded by `timeout`.
+async fn list_sized(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<Vec<(String, u64)>, ReprocessError> {
+    let failed = |message: String| {
+        ReprocessError::Download(format!("could not list s3://{bucket}/{prefix}/: {message}"))
+    };
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("{prefix}/"))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    loop {
+        let page = match tokio::time::timeout(timeout, pages.next()).await {
+            Err(_) => {
+                return Err(failed(format!(
+                    "no answer within {} s (sink.operation_timeout_secs)",
+                    timeout.as_secs()
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(page)) => {
+                page.map_err(|e| failed(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?
+            }
+        };
+        for object in page.contents() {
+            if let Some(key) = object.key() {
+                let size = object
+                    .size()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(0);
+                out.push((key.to_string(), size));
+            }
+        }
+        if out.len() > MAX_CAPTURE_FILES {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one object of at most `left` bytes, the whole call within `timeout`; `None` when it
+/// is gone since the listing.
+async fn get_within(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    left: u64,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, ReprocessError> {
+    let failed = |message: String| {
+        ReprocessError::Download(format!("could not read s3://{bucket}/{key}: {message}"))
+    };
+    let read = async {
+        let mut out = match client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => {
+                return Err(failed(
+                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                ))
+            }
+        };
+        let mut body = Vec::new();
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+            if (body.len() + chunk.len()) as u64 > left {
+                return Err(failed(format!(
+                    "the capture grew past the download cap since it was listed ({left} bytes left of --max-download-bytes): refused"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(failed(format!(
+                "no answer within {} s (sink.operation_timeout_secs)",
+                timeout.as_secs()
+            )))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_path_names_its_job_and_time_and_a_part_folder_its_run() {
+        let brands = capture_identity("out/raw_api/brands/2023-09-02/2023-09-02_000015/");
+        let part =
+            capture_identity("s3://b/raw_api/hashtags/2023-09-02/2023-09-02_000500/part-0003");
+        assert_eq!(
+            brands.map(|(j, t)| (j, t.to_rfc3339())),
+            Some((Job::Brands, "2023-09-02T00:00:15+00:00".to_string()))
+        );
+        assert_eq!(
+            part.map(|(j, t)| (j, t.to_rfc3339())),
+            Some((Job::Hashtags, "2023-09-02T00:05:00+00:00".to_string()))
+        );
+        assert_eq!(
+            capture_identity("raw_api/films/2023-09-02/2023-09-02_000015"),
+            None
+        );
+        assert_eq!(part_index("part-0003"), Some(3));
+        assert_eq!(part_index("part-3"), None);
+        assert_eq!(part_index("part-x"), None);
+    }
+}
