@@ -198,6 +198,10 @@ pub enum RunError {
     /// and Lambda retries it.
     #[error("{0}; the run stopped before any Graph call, and is safe to retry")]
     StateUnreadable(SinkError, Box<RunSummary>),
+    /// The scheduled time is further ahead of the clock than any schedule fires: refused before
+    /// anything is read, called or written (`schedule::check_scheduled`).
+    #[error("{0}")]
+    ScheduledAhead(crate::schedule::TimeError, Box<RunSummary>),
     /// A write failed or timed out: the invocation fails so Lambda retries it. Writes merge, so
     /// the retry completes the set without removing what this run wrote.
     #[error("{0}")]
@@ -210,6 +214,7 @@ impl RunError {
             RunError::TokenRejected(_, s)
             | RunError::AllTargetsFailed(s)
             | RunError::StateUnreadable(_, s)
+            | RunError::ScheduledAhead(_, s)
             | RunError::Write(_, s) => s,
         }
     }
@@ -220,6 +225,7 @@ impl RunError {
             RunError::TokenRejected(..) => "TokenRejected",
             RunError::AllTargetsFailed(_) => "AllTargetsFailed",
             RunError::StateUnreadable(..) => "StateReadFailed",
+            RunError::ScheduledAhead(..) => "BadTime",
             RunError::Write(..) => "WriteFailed",
         }
     }

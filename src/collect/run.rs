@@ -117,6 +117,10 @@ pub async fn run_until(
     let run_id = format!("{:016x}", rand::random::<u64>());
     let mut brands_booked: Option<Loaded> = None;
     let mut start: Option<Loaded> = None;
+    if let Err(e) = crate::schedule::check_scheduled("the scheduled time", scheduled, Utc::now()) {
+        tracing::error!("{e}");
+        return Err(RunError::ScheduledAhead(e, finish(summary)));
+    }
     let mut next_state = None;
     let collected = match job {
         Job::Brands => {

@@ -632,3 +632,50 @@ async fn a_run_books_its_calls_before_making_them_and_a_failed_run_leaves_them_b
         "the failed run's calls are booked"
     );
 }
+
+#[tokio::test]
+async fn a_time_ahead_of_the_clock_is_refused_and_a_state_from_the_future_is_not_believed() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |_| {});
+    // A library caller's time in the future (2032 for 2023): nothing read, called or written.
+    let ahead = Utc::now() + Duration::days(3000);
+    for job in [Job::Hashtags, Job::Brands] {
+        let err = run(&app, job, ahead, None)
+            .await
+            .expect_err("a time ahead of the clock");
+        assert_eq!(err.kind_name(), "BadTime", "{err}");
+        assert!(err.to_string().contains("ahead of the clock"), "{err}");
+    }
+    assert!(fake.seen().is_empty());
+    assert!(std::fs::read_dir(out.path()).expect("dir").next().is_none());
+
+    // A state that says every hashtag was polled in 2032 (written by an older version, or by
+    // hand): the times are not believed, and the run polls.
+    run(&app, Job::Hashtags, at(0, 0, 0), None)
+        .await
+        .expect("first run");
+    let path = out.path().join("state/hashtags.json");
+    let mut state: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("state")).expect("json");
+    for (_, tag) in state["hashtags"]
+        .as_object_mut()
+        .expect("hashtags")
+        .iter_mut()
+    {
+        tag["polled_at"] = json!("2032-09-02T00:00:00Z");
+    }
+    state["as_of"] = json!("2032-09-02T00:00:00Z");
+    std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
+    let next = run(&app, Job::Hashtags, at(0, 30, 0), None)
+        .await
+        .expect("a run after the bad state");
+    assert_eq!(next.hashtag_pages.len(), 11, "{:?}", next.state);
+    assert!(
+        next.state
+            .as_deref()
+            .is_some_and(|n| n.contains("in the future")),
+        "{:?}",
+        next.state
+    );
+}
