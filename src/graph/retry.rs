@@ -52,6 +52,8 @@ pub enum ErrorKind {
     UsageHigh,
     /// The call has no source in this mode: `debug_token` while replaying recorded responses.
     NoSource,
+    /// The answer describes another account than the target's configured `user_id`/`username`.
+    WrongAccount,
 }
 
 impl fmt::Display for ErrorKind {
@@ -74,6 +76,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Deadline => "run deadline reached",
             ErrorKind::UsageHigh => "skipped: API usage high",
             ErrorKind::NoSource => "not available from this source",
+            ErrorKind::WrongAccount => "answer for another account",
         };
         f.write_str(s)
     }
@@ -100,6 +103,7 @@ impl ErrorKind {
             ErrorKind::Deadline => "deadline",
             ErrorKind::UsageHigh => "usage_high",
             ErrorKind::NoSource => "no_source",
+            ErrorKind::WrongAccount => "wrong_account",
         }
     }
 }
