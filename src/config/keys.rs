@@ -254,6 +254,14 @@ pub fn check_rendered(keys: &[Rendered<'_>], state_key: &str) -> Vec<(String, St
             }
             if let Some(m) = too_long(bytes) {
                 if long.insert(k.config_key) {
+                    let m = if k.folder {
+                        format!(
+                            "{m} (or shorten the names it holds; the longest: `{}`)",
+                            k.longest_inside
+                        )
+                    } else {
+                        m
+                    };
                     problems.push((k.config_key.to_string(), m));
                 }
                 break;
