@@ -793,7 +793,7 @@ async fn main() {
     let serve_pages: usize = env_or("CAPTURE_PAGES", 30usize).max(1);
     let wanted: String = env_or("CAPTURE_SCENARIOS", "1x,3x,30".to_string());
 
-    let shipped = shipped_config("http://unused");
+    let shipped = shipped_config("https://unused");
     let (source, samples) = load_samples(&shipped);
     let (first_run, second_run) = (utc(0, 0, 47).timestamp(), utc(0, 5, 47).timestamp());
     let rates: Vec<Rate> = samples

@@ -79,10 +79,21 @@ pub enum Rule {
     Url,
     /// `%Y-%m-%dT%H:%M:%S%z`; default `1970-01-01T00:00:00+0000`.
     Timestamp,
-    /// A non-negative integer; default `0`.
+    /// An integer in `0..=i64::MAX` (readers load counts as signed 64-bit integers); default `0`.
     Count,
     /// One of the allowed values of a [`Domain`]; default `""`.
     OneOf(Domain),
+}
+
+impl Rule {
+    /// The value written when the API's value is missing or fails the rule.
+    pub fn default_value(self) -> Value {
+        match self {
+            Rule::Count => Value::from(0u64),
+            Rule::Timestamp => Value::String(crate::validate::EPOCH.to_string()),
+            Rule::Id | Rule::Text | Rule::Url | Rule::OneOf(_) => Value::String(String::new()),
+        }
+    }
 }
 
 /// A field whose values come from a closed list. The lists are configuration
@@ -342,8 +353,10 @@ fn identity(kind: Kind, r: &Record) -> (&str, &str) {
 
 /// Merges a run's records into what an earlier delivery of the same scheduled time wrote: the
 /// existing records keep their place; one with the same identity is replaced by the newer copy
-/// (fresher counts); the rest are appended in their order. Nothing already written is removed,
-/// which is what makes a redelivery safe. Returns whether anything changed.
+/// (fresher counts), field by field except where the newer copy holds the field's default and
+/// the earlier one does not (an answer that lacked the field, see [`refresh`]); the rest are
+/// appended in their order. Nothing already written is removed, which is what makes a
+/// redelivery safe. Returns whether anything changed.
 pub fn merge(kind: Kind, existing: &mut Vec<Record>, new: Vec<Record>) -> bool {
     let mut index: std::collections::HashMap<(String, String), usize> = existing
         .iter()
@@ -359,8 +372,9 @@ pub fn merge(kind: Kind, existing: &mut Vec<Record>, new: Vec<Record>) -> bool {
         let id = (a.to_string(), b.to_string());
         match index.get(&id) {
             Some(&i) => {
-                if existing[i] != r {
-                    existing[i] = r;
+                let newer = refresh(kind, &existing[i], r);
+                if existing[i] != newer {
+                    existing[i] = newer;
                     changed = true;
                 }
             }
@@ -372,6 +386,22 @@ pub fn merge(kind: Kind, existing: &mut Vec<Record>, new: Vec<Record>) -> bool {
         }
     }
     changed
+}
+
+/// The newer copy of a record, with each field of `kind`'s table that it holds only as the
+/// field's default (`""`, `0`, the epoch) taken from the earlier copy instead: a default means
+/// the answer lacked or broke the value, which is no news about the record, so it must not wipe
+/// a value an earlier delivery did get.
+fn refresh(kind: Kind, earlier: &Record, mut newer: Record) -> Record {
+    for f in kind.fields() {
+        let default = f.rule.default_value();
+        if newer.get(f.name) == Some(&default) {
+            if let Some(old) = earlier.get(f.name).filter(|old| **old != default) {
+                newer.insert(f.name.to_string(), old.clone());
+            }
+        }
+    }
+    newer
 }
 
 #[cfg(test)]
@@ -433,6 +463,52 @@ mod tests {
             vec![post("2", "10", 1)]
         ));
         assert!(!merge(Kind::MediaHashtag, &mut written, Vec::new()));
+    }
+
+    /// A full `media` record as validation builds it: every field of the table.
+    fn media(id: &str, caption: &str, likes: u64, at: &str) -> Record {
+        let mut r = Record::new();
+        r.insert("user_id".into(), Value::from("1"));
+        for f in MEDIA {
+            let v = match f.name {
+                "media_id" => Value::from(id),
+                "caption" => Value::from(caption),
+                "like_count" => Value::from(likes),
+                "timestamp" => Value::from(at),
+                _ => f.rule.default_value(),
+            };
+            r.insert(f.name.into(), v);
+        }
+        r
+    }
+
+    #[test]
+    fn a_merge_never_replaces_a_value_with_the_fields_default() {
+        let at = "2023-09-01T07:38:34+0000";
+        let epoch = crate::validate::EPOCH;
+        let mut written = vec![media("10", "Tutti Twilly", 5, at)];
+        // The redelivered answer lacked caption, likes and timestamp: each stays as written.
+        assert!(!merge(
+            Kind::Media,
+            &mut written,
+            vec![media("10", "", 0, epoch)]
+        ));
+        assert_eq!(written, vec![media("10", "Tutti Twilly", 5, at)]);
+        // A value that is not the default still replaces, field by field.
+        assert!(merge(
+            Kind::Media,
+            &mut written,
+            vec![media("10", "", 9, epoch)]
+        ));
+        assert_eq!(written, vec![media("10", "Tutti Twilly", 9, at)]);
+        // A default over a default stays a default; a real value fills it.
+        let mut bare = vec![media("11", "", 0, epoch)];
+        assert!(merge(
+            Kind::Media,
+            &mut bare,
+            vec![media("11", "new", 0, at)]
+        ));
+        assert_eq!(bare, vec![media("11", "new", 0, at)]);
     }
 
     #[test]

@@ -39,8 +39,15 @@ pub enum Reason {
     BadTimestamp,
     /// A string outside the field's allowed values.
     NotInDomain,
-    /// A number that is negative or not an integer.
-    NotACount,
+    /// A count below zero.
+    NegativeCount,
+    /// A count written as a float (`2.5`, `7.0`): the API sends counts as integers.
+    NotAnInteger,
+    /// A count above `i64::MAX` (`18446744073709551615`, `1e30`): readers load counts as signed
+    /// 64-bit integers (`bigint`), so such a value could not be loaded, and no real count is near it.
+    CountTooLarge,
+    /// A second object with an id already seen in the same list: the first one is kept.
+    Duplicate,
     /// An id that is not all digits.
     NotNumeric,
     /// The element is not a JSON object at all.
@@ -178,14 +185,16 @@ pub fn record(
             }
             Err(reason) => {
                 tally.default_field(kind, f.name, reason);
-                out.insert(f.name.to_string(), default_of(f.rule));
+                out.insert(f.name.to_string(), f.rule.default_value());
             }
         }
     }
     Some(out)
 }
 
-/// Records of `kind` from a list of API objects (a `data` array), in order.
+/// Records of `kind` from a list of API objects (a `data` array), in order, each id once: an
+/// object whose id came earlier in the list is dropped and counted as [`Reason::Duplicate`], so
+/// one answer never yields the same record twice.
 pub fn records(
     kind: Kind,
     objects: &[Value],
@@ -193,10 +202,24 @@ pub fn records(
     rules: &Rules,
     tally: &mut Tally,
 ) -> Vec<Record> {
-    objects
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(objects.len());
+    let id_api = kind
+        .fields()
         .iter()
-        .filter_map(|o| record(kind, o, parent_id, rules, tally))
-        .collect()
+        .find(|f| f.rule == Rule::Id)
+        .map_or("id", |f| f.api);
+    for o in objects {
+        // Checked before the record is built, so a duplicate's own defects are not counted.
+        if let Some(id) = valid_id(o.get(id_api)) {
+            if !seen.insert(id) {
+                tally.drop_record(kind, kind.id_field(), Reason::Duplicate);
+                continue;
+            }
+        }
+        out.extend(record(kind, o, parent_id, rules, tally));
+    }
+    out
 }
 
 /// The id of an object if it is valid, as the record would carry it.
@@ -204,14 +227,6 @@ pub fn valid_id(value: Option<&Value>) -> Option<String> {
     match check_id(value) {
         Ok(Value::String(s)) => Some(s),
         _ => None,
-    }
-}
-
-fn default_of(rule: Rule) -> Value {
-    match rule {
-        Rule::Count => Value::from(0u64),
-        Rule::Timestamp => Value::String(EPOCH.to_string()),
-        Rule::Id | Rule::Text | Rule::Url | Rule::OneOf(_) => Value::String(String::new()),
     }
 }
 
@@ -241,7 +256,7 @@ fn check(field: &Field, value: Option<&Value>, rules: &Rules) -> Result<Value, R
                 .ok_or(Reason::BadTimestamp)
         }
         Rule::Count => match value {
-            Value::Number(n) => n.as_u64().map(Value::from).ok_or(Reason::NotACount),
+            Value::Number(n) => count(n).map(Value::from),
             _ => Err(Reason::WrongType),
         },
         Rule::OneOf(domain) => {
@@ -252,6 +267,27 @@ fn check(field: &Field, value: Option<&Value>, rules: &Rules) -> Result<Value, R
                 Err(Reason::NotInDomain)
             }
         }
+    }
+}
+
+/// A count as written: an integer in `0..=i64::MAX`, the range every reader's signed 64-bit
+/// integer holds. JSON numbers arrive as `u64`, `i64` or `f64`; only the first two can be counts.
+fn count(n: &serde_json::Number) -> Result<i64, Reason> {
+    if let Some(i) = n.as_i64() {
+        return if i < 0 {
+            Err(Reason::NegativeCount)
+        } else {
+            Ok(i)
+        };
+    }
+    if n.is_u64() {
+        // A u64 that is not an i64 is above i64::MAX.
+        return Err(Reason::CountTooLarge);
+    }
+    match n.as_f64() {
+        Some(f) if f < 0.0 => Err(Reason::NegativeCount),
+        Some(f) if f >= i64::MAX as f64 => Err(Reason::CountTooLarge),
+        _ => Err(Reason::NotAnInteger),
     }
 }
 

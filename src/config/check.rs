@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::file::FileConfig;
-use super::keys::{check_rendered, KeyTemplate, Rendered};
+use super::keys::{check_rendered, KeyTemplate, Rendered, LONGEST_PART};
 use super::*;
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
@@ -35,10 +35,8 @@ pub(super) fn check(
         Some(v) => ("GRAPH_API_URL (environment)", v.clone()),
         None => ("graph.base_url", raw.graph.base_url.clone()),
     };
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
-        || !validator::ValidateUrl::validate_url(&base_url)
-    {
-        bad(url_key, format!("`{base_url}` is not an http(s) URL"));
+    if let Err(m) = check_base_url(&base_url) {
+        bad(url_key, m);
     }
     // Every range and name the file's shapes declare (`file.rs`).
     if let Err(errors) = raw.validate() {
@@ -107,14 +105,17 @@ pub(super) fn check(
             job,
             interval,
             folder: false,
+            longest_inside: "",
         };
         // A shard writes part files beside each object (`KeyTemplate::part`): they are checked
-        // as the keys of the same setting, so they may not collide with any other setting's.
+        // as the keys of the same setting, so they may not collide with any other setting's,
+        // with the longest part number, so they fit S3's key length.
         let parts = [
-            brand_key.part(0),
-            media_key.part(0),
-            media_hashtag_key.part(0),
+            brand_key.part(LONGEST_PART),
+            media_key.part(LONGEST_PART),
+            media_hashtag_key.part(LONGEST_PART),
         ];
+        let inside = longest_captures(&raw);
         let mut rendered = vec![
             data("output.brand_key", &brand_key, "brands", brands),
             data("output.media_key", &media_key, "brands", brands),
@@ -131,6 +132,7 @@ pub(super) fn check(
         if raw.output.raw_capture {
             rendered.push(Rendered {
                 folder: true,
+                longest_inside: &inside.brands,
                 ..data(
                     "output.raw_capture_key (brands)",
                     &raw_capture_key,
@@ -140,6 +142,7 @@ pub(super) fn check(
             });
             rendered.push(Rendered {
                 folder: true,
+                longest_inside: &inside.hashtags,
                 ..data(
                     "output.raw_capture_key (hashtags)",
                     &raw_capture_key,
@@ -317,6 +320,73 @@ fn sentence(e: &ValidationError) -> String {
             .as_ref()
             .map(|m| m.to_string())
             .unwrap_or_else(|| format!("is refused ({})", e.code)),
+    }
+}
+
+/// The longest name each job writes inside its raw capture folder, as a shard writes it
+/// (`part-9999/hashtags/{hashtag}.{page}.json.gz`), for the key length check.
+struct LongestCaptures {
+    brands: String,
+    hashtags: String,
+}
+
+fn longest_captures(raw: &FileConfig) -> LongestCaptures {
+    use crate::graph::replay::{brand_path, hashtag_search_path, recent_media_path};
+    // A run cannot fetch more pages of one hashtag than its credential's hourly calls.
+    let pages = raw.budget.calls_per_hour_per_credential.max(2);
+    let longest = |names: Vec<String>| {
+        let name = names
+            .into_iter()
+            .max_by_key(String::len)
+            .unwrap_or_default();
+        // `collect::persist` stores each capture gzip-compressed, as `{name}.gz`.
+        format!("{}/{name}.gz", part_name(LONGEST_PART))
+    };
+    let tags = raw.targets.iter().filter(|t| !t.hashtag.is_empty());
+    LongestCaptures {
+        brands: longest(
+            raw.targets
+                .iter()
+                .map(|t| brand_path(&t.username))
+                .collect(),
+        ),
+        hashtags: longest(
+            tags.flat_map(|t| {
+                [
+                    hashtag_search_path(&t.hashtag),
+                    recent_media_path(&t.hashtag, pages),
+                ]
+            })
+            .chain(["state.json".to_string()])
+            .collect(),
+        ),
+    }
+}
+
+/// The Graph base URL: https, because every request carries the access token. Plain http only
+/// to a loopback host (`127.0.0.1`, `::1`, `localhost`), where the local fakes and tests listen
+/// and the token never leaves the machine.
+fn check_base_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text)
+        .ok()
+        .filter(|u| u.has_host() && validator::ValidateUrl::validate_url(text));
+    let Some(url) = url else {
+        return Err(format!("`{text}` is not an http(s) URL"));
+    };
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{text}` is plain http: the access token would travel in clear; use https (plain http is accepted only for a loopback host, 127.0.0.1, ::1 or localhost, where local fakes listen)"
+        )),
+        _ => Err(format!("`{text}` is not an http(s) URL")),
     }
 }
 

@@ -152,17 +152,35 @@ pub fn part_key(key: &str, index: usize) -> String {
 }
 
 /// Times the templates are rendered at for the checks: a plain time, one a second before a day,
-/// month and year change, and a leap day, so date holes that would collide show up.
+/// month and year change, and a leap day, so date holes that would collide show up; and a
+/// Wednesday in September, the longest day and month names (`%A`, `%B`), for the length check.
 pub fn sample_times() -> Vec<DateTime<Utc>> {
     [
         (2023, 9, 2, 0, 5, 0),
         (2023, 12, 31, 23, 59, 59),
         (2024, 2, 29, 13, 35, 0),
         (2023, 9, 2, 17, 0, 15),
+        (2023, 9, 27, 10, 10, 10),
     ]
     .iter()
     .filter_map(|&(y, mo, d, h, mi, s)| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single())
     .collect()
+}
+
+/// S3's longest object key, in bytes of UTF-8: a longer one is refused at the first write.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The shard index the length check renders part keys with (`part-9999`): a fan-out goes up to
+/// thousands of shards, and a longer key is what a run would fail to write.
+pub const LONGEST_PART: usize = 9999;
+
+/// Why a key of `bytes` bytes is too long for S3, if it is.
+/// The keys counted are the longest ones written: with the part number [`LONGEST_PART`] and,
+/// under a folder, the longest name it holds.
+fn too_long(bytes: usize) -> Option<String> {
+    (bytes > MAX_KEY_BYTES).then(|| {
+        format!("renders keys of up to {bytes} bytes (UTF-8), over S3's limit of {MAX_KEY_BYTES}: shorten it")
+    })
 }
 
 /// Why one rendered key is unusable, if it is.
@@ -199,25 +217,53 @@ pub struct Rendered<'a> {
     pub interval: Duration,
     /// True for a folder prefix (the raw capture), under which other keys go.
     pub folder: bool,
+    /// For a folder: the longest name written inside it (`part-9999/hashtags/….json.gz`), which
+    /// the length check adds to the folder's key.
+    pub longest_inside: &'a str,
 }
 
 /// Checks the keys a configuration renders; each problem is (config key, message).
 ///
-/// - every rendered key is relative, without `.`/`..`/empty segments or control characters;
+/// - every rendered key is relative, without `.`/`..`/empty segments or control characters,
+///   and within S3's [`MAX_KEY_BYTES`] (a folder with the longest name it holds, the state key
+///   with its longest part);
 /// - two consecutive runs of a job render different keys (else each run replaces the last);
 /// - no two of the data keys, the capture folders and the state key are the same, and none lies
 ///   inside a capture folder (at any sample time, across jobs and run times).
 pub fn check_rendered(keys: &[Rendered<'_>], state_key: &str) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    if let Some(m) = bad_key(state_key) {
+    if let Some(m) = bad_key(state_key)
+        .or_else(|| too_long(part_key(state_key, LONGEST_PART).len().max(state_key.len())))
+    {
         problems.push(("hashtags.state_key".to_string(), m));
     }
     let times = sample_times();
+    // A part entry repeats its setting's key; a key too long is said once per setting.
+    let mut long = std::collections::HashSet::new();
     for k in keys {
         for &t in &times {
             let key = k.template.render_for(k.job, t);
+            let bytes = if k.folder {
+                key.len() + 1 + k.longest_inside.len()
+            } else {
+                key.len()
+            };
             if let Some(m) = bad_key(&key) {
                 problems.push((k.config_key.to_string(), m));
+                break;
+            }
+            if let Some(m) = too_long(bytes) {
+                if long.insert(k.config_key) {
+                    let m = if k.folder {
+                        format!(
+                            "{m} (or shorten the names it holds; the longest: `{}`)",
+                            k.longest_inside
+                        )
+                    } else {
+                        m
+                    };
+                    problems.push((k.config_key.to_string(), m));
+                }
                 break;
             }
             let next = t + k.interval;
@@ -323,6 +369,7 @@ mod tests {
             job,
             interval: Duration::minutes(mins),
             folder: false,
+            longest_inside: "",
         }
     }
 

@@ -55,6 +55,8 @@ pub enum ErrorKind {
     BudgetSpent,
     /// The call has no source in this mode: `debug_token` while replaying recorded responses.
     NoSource,
+    /// The answer describes another account than the target's configured `user_id`/`username`.
+    WrongAccount,
 }
 
 impl fmt::Display for ErrorKind {
@@ -78,6 +80,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UsageHigh => "skipped: API usage high",
             ErrorKind::BudgetSpent => "skipped: the hour's calls are spent",
             ErrorKind::NoSource => "not available from this source",
+            ErrorKind::WrongAccount => "answer for another account",
         };
         f.write_str(s)
     }
@@ -105,6 +108,7 @@ impl ErrorKind {
             ErrorKind::UsageHigh => "usage_high",
             ErrorKind::BudgetSpent => "budget_spent",
             ErrorKind::NoSource => "no_source",
+            ErrorKind::WrongAccount => "wrong_account",
         }
     }
 }

@@ -12,8 +12,12 @@ use crate::validate::{self, Reason, Rules, Tally};
 
 /// A `business_discovery` response: one brand record and its media records.
 ///
+/// An answer about another account than the target's (its `id` is not the configured `user_id`,
+/// or its `username` not the configured one, ignoring case) is refused whole with
+/// [`ErrorKind::WrongAccount`]: writing it would file one brand's posts under another's id.
 /// A `media` edge that is missing or not an object with a `data` array yields no media and is
 /// counted (`brand.media`, missing or wrong type), so an account whose media vanish shows up.
+/// A media id listed twice yields one record (`validate::records`).
 pub fn brand(
     body: &Value,
     target: &Target,
@@ -23,9 +27,11 @@ pub fn brand(
     let Some(bd) = body.get("business_discovery").filter(|v| v.is_object()) else {
         return Err(bad_shape("the response has no business_discovery object"));
     };
+    same_account(bd, target)?;
     let mut batch = Batch::default();
-    // The media belong to the account even if its own record is dropped for a bad id.
-    let owner = validate::valid_id(bd.get("id")).unwrap_or_else(|| target.user_id.clone());
+    // The media belong to the account even if its own record is dropped for a bad id: the
+    // answer's id, when valid, is the target's (checked above).
+    let owner = target.user_id.as_str();
     if let Some(brand) = validate::record(Kind::Brand, bd, None, rules, tally) {
         batch.brand.push(brand);
     }
@@ -42,8 +48,34 @@ pub fn brand(
             }
         },
     };
-    batch.media = validate::records(Kind::Media, media, Some(&owner), rules, tally);
+    batch.media = validate::records(Kind::Media, media, Some(owner), rules, tally);
     Ok(batch)
+}
+
+/// Refuses a `business_discovery` object that names another account than `target`. An id or
+/// username the answer lacks (or that is not valid) says nothing and is left to validation.
+fn same_account(bd: &Value, target: &Target) -> Result<(), GraphError> {
+    let id = validate::valid_id(bd.get("id"));
+    let username = bd.get("username").and_then(Value::as_str);
+    let other_id = id.as_deref().filter(|id| *id != target.user_id);
+    let other_name = username.filter(|u| !u.eq_ignore_ascii_case(&target.username));
+    if other_id.is_none() && other_name.is_none() {
+        return Ok(());
+    }
+    let text = |v: Option<&str>| v.map_or_else(|| "none".to_string(), |v| format!("`{v}`"));
+    Err(GraphError {
+        attempts: 1,
+        ..GraphError::local(
+            ErrorKind::WrongAccount,
+            format!(
+                "business_discovery for `{}` answered account {} (id {}), not the configured one (user_id `{}`): nothing of it is written; check the target's username and user_id",
+                target.username,
+                text(username),
+                text(id.as_deref()),
+                target.user_id
+            ),
+        )
+    })
 }
 
 /// One `recent_media` page, flattened.

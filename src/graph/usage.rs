@@ -48,7 +48,8 @@ impl Usage {
         }
     }
 
-    /// Parses the two header values; anything unreadable counts as 0, never as an error.
+    /// Parses the two header values; anything unreadable counts as 0, never as an error, and
+    /// one unreadable figure does not hide the readable ones beside it (see [`percent`]).
     pub fn parse(app: Option<&str>, business: Option<&str>) -> Usage {
         let mut usage = Usage::default();
         if let Some(v) = app.and_then(|s| serde_json::from_str::<Value>(s).ok()) {
@@ -102,13 +103,51 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     (at.with_timezone(&Utc) - now).to_std().ok()
 }
 
+/// The highest usage figure of one header object; a figure that cannot be read is skipped, so it
+/// never hides the others.
 fn percent_of(v: &Value) -> u32 {
     ["call_count", "total_time", "total_cputime"]
         .iter()
-        .filter_map(|k| v.get(*k).and_then(Value::as_u64))
+        .filter_map(|k| v.get(*k).and_then(percent))
         .max()
         .unwrap_or(0)
-        .min(u32::MAX as u64) as u32
+}
+
+/// One usage figure as a whole percentage, rounded up so that a figure over the threshold stays
+/// over it (`85.5` → 86): a JSON number, or a number in a string (`"95"`). Above 100 is kept
+/// (at or over any threshold); too large for `u32` is `u32::MAX`. Negative, `NaN`, `inf` and
+/// other text is `None`: a broken figure says nothing about the usage.
+fn percent(v: &Value) -> Option<u32> {
+    let f = match v {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                return Some(u32::try_from(u).unwrap_or(u32::MAX));
+            }
+            n.as_f64()?
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            // Digits with a sign, point or exponent only: `f64::from_str` also reads "NaN" and
+            // "inf", which are no figures.
+            let numeric = s.bytes().any(|b| b.is_ascii_digit())
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+            if !numeric {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+        _ => return None,
+    };
+    if f.is_nan() || f < 0.0 {
+        return None;
+    }
+    let up = f.ceil();
+    Some(if up >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        up as u32
+    })
 }
 
 #[cfg(test)]
@@ -128,6 +167,60 @@ mod tests {
         assert_eq!(u.max_percent(), 91);
         assert_eq!(u.regain_after, Some(Duration::from_secs(180)));
         assert_eq!(Usage::parse(Some("not json"), None), Usage::default());
+    }
+
+    fn app_percent(header: &str) -> u32 {
+        Usage::parse(Some(header), None).app_percent
+    }
+
+    #[test]
+    fn fractions_round_up_and_figures_in_strings_count() {
+        assert_eq!(app_percent(r#"{"call_count": 85.5}"#), 86);
+        assert_eq!(app_percent(r#"{"call_count": 85.0001}"#), 86);
+        assert_eq!(app_percent(r#"{"call_count": 85.0}"#), 85);
+        assert_eq!(app_percent(r#"{"call_count": "95"}"#), 95);
+        assert_eq!(app_percent(r#"{"total_time": " 94.2 "}"#), 95);
+        let business = r#"{"1":[{"call_count": 90.01, "total_time": "NaN"}]}"#;
+        assert_eq!(Usage::parse(None, Some(business)).business_percent, 91);
+    }
+
+    #[test]
+    fn absurd_figures_count_as_over_any_threshold() {
+        assert_eq!(app_percent(r#"{"call_count": 250}"#), 250);
+        assert_eq!(
+            app_percent(r#"{"call_count": 18446744073709551615}"#),
+            u32::MAX
+        );
+        assert_eq!(app_percent(r#"{"call_count": 1e30}"#), u32::MAX);
+        assert_eq!(app_percent(r#"{"call_count": "1e30"}"#), u32::MAX);
+        assert_eq!(
+            app_percent(r#"{"call_count": 99999999999999999999999999}"#),
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn garbage_is_ignored_without_hiding_the_valid_figures_beside_it() {
+        for garbage in [
+            r#""NaN""#,
+            r#""inf""#,
+            r#""-Infinity""#,
+            r#""high""#,
+            r#""""#,
+            "-5",
+            "-0.5",
+            r#""-95""#,
+            "null",
+            "true",
+            "[96]",
+            r#"{"v": 97}"#,
+        ] {
+            let header =
+                format!(r#"{{"call_count": {garbage}, "total_time": 88, "total_cputime": 3}}"#);
+            assert_eq!(app_percent(&header), 88, "{garbage}");
+            let alone = format!(r#"{{"call_count": {garbage}}}"#);
+            assert_eq!(app_percent(&alone), 0, "{garbage}");
+        }
     }
 
     fn regain_minutes(minutes: &str) -> Option<Duration> {

@@ -37,6 +37,8 @@ pub enum Fault {
     Throttle { code: i64, regain_minutes: u64 },
     /// Answer normally, but report this usage percentage in the headers.
     Usage(u32),
+    /// Answer normally, but send this `X-App-Usage` value as is (a fraction, a string, garbage).
+    AppUsage(String),
     /// HTTP 429 with a plain-text body (no Graph error object), as a proxy sends it.
     TooManyRequests { retry_after: Option<String> },
     /// A 3xx with this `Location`.
@@ -436,23 +438,33 @@ fn respond(status: u16, body: Value, usage: u32, regain: u64) -> Response {
 struct Pass {
     usage: u32,
     echo: Option<String>,
+    /// An `X-App-Usage` value sent instead of the one `usage` makes.
+    app_usage: Option<String>,
+}
+
+/// The headers of a normal answer under `pass`.
+fn pass_headers(pass: &Pass) -> HeaderMap {
+    let mut h = headers(pass.usage, 0);
+    if let Some(v) = pass
+        .app_usage
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        h.insert("x-app-usage", v);
+    }
+    h
 }
 
 /// A 200 with `body`, carrying the gate's echo in the account's `name` if asked for.
 fn answer(mut body: Value, pass: &Pass) -> Response {
     let Some(echo) = &pass.echo else {
-        return respond(200, body, pass.usage, 0);
+        return (StatusCode::OK, pass_headers(pass), body.to_string()).into_response();
     };
     match body.get_mut("business_discovery") {
         Some(bd) => bd["name"] = json!("@@ECHO@@"),
         None => body["echo"] = json!("@@ECHO@@"),
     }
-    (
-        StatusCode::OK,
-        headers(pass.usage, 0),
-        with_echo(&body, echo),
-    )
-        .into_response()
+    (StatusCode::OK, pass_headers(pass), with_echo(&body, echo)).into_response()
 }
 
 fn i_is_brand(query: &HashMap<String, String>) -> bool {
@@ -516,10 +528,18 @@ async fn gate(
             0,
         ));
     }
-    let pass = |usage| Pass { usage, echo: None };
+    let pass = |usage| Pass {
+        usage,
+        echo: None,
+        app_usage: None,
+    };
     match fault {
         None => Ok(pass(usage)),
         Some(Fault::Usage(p)) => Ok(pass(p)),
+        Some(Fault::AppUsage(v)) => Ok(Pass {
+            app_usage: Some(v),
+            ..pass(usage)
+        }),
         Some(Fault::Hang(d)) => {
             tokio::time::sleep(d).await;
             Ok(pass(usage))
@@ -559,8 +579,8 @@ async fn gate(
             let echo = echo_text(&[vec![bearer], also].concat());
             match place {
                 EchoPlace::Field => Ok(Pass {
-                    usage,
                     echo: Some(echo),
+                    ..pass(usage)
                 }),
                 EchoPlace::Html => Err((
                     StatusCode::NOT_FOUND,

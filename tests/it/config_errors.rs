@@ -325,3 +325,145 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
         }
     }
 }
+
+#[test]
+fn a_base_url_that_is_not_https_is_refused_except_on_a_loopback_host() {
+    let base = "base_url = \"https://graph.facebook.com\"";
+    for (url, ok) in [
+        ("https://graph.facebook.com", true),
+        ("HTTPS://graph.facebook.com/", true),
+        ("http://127.0.0.1:8080", true),
+        ("http://127.0.0.2", true),
+        ("http://[::1]:9", true),
+        ("http://localhost:3000", true),
+        ("http://LocalHost", true),
+        ("http://graph.facebook.com", false),
+        ("HTTP://graph.facebook.com", false),
+        ("http://10.0.0.1:8080", false),
+        ("http://127.0.0.1.example.com", false),
+        ("http://localhost.example.com", false),
+        ("http://[::2]", false),
+    ] {
+        let file = EMBEDDED.replacen(base, &format!("base_url = \"{url}\""), 1);
+        let env = Overrides {
+            graph_api_url: Some(url.to_string()),
+            ..Overrides::default()
+        };
+        for (text, overrides, key) in [
+            (file.as_str(), Overrides::default(), "graph.base_url"),
+            (EMBEDDED, env, "GRAPH_API_URL (environment)"),
+        ] {
+            match Config::parse(text, "my-config.toml", &overrides) {
+                Ok(_) => assert!(ok, "{url} via {key} must be refused"),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(!ok, "{url} via {key} must pass: {msg}");
+                    assert!(
+                        msg.contains(&format!("{key}: `{url}` is plain http"))
+                            && msg.contains("in clear")
+                            && msg.contains("loopback"),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+    }
+    for not_http in ["ftp://graph.facebook.com", "graph.facebook.com"] {
+        let msg = errors_with(base, &format!("base_url = \"{not_http}\""));
+        assert!(
+            msg.contains(&format!(
+                "graph.base_url: `{not_http}` is not an http(s) URL"
+            )),
+            "{msg}"
+        );
+    }
+}
+
+/// S3 refuses a key over 1,024 bytes of UTF-8; `check` measures the longest key a setting can
+/// render (its part with the largest part number, a capture folder with the longest name it
+/// holds) and refuses one byte over, naming the setting and the length.
+#[test]
+fn keys_longer_than_s3_allows_are_refused_one_byte_over_the_limit() {
+    use ig_collector::config::{part_key, part_name};
+    use ig_collector::graph::replay::{hashtag_search_path, recent_media_path};
+    let brand = "brand_key = \"raw/brand_{%Y-%m-%d}/brand_{%Y-%m-%d_%H%M%S}.json\"";
+    // The longest key the setting renders: a shard's part of the object, at a sample time.
+    let longest = |to: &str, at: chrono::DateTime<chrono::Utc>| {
+        let config = Config::parse(
+            &EMBEDDED.replacen(brand, to, 1),
+            "my-config.toml",
+            &Overrides::default(),
+        )
+        .expect("valid");
+        part_key(config.output.brand_key.render(at).as_str(), 9999).len()
+    };
+    let at = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2023, 9, 2, 0, 5, 0)
+        .single()
+        .expect("time");
+    // Multi-byte characters: the limit is in bytes, not characters.
+    let template = |pad: &str| format!("brand_key = \"raw/{{%Y%m%d_%H%M%S}}_{pad}.json\"");
+    let room = 1024 - "raw/20230902_000500_.json".len() - ".part-9999".len();
+    let pad = format!("{}{}", "é".repeat(room / 2), "a".repeat(room % 2));
+    let fits = template(&pad);
+    assert_eq!(longest(&fits, at), 1024);
+    let over = template(&format!("{pad}x"));
+    let msg = errors_with(brand, &over);
+    assert!(
+        msg.contains("output.brand_key: renders keys of up to 1025 bytes") && msg.contains("1024"),
+        "{msg}"
+    );
+    assert_eq!(msg.matches("output.brand_key").count(), 1, "{msg}");
+
+    // The state key, with its part number.
+    let state = "state_key = \"state/hashtags.json\"";
+    let state_of = |n: usize| format!("state_key = \"state/{}.json\"", "s".repeat(n));
+    let n = 1024 - part_key(&format!("state/{}.json", ""), 9999).len();
+    assert!(Config::parse(
+        &EMBEDDED.replacen(state, &state_of(n), 1),
+        "f",
+        &Overrides::default()
+    )
+    .is_ok());
+    let msg = errors_with(state, &state_of(n + 1));
+    assert!(
+        msg.contains("hashtags.state_key: renders keys of up to 1025 bytes"),
+        "{msg}"
+    );
+
+    // The capture folder with the longest name a hashtags run writes in it: a long hashtag's
+    // last page of the hour.
+    let capture = "raw_capture_key = \"raw_api/{job}/{%Y-%m-%d}/{%Y-%m-%d_%H%M%S}\"";
+    let tag = "t".repeat(300);
+    let with_tag = EMBEDDED.replacen("hashtag = \"dior\"", &format!("hashtag = \"{tag}\""), 1);
+    let pages = 200;
+    assert!(EMBEDDED.contains(&format!("calls_per_hour_per_credential = {pages}")));
+    let longest_name = [hashtag_search_path(&tag), recent_media_path(&tag, pages)]
+        .iter()
+        .map(|name| format!("{}/{name}.gz", part_name(9999)))
+        .max_by_key(String::len)
+        .expect("names");
+    let inside = longest_name.len();
+    // `raw_api/hashtags/20230902_000500_` + pad, then `/` + the name inside.
+    let folder_of = |pad: usize| {
+        format!(
+            "raw_capture_key = \"raw_api/{{job}}/{{%Y%m%d_%H%M%S}}_{}\"",
+            "c".repeat(pad)
+        )
+    };
+    let pad = 1024 - inside - 1 - "raw_api/hashtags/20230902_000500_".len();
+    let parse = |pad: usize| {
+        Config::parse(
+            &with_tag.replacen(capture, &folder_of(pad), 1),
+            "my-config.toml",
+            &Overrides::default(),
+        )
+    };
+    assert!(parse(pad).is_ok(), "{:?}", parse(pad).err());
+    let msg = parse(pad + 1).expect_err("refused").to_string();
+    assert!(
+        msg.contains("output.raw_capture_key (hashtags): renders keys of up to 1025 bytes")
+            && msg.contains(&longest_name),
+        "{msg}"
+    );
+    assert!(!msg.contains("raw_capture_key (brands)"), "{msg}");
+}

@@ -540,3 +540,67 @@ async fn the_lambda_stops_calling_at_its_margin_and_still_answers_with_a_summary
     );
     assert!(output.contains("run finished"), "{output}");
 }
+
+/// A redelivery whose answer lacks a field (a default after validation) keeps the value the
+/// first delivery wrote; a field with a real new value is refreshed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_redelivery_whose_answer_lacks_a_field_keeps_the_value_written_before() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let app = app_on(&fake, &s3.endpoint, |_| {});
+    let t = at(5, 0, 0);
+    run(&app, Job::Brands, t, None)
+        .await
+        .expect("first delivery");
+    let media_key = "raw/media_2023-09-02/media_2023-09-02_050000.json";
+    let brand_key = "raw/brand_2023-09-02/brand_2023-09-02_050000.json";
+    let read = |bytes: Vec<u8>| -> Vec<Value> { serde_json::from_slice(&bytes).expect("array") };
+    let first_media = read(s3.get(BUCKET, media_key).await);
+    let first_brands = read(s3.get(BUCKET, brand_key).await);
+
+    let mut dior = support::read_json(replay_dir().join("brands/dior.json"));
+    let bd = &mut dior["business_discovery"];
+    let bd_map = bd.as_object_mut().expect("object");
+    bd_map.remove("followers_count");
+    let post = &mut bd["media"]["data"][0];
+    let post_id = post["id"].as_str().expect("id").to_string();
+    let post_map = post.as_object_mut().expect("object");
+    post_map.remove("caption");
+    post_map.remove("like_count");
+    post_map.insert("timestamp".into(), json!("not a time"));
+    let comments = post_map["comments_count"].as_u64().expect("count") + 1;
+    post_map.insert("comments_count".into(), json!(comments));
+    fake.set_brand("dior", dior);
+    let again = run(&app, Job::Brands, t, None).await.expect("redelivery");
+    assert!(again.defaulted_total >= 4, "{:?}", again.defaulted);
+
+    let media = read(s3.get(BUCKET, media_key).await);
+    assert_eq!(media.len(), first_media.len());
+    let find = |list: &[Value], id: &str| {
+        list.iter()
+            .find(|m| m["user_id"] == DIOR && m["media_id"] == id)
+            .cloned()
+            .expect("the post is written")
+    };
+    let before = find(&first_media, &post_id);
+    let after = find(&media, &post_id);
+    for kept in ["caption", "like_count", "timestamp"] {
+        assert_eq!(after[kept], before[kept], "{kept}");
+        assert_ne!(after[kept], json!(""), "{kept}");
+    }
+    assert_eq!(
+        after["comments_count"],
+        json!(comments),
+        "a real value is fresher"
+    );
+    let brand = |list: &[Value]| {
+        list.iter()
+            .find(|b| b["user_id"] == DIOR)
+            .cloned()
+            .expect("dior")
+    };
+    let followers = brand(&read(s3.get(BUCKET, brand_key).await))["followers_count"].clone();
+    assert_eq!(followers, brand(&first_brands)["followers_count"]);
+    assert_ne!(followers, json!(0));
+}

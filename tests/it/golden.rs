@@ -27,7 +27,7 @@ fn assert_same_records(kind: Kind, ours: &[Record], sample: &Value) {
 
 #[test]
 fn recorded_brand_responses_flatten_to_the_sample_brand_and_media_records() {
-    let config = config_for("http://unused");
+    let config = config_for("https://unused");
     let mut tally = Tally::default();
     let mut brands = Vec::new();
     let mut media = Vec::new();
@@ -76,7 +76,7 @@ fn recorded_brand_responses_flatten_to_the_sample_brand_and_media_records() {
 
 #[test]
 fn recorded_hashtag_pages_flatten_to_the_sample_media_hashtag_records_of_both_runs() {
-    let config = config_for("http://unused");
+    let config = config_for("https://unused");
     for (dir, sample) in [
         (
             replay_dir(),

@@ -429,3 +429,164 @@ fn with_app_secret() -> Vec<Credentials> {
         ..support::credentials(CALLER_ID, TOKEN)
     }]
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_fractional_usage_figure_over_the_threshold_stops_optional_calls() {
+    let fake = fake().await;
+    let (config, source) = live(&fake, one_lane(), |_| {});
+    let threshold = config.retry.usage_threshold_percent;
+    let id = fake.hashtag_id("dior");
+    let recent_media_calls = || fake.calls_for("/recent_media");
+    for (header, made) in [
+        // Rounded up: just below the threshold stays below it.
+        (format!(r#"{{"call_count": {}.9}}"#, threshold - 2), true),
+        (format!(r#"{{"call_count": {}.5}}"#, threshold - 1), false),
+        // A figure in a string counts; garbage beside it hides nothing.
+        (
+            format!(r#"{{"call_count": "NaN", "total_time": "{threshold}"}}"#),
+            false,
+        ),
+        (
+            r#"{"call_count": 1e30, "total_time": -5}"#.to_string(),
+            false,
+        ),
+        (
+            r#"{"call_count": "inf", "total_time": -5}"#.to_string(),
+            true,
+        ),
+    ] {
+        let session = source.session(&config.retry, &config.graph, None);
+        fake.fault("dior", [Fault::AppUsage(header.clone())]);
+        session
+            .recent_media(0, "dior", &id, None, 1, Need::Required)
+            .await
+            .expect("first page");
+        let before = recent_media_calls();
+        let second = session
+            .recent_media(0, "dior", &id, Some("page1"), 2, Need::Optional)
+            .await;
+        assert_eq!(recent_media_calls() - before, usize::from(made), "{header}");
+        if made {
+            assert!(second.is_ok(), "{header}: {second:?}");
+        } else {
+            assert_eq!(second.expect_err("skipped").kind, ErrorKind::UsageHigh);
+            assert_eq!(session.stats().optional_calls_skipped, 1, "{header}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_answer_for_another_account_fails_its_target_and_writes_nothing_of_it() {
+    let fake = fake().await;
+    let gucci = read_json(replay_dir().join("brands/gucci.json"));
+    let dior = read_json(replay_dir().join("brands/dior.json"));
+    let dior_id = dior["business_discovery"]["id"].clone();
+    let gucci_id = gucci["business_discovery"]["id"].clone();
+    let gucci_media = gucci["business_discovery"]["media"]["data"]
+        .as_array()
+        .expect("media")
+        .len();
+    fake.fault(
+        "dior",
+        [Fault::Raw {
+            status: 200,
+            body: gucci.to_string(),
+        }],
+    );
+    let o = run_as(&fake, one_lane(), Job::Brands, SECS20, |_| {}).await;
+    assert_eq!(o.failed(), [("dior".to_string(), ErrorKind::WrongAccount)]);
+    let failure = &o.summary().failed_targets[0];
+    assert!(
+        failure.message.contains("`gucci`") && failure.message.contains("`dior`"),
+        "{failure:?}"
+    );
+    let brands = o.written("brand");
+    assert_eq!(brands.len(), 10, "the other accounts go on");
+    assert!(brands.iter().all(|b| b["user_id"] != dior_id));
+    assert_eq!(
+        brands.iter().filter(|b| b["user_id"] == gucci_id).count(),
+        1,
+        "gucci's answer is not written twice"
+    );
+    let media = o.written("media");
+    assert!(media.iter().all(|m| m["user_id"] != dior_id));
+    assert_eq!(
+        media.iter().filter(|m| m["user_id"] == gucci_id).count(),
+        gucci_media
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn counts_past_a_signed_64_bit_integer_and_repeated_media_are_not_written() {
+    let fake = fake().await;
+    let mut dior = read_json(replay_dir().join("brands/dior.json"));
+    let data = dior["business_discovery"]["media"]["data"]
+        .as_array_mut()
+        .expect("media");
+    let listed = data.len();
+    let repeated = data[0].clone();
+    let first_id = repeated["id"].as_str().expect("id").to_string();
+    let second_id = data[1]["id"].as_str().expect("id").to_string();
+    data[0]["like_count"] = json!("@@HUGE@@");
+    data[1]["like_count"] = json!("@@UMAX@@");
+    data.push(repeated);
+    dior["business_discovery"]["followers_count"] = json!("@@NEGATIVE@@");
+    // Number literals serde_json would not produce from a Value: sent as text.
+    let body = dior
+        .to_string()
+        .replace(r#""@@HUGE@@""#, "1e30")
+        .replace(r#""@@UMAX@@""#, "18446744073709551615")
+        .replace(r#""@@NEGATIVE@@""#, "-44959894");
+    fake.fault("dior", [Fault::Raw { status: 200, body }]);
+    let o = run_as(&fake, one_lane(), Job::Brands, SECS20, |_| {}).await;
+    assert!(o.failed().is_empty(), "{:?}", o.failed());
+    let dior_id = dior["business_discovery"]["id"].clone();
+    let media: Vec<Value> = o
+        .written("media")
+        .into_iter()
+        .filter(|m| m["user_id"] == dior_id)
+        .collect();
+    assert_eq!(media.len(), listed, "the repeated media is written once");
+    let like_count = |id: &str| {
+        let found: Vec<_> = media.iter().filter(|m| m["media_id"] == id).collect();
+        assert_eq!(found.len(), 1, "{id}");
+        found[0]["like_count"].clone()
+    };
+    assert_eq!(like_count(&first_id), json!(0));
+    assert_eq!(like_count(&second_id), json!(0));
+    for m in o.written("media").iter().chain(&o.written("brand")) {
+        for count in [
+            "like_count",
+            "comments_count",
+            "followers_count",
+            "media_count",
+        ] {
+            if let Some(v) = m.get(count) {
+                assert!(v.as_i64().is_some_and(|n| n >= 0), "{count}: {m}");
+            }
+        }
+    }
+    let brand = o
+        .written("brand")
+        .into_iter()
+        .find(|b| b["user_id"] == dior_id)
+        .expect("dior");
+    assert_eq!(brand["followers_count"], json!(0));
+    let rows = |rows: Value| rows.as_array().cloned().unwrap_or_default();
+    let summary = o.summary();
+    let defaulted = rows(serde_json::to_value(&summary.defaulted).expect("json"));
+    let dropped = rows(serde_json::to_value(&summary.dropped).expect("json"));
+    for (list, kind, field, reason) in [
+        (&defaulted, "media", "like_count", "count_too_large"),
+        (&defaulted, "brand", "followers_count", "negative_count"),
+        (&dropped, "media", "media_id", "duplicate"),
+    ] {
+        let count: u64 = list
+            .iter()
+            .filter(|r| r["kind"] == kind && r["field"] == field && r["reason"] == reason)
+            .filter_map(|r| r["count"].as_u64())
+            .sum();
+        let want = if reason == "count_too_large" { 2 } else { 1 };
+        assert_eq!(count, want, "{kind}.{field} {reason}: {list:?}");
+    }
+}

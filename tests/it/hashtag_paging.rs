@@ -194,14 +194,14 @@ async fn a_missing_or_corrupt_state_means_one_page_and_the_run_says_so() {
 
 #[test]
 fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
-    let shipped = config_for("http://unused")
+    let shipped = config_for("https://unused")
         .check_budget(1)
         .expect("the shipped schedule fits");
     // 11 brands calls and the token check; 11 hashtags polled at least every 30 minutes.
     assert_eq!(shipped.for_hashtags, [188]);
     assert_eq!(shipped.calls_per_hour, 12 + 22);
     // Polled at least every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 88.
-    let mut config = config_for("http://unused");
+    let mut config = config_for("https://unused");
     config.hashtags.max_delay = std::time::Duration::from_secs(5 * 60);
     config.budget.calls_per_hour_per_credential = 100;
     let msg = config.check_budget(1).expect_err("over budget").to_string();
@@ -215,7 +215,7 @@ fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
         .expect("two credentials share the hashtags");
     assert_eq!(two.for_hashtags, [93, 94]);
     // The API's 30 unique hashtags per app user in 7 days.
-    let mut many = config_for("http://unused");
+    let mut many = config_for("https://unused");
     let base = many.targets[0].clone();
     many.targets = (0..31)
         .map(|i| {

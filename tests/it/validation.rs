@@ -307,32 +307,49 @@ fn media_types_outside_the_domain_become_empty_and_are_counted() {
     }
 }
 
+/// A count is written only as an integer in `0..=i64::MAX`: readers load it as a signed 64-bit
+/// integer. Anything else gets 0 and is counted under what was wrong with it.
 #[test]
-fn counts_must_be_non_negative_integers_else_zero_and_counted() {
-    check_default(
-        Kind::Media,
-        "like_count",
-        Some(json!(-1)),
-        "like_count",
-        json!(0),
-        Reason::NotACount,
-    );
-    check_default(
-        Kind::Media,
-        "comments_count",
-        Some(json!(2.5)),
-        "comments_count",
-        json!(0),
-        Reason::NotACount,
-    );
-    check_default(
-        Kind::Brand,
-        "followers_count",
-        Some(json!(-44959894)),
-        "followers_count",
-        json!(0),
-        Reason::NotACount,
-    );
+fn counts_must_be_integers_from_zero_to_i64_max_else_zero_and_counted() {
+    let cases = [
+        (json!(-1), Reason::NegativeCount),
+        (json!(-44959894), Reason::NegativeCount),
+        (json!(i64::MIN), Reason::NegativeCount),
+        (json!(-0.5), Reason::NegativeCount),
+        (json!(2.5), Reason::NotAnInteger),
+        (json!(7.0), Reason::NotAnInteger),
+        (json!(i64::MAX as u64 + 1), Reason::CountTooLarge),
+        (json!(u64::MAX), Reason::CountTooLarge),
+        (json!(1e30), Reason::CountTooLarge),
+        (json!(9.3e18), Reason::CountTooLarge),
+    ];
+    for (kind, api_field) in [
+        (Kind::Media, "like_count"),
+        (Kind::Media, "comments_count"),
+        (Kind::MediaHashtag, "like_count"),
+        (Kind::Brand, "followers_count"),
+        (Kind::Brand, "media_count"),
+    ] {
+        for (value, reason) in &cases {
+            check_default(
+                kind,
+                api_field,
+                Some(value.clone()),
+                api_field,
+                json!(0),
+                *reason,
+            );
+        }
+        for edge in [0, 1, i64::MAX] {
+            let (r, tally) = with(kind, api_field, Some(json!(edge)));
+            assert_eq!(
+                r.expect("kept")[api_field],
+                json!(edge),
+                "{kind:?}.{api_field}"
+            );
+            assert_eq!(tally.defaulted_total(), 0, "{edge}");
+        }
+    }
 }
 
 #[test]
@@ -421,5 +438,96 @@ fn a_missing_or_broken_media_edge_yields_no_media_and_is_counted() {
             Some(&1),
             "{media:?}: {tally:?}"
         );
+    }
+}
+
+/// The shipped `dior` target and a `business_discovery` body for it with `media`.
+fn dior_answer(media: Vec<Value>) -> (ig_collector::config::Target, Value) {
+    use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
+    let config = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default()).expect("valid");
+    let target = config.targets[2].clone();
+    assert_eq!(target.username, "dior");
+    let mut bd = valid(Kind::Brand);
+    bd["media"] = json!({ "data": media });
+    (target, json!({ "business_discovery": bd }))
+}
+
+#[test]
+fn a_media_id_listed_twice_in_one_answer_yields_the_first_copy_only() {
+    use ig_collector::graph::shapes;
+    let first = valid(Kind::Media);
+    let mut again = first.clone();
+    again["caption"] = json!("the second copy");
+    again["like_count"] = json!("not a count");
+    let mut other = first.clone();
+    other["id"] = json!("17901470705838207");
+    let (target, body) = dior_answer(vec![first.clone(), other, again.clone(), again]);
+    let mut tally = Tally::default();
+    let batch = shapes::brand(&body, &target, &Rules::default(), &mut tally).expect("kept");
+    let ids: Vec<&Value> = batch.media.iter().map(|m| &m["media_id"]).collect();
+    assert_eq!(ids, [&first["id"], &json!("17901470705838207")]);
+    assert_eq!(batch.media[0]["caption"], first["caption"]);
+    assert_eq!(
+        tally
+            .dropped
+            .get(&(Kind::Media, "media_id", Reason::Duplicate)),
+        Some(&2),
+        "{tally:?}"
+    );
+    // The duplicates' own defects are not counted: they are not written.
+    assert_eq!(tally.defaulted_total(), 0, "{tally:?}");
+}
+
+#[test]
+fn a_post_listed_twice_on_one_hashtag_page_yields_one_record() {
+    use ig_collector::graph::shapes;
+    let (target, _) = dior_answer(Vec::new());
+    let post = valid(Kind::MediaHashtag);
+    let page = json!({"data": [post.clone(), post.clone()], "paging": {}});
+    let mut tally = Tally::default();
+    let page = shapes::hashtag_page(&page, &target, &Rules::default(), &mut tally).expect("a page");
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(
+        tally
+            .dropped
+            .get(&(Kind::MediaHashtag, "media_id", Reason::Duplicate)),
+        Some(&1)
+    );
+}
+
+#[test]
+fn an_answer_about_another_account_is_refused_whole() {
+    use ig_collector::graph::{shapes, ErrorKind};
+    let (target, body) = dior_answer(vec![valid(Kind::Media)]);
+    let brand = |body: &Value| {
+        let mut tally = Tally::default();
+        let out = shapes::brand(body, &target, &Rules::default(), &mut tally);
+        (out, tally)
+    };
+    // The configured account, its username in any case: kept.
+    for username in ["dior", "Dior", "DIOR"] {
+        let mut b = body.clone();
+        b["business_discovery"]["username"] = json!(username);
+        let (out, _) = brand(&b);
+        let batch = out.unwrap_or_else(|e| panic!("{username}: {e}"));
+        assert_eq!(batch.media.len(), 1);
+        assert_eq!(batch.media[0]["user_id"], json!(target.user_id));
+    }
+    for (field, value) in [
+        ("id", json!("17841400008460056")),
+        ("id", json!(17841400008460056u64)),
+        ("username", json!("gucci")),
+        ("username", json!("dior.fake")),
+    ] {
+        let mut b = body.clone();
+        b["business_discovery"][field] = value.clone();
+        let (out, tally) = brand(&b);
+        let e = out.expect_err("another account");
+        assert_eq!(e.kind, ErrorKind::WrongAccount, "{field}={value}: {e}");
+        assert!(
+            e.message.contains("`dior`") && e.message.contains(&target.user_id),
+            "{e}"
+        );
+        assert_eq!(tally, Tally::default(), "nothing of it is counted either");
     }
 }
