@@ -84,19 +84,7 @@ pub(super) async fn collect(
             }
         };
         let streamed = &mut out.streamed;
-        match answer.captured {
-            Ok(None) => {}
-            Ok(Some(written)) => {
-                streamed.capture_written += 1;
-                if written == Written::Conflict {
-                    streamed.capture_kept += 1;
-                }
-            }
-            Err(e) => {
-                tracing::error!(location = %e.location, "raw capture not written: {e}");
-                streamed.failed.get_or_insert(e);
-            }
-        }
+        streamed.note_capture(answer.captured);
         for (kind, fragment) in [(Kind::Brand, &answer.brand), (Kind::Media, &answer.media)] {
             let Some(output) = streamed.outputs.get_mut(&kind) else {
                 continue;

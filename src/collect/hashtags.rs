@@ -9,14 +9,14 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use super::output::{Output, Spool};
-use super::persist::{CaptureTo, Streamed};
+use super::persist::CaptureTo;
 use super::run::Collected;
 use super::{App, FailedTarget, Job};
 use crate::config::{Config, HashtagGroup};
 use crate::graph::{read_recorded, replay, shapes, GraphError, Need, Session, Source};
 use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
 use crate::records::{Kind, Record};
-use crate::sink::{SinkError, Written};
+use crate::sink::SinkError;
 use crate::state::State;
 
 /// The state a run starts from, with what the run must know about it.
@@ -259,7 +259,7 @@ pub(super) async fn collect(
                     }
                     let path = replay::recent_media_path(&group.hashtag, req.page);
                     if let Some(file) = session.take_capture(&path) {
-                        note_capture(&mut out.streamed, capture.put(&file).await);
+                        out.streamed.note_capture(capture.put(&file).await);
                     }
                 }
                 Err(e) if req.page == 1 => {
@@ -337,24 +337,6 @@ pub(super) fn lane_key(session: &Session<'_>, lane: usize) -> String {
         .lane_user(lane)
         .map(str::to_string)
         .unwrap_or_else(|| format!("lane-{lane}"))
-}
-
-/// Counts a capture file written while collecting; the first failure fails the run after its
-/// data is written.
-fn note_capture(streamed: &mut Streamed, written: Result<Option<Written>, SinkError>) {
-    match written {
-        Ok(None) => {}
-        Ok(Some(written)) => {
-            streamed.capture_written += 1;
-            if written == Written::Conflict {
-                streamed.capture_kept += 1;
-            }
-        }
-        Err(e) => {
-            tracing::error!(location = %e.location, "raw capture not written: {e}");
-            streamed.failed.get_or_insert(e);
-        }
-    }
 }
 
 fn text(r: &Record, field: &str) -> String {

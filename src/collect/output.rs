@@ -104,13 +104,7 @@ impl Output {
 
     /// Moves the buffered bytes to the temporary file (created on the first spill).
     fn flush(&mut self) -> std::io::Result<()> {
-        let file = match &mut self.spill {
-            Some(f) => f,
-            None => self.spill.insert(tempfile::NamedTempFile::new()?),
-        };
-        file.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
+        spill(&mut self.spill, &mut self.buf)
     }
 
     /// Closes the object.
@@ -162,14 +156,19 @@ impl Spool {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        let file = match &mut self.file {
-            Some(f) => f,
-            None => self.file.insert(tempfile::NamedTempFile::new()?),
-        };
-        file.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
+        spill(&mut self.file, &mut self.buf)
     }
+}
+
+/// Moves `buf` to the end of `file`, a temporary file created on the first call.
+fn spill(file: &mut Option<tempfile::NamedTempFile>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let file = match file {
+        Some(f) => f,
+        None => file.insert(tempfile::NamedTempFile::new()?),
+    };
+    file.write_all(buf)?;
+    buf.clear();
+    Ok(())
 }
 
 /// Records joined per fragment when a spool is read back: bounds what is parsed at once.
@@ -286,6 +285,32 @@ mod tests {
                     "the spill file is deleted"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn spools_joined_in_order_hold_the_bytes_of_the_whole_rendering() {
+        // Three hashtags' records; the second spills to its temporary file (past 64 KiB).
+        let parts: Vec<Vec<Record>> = vec![
+            (0..3).map(post).collect(),
+            (100..1600).map(post).collect(),
+            Vec::new(),
+            (2000..2010).map(post).collect(),
+        ];
+        for format in [Format::Json, Format::Ndjson] {
+            let mut out = Output::new(format);
+            for part in &parts {
+                let mut spool = Spool::default();
+                part.iter().for_each(|r| spool.push(r));
+                out.append_spool(spool).expect("joined");
+            }
+            let all: Vec<Record> = parts.iter().flatten().cloned().collect();
+            assert_eq!(out.count(), all.len());
+            let bytes = match out.finish().expect("finish") {
+                Body::Bytes(b) => b,
+                Body::File(p) => std::fs::read(p).expect("read"),
+            };
+            assert_eq!(bytes, records::render(&all, format), "{format:?}");
         }
     }
 }

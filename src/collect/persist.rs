@@ -61,6 +61,26 @@ pub(super) struct Streamed {
     pub failed: Option<SinkError>,
 }
 
+impl Streamed {
+    /// Counts a capture file written while collecting; the first failure is kept, and fails the
+    /// run after its data is written.
+    pub(super) fn note_capture(&mut self, written: Result<Option<Written>, SinkError>) {
+        match written {
+            Ok(None) => {}
+            Ok(Some(written)) => {
+                self.capture_written += 1;
+                if written == Written::Conflict {
+                    self.capture_kept += 1;
+                }
+            }
+            Err(e) => {
+                tracing::error!(location = %e.location, "raw capture not written: {e}");
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+}
+
 /// Where, and whether, a run's raw capture goes: nowhere for a replayed run or when
 /// `output.raw_capture` is off.
 pub(super) struct CaptureTo<'a> {
