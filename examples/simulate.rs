@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example simulate -- --seeds 200 [--seed S] [--days D]
 //!     [--faults passing|all|none] [--on CLASS]... [--off CLASS]... [--verbose]
+//!     [--break graph_sends_twice|store_drops_a_record_in_a_merge|store_loses_hashtag_writes]
 //! ```
 //!
 //! Prints one line per violation (seed, step, time, invariant, detail), then exactly
@@ -16,7 +17,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use testkit::sim::{simulate, Faults, Gauge, Options};
+use testkit::sim::{simulate, Breakage, Faults, Gauge, Options};
 
 thread_local! {
     static CURRENT: Cell<usize> = const { Cell::new(0) };
@@ -87,6 +88,7 @@ struct Args {
     days: f64,
     faults: Faults,
     verbose: bool,
+    breakage: Option<Breakage>,
 }
 
 fn args() -> Result<Args, String> {
@@ -96,12 +98,21 @@ fn args() -> Result<Args, String> {
         days: 1.5,
         faults: Faults::ALL,
         verbose: false,
+        breakage: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--verbose" => a.verbose = true,
+            "--break" => {
+                a.breakage = Some(match value()?.as_str() {
+                    "graph_sends_twice" => Breakage::GraphSendsTwice,
+                    "store_drops_a_record_in_a_merge" => Breakage::StoreDropsARecordInAMerge,
+                    "store_loses_hashtag_writes" => Breakage::StoreLosesHashtagWrites,
+                    other => return Err(format!("--break: no breakage {other}")),
+                })
+            }
             "--seeds" => a.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
             "--seed" => a.first = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--days" => a.days = value()?.parse().map_err(|e| format!("--days: {e}"))?,
@@ -142,8 +153,8 @@ fn main() {
         .map(|_| {
             let next = next.clone();
             let violations = violations.clone();
-            let (first, seeds, days, faults, verbose) =
-                (a.first, a.seeds, a.days, a.faults, a.verbose);
+            let (first, seeds, days, faults, verbose, breakage) =
+                (a.first, a.seeds, a.days, a.faults, a.verbose, a.breakage);
             std::thread::spawn(move || loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= seeds {
@@ -151,16 +162,19 @@ fn main() {
                 }
                 let mut options = Options::new(first + k, days, faults);
                 options.gauge = Some(&HEAP);
+                options.breakage = breakage;
                 let report = simulate(&options);
                 if verbose {
                     eprintln!(
-                        "seed {}: {} steps, {} runs ({} failed), {} objects, {} hashtag records",
+                        "seed {}: {} steps, {} runs ({} failed: {:?}), {} objects, {} hashtag records, at most {} calls an hour",
                         first + k,
                         report.steps,
                         report.runs,
                         report.failed_runs,
+                        report.failures,
                         report.objects,
-                        report.hashtag_records
+                        report.hashtag_records,
+                        report.peak_calls
                     );
                 }
                 let mut v = violations.lock().unwrap_or_else(|p| p.into_inner());

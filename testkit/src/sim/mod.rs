@@ -256,8 +256,10 @@ pub struct Report {
     /// Objects in the bucket at the end, and `media_hashtag` records written.
     pub objects: usize,
     pub hashtag_records: usize,
-    /// Posts the hashtags listed, in all.
-    pub posts: u64,
+    /// The most Graph calls one credential made in 60 minutes.
+    pub peak_calls: u64,
+    /// Failed runs by error kind (`RunError::kind_name`).
+    pub failures: BTreeMap<&'static str, u64>,
 }
 
 /// Per invariant, at most this many violations of one seed are kept (the first ones).
@@ -295,6 +297,8 @@ pub struct Shared {
     pub state_forbidden: bool,
     /// Every secret (tokens and app secrets) ever issued.
     pub secrets: Vec<String>,
+    pub peak_calls: u64,
+    pub failures: BTreeMap<&'static str, u64>,
 }
 
 impl Shared {
@@ -421,6 +425,8 @@ impl<'o> Sim<'o> {
             given_up: HashMap::new(),
             state_forbidden: false,
             secrets: Vec::new(),
+            peak_calls: 0,
+            failures: BTreeMap::new(),
         };
         let mut sim = Sim {
             options,
@@ -600,13 +606,17 @@ impl<'o> Sim<'o> {
             self.check_hashtags(now);
             self.report.steps += 1;
         }
-        let (violations, objects, records) = self.with(|s| {
+        let (violations, objects, records, peak, failures) = self.with(|s| {
             (
                 std::mem::take(&mut s.violations),
                 s.objects.len(),
                 s.written.len(),
+                s.peak_calls,
+                std::mem::take(&mut s.failures),
             )
         });
+        self.report.peak_calls = peak;
+        self.report.failures = failures;
         self.report.violations = violations;
         self.report.objects = objects;
         self.report.hashtag_records = records;
@@ -889,6 +899,9 @@ impl Delivery {
                     "secret",
                     format!("the {what}'s summary or error holds secret {t}"),
                 );
+            }
+            if let Some(e) = error {
+                *s.failures.entry(e.kind_name()).or_default() += 1;
             }
             for (tag, report) in &summary.hashtags {
                 *s.given_up.entry(tag.clone()).or_default() += report.posts_given_up;
