@@ -3,14 +3,14 @@
 //!
 //! ```text
 //! cargo run --release --example simulate -- --seeds 200 [--seed S] [--days D]
-//!     [--faults passing|all|none] [--on CLASS]... [--off CLASS]... [--verbose]
+//!     [--faults passing|all|none] [--on CLASS]... [--off CLASS]... [--verbose] [--memory-mb 64]
 //!     [--break graph_sends_twice|store_drops_a_record_in_a_merge|store_loses_hashtag_writes]
 //! ```
 //!
 //! Prints one line per violation (seed, step, time, invariant, detail), then exactly
 //! `N seeds, V violations`; exits non-zero on any violation. `--seed S` runs seeds S..S+N.
 //! A counting global allocator (per thread: each seed runs on one thread) checks that a step's
-//! runs hold at most 64 MB above what the step started with.
+//! runs hold at most 64 MB (`--memory-mb`) above what the step started with.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -89,6 +89,7 @@ struct Args {
     faults: Faults,
     verbose: bool,
     breakage: Option<Breakage>,
+    memory_mb: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -99,12 +100,16 @@ fn args() -> Result<Args, String> {
         faults: Faults::ALL,
         verbose: false,
         breakage: None,
+        memory_mb: 64,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--verbose" => a.verbose = true,
+            "--memory-mb" => {
+                a.memory_mb = value()?.parse().map_err(|e| format!("--memory-mb: {e}"))?
+            }
             "--break" => {
                 a.breakage = Some(match value()?.as_str() {
                     "graph_sends_twice" => Breakage::GraphSendsTwice,
@@ -153,8 +158,15 @@ fn main() {
         .map(|_| {
             let next = next.clone();
             let violations = violations.clone();
-            let (first, seeds, days, faults, verbose, breakage) =
-                (a.first, a.seeds, a.days, a.faults, a.verbose, a.breakage);
+            let (first, seeds, days, faults, verbose, breakage, memory_mb) = (
+                a.first,
+                a.seeds,
+                a.days,
+                a.faults,
+                a.verbose,
+                a.breakage,
+                a.memory_mb,
+            );
             std::thread::spawn(move || loop {
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= seeds {
@@ -163,6 +175,7 @@ fn main() {
                 let mut options = Options::new(first + k, days, faults);
                 options.gauge = Some(&HEAP);
                 options.breakage = breakage;
+                options.memory_limit = memory_mb << 20;
                 let report = simulate(&options);
                 if verbose {
                     eprintln!(

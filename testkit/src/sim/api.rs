@@ -24,8 +24,9 @@ pub struct Token {
     pub configured: bool,
     /// Code 190 until then (an expired token, replaced by an operator later).
     pub rejected_until: Option<DateTime<Utc>>,
-    /// Times of the requests made with it within the last hour.
-    pub calls: VecDeque<DateTime<Utc>>,
+    /// Times of the requests made with it within the last hour, and whether each was the
+    /// hashtags job's (`recent_media`, `ig_hashtag_search`).
+    pub calls: VecDeque<(DateTime<Utc>, bool)>,
     /// The hour a budget violation was last reported for, so one excess is one line.
     pub reported: Option<DateTime<Utc>>,
 }
@@ -79,6 +80,9 @@ impl Wire for SimGraph {
     }
 }
 
+/// What a post is served as: id, timestamp, caption, media type, likes, comments.
+type Served = (String, DateTime<Utc>, String, &'static str, u64, u64);
+
 /// The timestamp format of the Graph API.
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S+0000").to_string()
@@ -123,8 +127,10 @@ impl Shared {
                 0,
             );
         };
+        let hashtags =
+            request.path.ends_with("/recent_media") || request.path == "ig_hashtag_search";
         for _ in 0..copies {
-            self.count_call(t, now);
+            self.count_call(t, now, hashtags);
         }
         let mut usage = self.rng.between(5, 40) as u32;
         if self.faults.usage_high && self.rng.chance(0.02) {
@@ -192,14 +198,14 @@ impl Shared {
         self.business_discovery(t, request, usage)
     }
 
-    fn count_call(&mut self, t: usize, now: DateTime<Utc>) {
+    fn count_call(&mut self, t: usize, now: DateTime<Utc>, hashtags: bool) {
         let allowance = self.allowance;
         let token = &mut self.tokens[t];
-        token.calls.push_back(now);
+        token.calls.push_back((now, hashtags));
         while token
             .calls
             .front()
-            .is_some_and(|c| *c <= now - Duration::minutes(60))
+            .is_some_and(|c| c.0 <= now - Duration::minutes(60))
         {
             token.calls.pop_front();
         }
@@ -207,9 +213,10 @@ impl Shared {
         self.peak_calls = self.peak_calls.max(n);
         if n > allowance && token.reported.is_none_or(|r| now - r >= Duration::hours(1)) {
             token.reported = Some(now);
+            let of_hashtags = token.calls.iter().filter(|c| c.1).count();
             let detail = format!(
-                "credential {} made {n} Graph calls in the 60 minutes to {}, over its allowance of {allowance} (budget.calls_per_hour_per_credential)",
-                t,
+                "credential {t} made {n} Graph calls ({of_hashtags} of the hashtags job, {} of the brands job) in the 60 minutes to {}, over its allowance of {allowance} (budget.calls_per_hour_per_credential)",
+                n as usize - of_hashtags,
                 now.to_rfc3339()
             );
             self.violate("budget", detail);
@@ -279,7 +286,7 @@ impl Shared {
             after.as_ref().map(|(o, i)| (*o, i.as_str())),
             limit,
         );
-        let posts: Vec<(String, DateTime<Utc>, String, &'static str, u64, u64)> = posts
+        let posts: Vec<Served> = posts
             .iter()
             .map(|p| {
                 (
@@ -358,7 +365,7 @@ impl Shared {
             return Reply::Answer(400, e, usage, 0);
         };
         let now = self.now;
-        let posts: Vec<(String, DateTime<Utc>, String, &'static str, u64, u64)> = self
+        let posts: Vec<Served> = self
             .world
             .brand_page(b, now, 25)
             .iter()

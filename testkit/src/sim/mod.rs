@@ -594,8 +594,8 @@ impl<'o> Sim<'o> {
                         s.violate(
                             "memory",
                             format!(
-                                "the step's runs held {} MB at their peak, over the bound of {} MB",
-                                used >> 20,
+                                "the step's runs held {:.1} MB at their peak, over the bound of {} MB",
+                                used as f64 / 1_048_576.0,
                                 self.options.memory_limit >> 20
                             ),
                         )
@@ -774,7 +774,7 @@ impl<'o> Sim<'o> {
             for tag in &s.world.tags {
                 for p in &tag.posts {
                     let end = p.ts + Duration::hours(24);
-                    if !(end > now - Duration::minutes(STEP) && end <= now) || !p.ever_listed() {
+                    if !(end > now - Duration::minutes(STEP) && end <= now && p.ever_listed()) {
                         continue;
                     }
                     for t in tracked.iter().filter(|t| t.target.hashtag == tag.name) {
