@@ -62,6 +62,10 @@ fn caught(seed: u64, faults: Faults, breakage: Breakage, invariant: &str) -> Rep
     report
 }
 
+/// A seed whose deliveries merge into earlier objects often enough in [`DAYS`] (the merges that
+/// change an object are rarer than the deliveries: most redeliveries find nothing new).
+const MERGING_SEED: u64 = 10;
+
 /// Redeliveries, late and overlapping deliveries: the runs that merge into earlier objects.
 fn merging() -> Faults {
     let mut faults = Faults::NONE;
@@ -73,7 +77,12 @@ fn merging() -> Faults {
 
 #[test]
 fn a_record_dropped_in_a_merge_is_caught_as_a_removal() {
-    caught(11, merging(), Breakage::StoreDropsARecordInAMerge, "kept");
+    caught(
+        MERGING_SEED,
+        merging(),
+        Breakage::StoreDropsARecordInAMerge,
+        "kept",
+    );
 }
 
 #[test]
@@ -104,8 +113,18 @@ const BUSY_SEED: u64 = 14;
 
 #[test]
 fn a_seed_replays_the_same_violations() {
-    let first = caught(11, merging(), Breakage::StoreDropsARecordInAMerge, "kept");
-    let again = caught(11, merging(), Breakage::StoreDropsARecordInAMerge, "kept");
+    let first = caught(
+        MERGING_SEED,
+        merging(),
+        Breakage::StoreDropsARecordInAMerge,
+        "kept",
+    );
+    let again = caught(
+        MERGING_SEED,
+        merging(),
+        Breakage::StoreDropsARecordInAMerge,
+        "kept",
+    );
     assert_eq!(lines(&first), lines(&again));
     assert_eq!(first.runs, again.runs);
 }

@@ -6,8 +6,8 @@
 //! after every step (and every write as it lands); a violation names the seed, the step, the
 //! time and the invariant, and the same seed replays it.
 //!
-//! Time: the schedule starts `days` before the wall clock (the library refuses scheduled times
-//! in the future) and moves 5 minutes a step; the tokio clock is paused, so retry back-offs,
+//! Time: the schedule starts at the midnight (UTC) at least `days` before the wall clock (the
+//! library refuses scheduled times in the future) and moves 5 minutes a step; the tokio clock is paused, so retry back-offs,
 //! request timeouts and stalled calls cost nothing. What the library measures with
 //! `std::time::Instant` (its deadlines) sees real time, so deadlines are generous and the
 //! "ends before its deadline" invariant is checked in virtual time.
@@ -399,8 +399,10 @@ impl<'o> Sim<'o> {
     fn new(options: &'o Options, logs: Logs) -> Sim<'o> {
         let mut rng = Rng::new(options.seed);
         let steps = (options.days * 24.0 * 60.0 / STEP as f64).ceil() as i64;
-        let start = (Utc::now() - Duration::minutes(steps * STEP + STEP))
-            .duration_trunc(Duration::minutes(STEP))
+        // At midnight UTC, so the schedule's phase (the brands job's hours, the daily token
+        // check, the day's keys) is the same whatever the wall clock: the seed alone decides.
+        let start = (Utc::now() - Duration::minutes(steps * STEP) - Duration::days(1))
+            .duration_trunc(Duration::days(1))
             .unwrap_or_else(|_| Utc::now() - Duration::days(30));
         let mut base = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default())
             .unwrap_or_else(|e| panic!("the shipped configuration is valid: {e}"));
