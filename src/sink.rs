@@ -7,7 +7,9 @@
 //! `If-Match: <etag>`): that is how overlapping and redelivered runs merge instead of replacing
 //! each other's objects. This module does not decide what to merge; `collect` does.
 
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::http::HttpResponse;
@@ -15,6 +17,7 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 
 use crate::config::SinkSettings;
@@ -88,6 +91,27 @@ pub enum Sink {
         operation_timeout: Duration,
     },
     Dir(PathBuf),
+    /// An in-process object store (a simulated S3), bounded like S3 by `operation_timeout`.
+    Sim {
+        store: Arc<dyn Store>,
+        operation_timeout: Duration,
+    },
+}
+
+/// An object store in the same process, standing in for S3: the calls [`Sink`] makes, with S3's
+/// conditional-write semantics. A call that never returns is a stalled S3; the sink bounds it.
+pub trait Store: Send + Sync + Debug {
+    /// The object under `key` and its version tag; `Ok(None)`: no such key.
+    fn get(&self, key: &str) -> BoxFuture<'static, Result<Option<Object>, String>>;
+    /// Writes `body` under `key` if `condition` holds (else [`Written::Conflict`]).
+    fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: &Condition,
+    ) -> BoxFuture<'static, Result<Written, String>>;
+    /// Every key under `prefix`.
+    fn list(&self, prefix: &str) -> BoxFuture<'static, Result<Vec<String>, String>>;
 }
 
 impl Sink {
@@ -131,6 +155,7 @@ impl Sink {
         match self {
             Sink::S3 { bucket, .. } => format!("s3://{bucket}/{key}"),
             Sink::Dir(root) => root.join(key).display().to_string(),
+            Sink::Sim { .. } => format!("sim://{key}"),
         }
     }
 
@@ -155,6 +180,9 @@ impl Sink {
     ) -> Result<T, SinkError> {
         let limit = match self {
             Sink::S3 {
+                operation_timeout, ..
+            }
+            | Sink::Sim {
                 operation_timeout, ..
             } => *operation_timeout,
             // A local disk has no stall to guard against beyond the run's end.
@@ -276,6 +304,15 @@ impl Sink {
                     tokio::fs::rename(&tmp, &path).await.map_err(err)?;
                     Ok(Written::Done(tag))
                 }
+                Sink::Sim { store, .. } => {
+                    let body = match body {
+                        Payload::Bytes(b) => b,
+                        Payload::File(path) => tokio::fs::read(path)
+                            .await
+                            .map_err(|e| fail(format!("{} cannot be read: {e}", path.display())))?,
+                    };
+                    store.put(key, body, condition).await.map_err(fail)
+                }
             }
         };
         self.bounded(Op::Write, key, until, call).await
@@ -316,19 +353,30 @@ impl Sink {
                     Ok(None) => Ok(None),
                     Err(e) => Err(fail(e.to_string())),
                 },
+                Sink::Sim { store, .. } => store.get(key).await.map_err(fail),
             }
         };
         self.bounded(Op::Read, key, until, call).await
     }
 
-    /// Every key under `prefix` (S3 only; a folder is read directly).
+    /// Every key under `prefix` (S3 and a store; a folder is read directly).
     pub async fn list(
         &self,
         prefix: &str,
         until: Option<Instant>,
     ) -> Result<Vec<String>, SinkError> {
-        let Sink::S3 { client, bucket, .. } = self else {
-            return Ok(Vec::new());
+        let (client, bucket) = match self {
+            Sink::S3 { client, bucket, .. } => (client, bucket),
+            Sink::Dir(_) => return Ok(Vec::new()),
+            Sink::Sim { store, .. } => {
+                let call = async {
+                    store
+                        .list(prefix)
+                        .await
+                        .map_err(|e| self.failure(Op::List, prefix, e))
+                };
+                return self.bounded(Op::List, prefix, until, call).await;
+            }
         };
         let call = async {
             let mut keys = Vec::new();

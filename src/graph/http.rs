@@ -5,12 +5,21 @@
 //! carry the token and the `debug_token` form elsewhere), and a body read under
 //! `graph.max_body_bytes`. It must not retry, sleep, count, or interpret a body: one request in,
 //! one [`Answer`] or transport error out. Its error texts are scrubbed by the session.
+//!
+//! A [`Wire`] can stand in for reqwest (a simulated Graph API in the same process): the request
+//! it gets carries what the HTTP request would, and its answer goes through the same redirect
+//! check and body cap, so the session's retries, usage, deadline and scrubbing run unchanged.
 
+use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use super::error::GraphError;
 use super::retry::ErrorKind;
 use super::source::Credentials;
+use super::token::AccessToken;
 use super::usage::Usage;
 use crate::config::GraphSettings;
 
@@ -18,12 +27,66 @@ use crate::config::GraphSettings;
 /// cloned, by a shard's source: `Source::lane`).
 #[derive(Debug, Clone)]
 pub struct LiveClient {
-    pub(crate) http: reqwest::Client,
+    pub(crate) transport: Transport,
     /// `{base_url}/{api_version}`.
     pub(crate) base: String,
     pub(crate) credentials: Credentials,
     /// `appsecret_proof`, when the credential has an app secret.
     pub(crate) proof: Option<String>,
+}
+
+/// How a request travels: reqwest over HTTP (always, outside tests), or an in-process [`Wire`].
+#[derive(Debug, Clone)]
+pub(crate) enum Transport {
+    Http(reqwest::Client),
+    Wire(Arc<dyn Wire>),
+}
+
+/// Something that answers Graph requests in the same process: a simulated API. It sees what the
+/// HTTP request would carry (the token included, as the `Authorization` header would), and
+/// answers what a server would: a status, headers and a body, or nothing (never returning is a
+/// stalled call; the request timeout bounds it, as reqwest's does).
+pub trait Wire: Send + Sync + Debug {
+    fn send(&self, request: WireRequest) -> BoxFuture<'static, WireAnswer>;
+}
+
+/// One request as a [`Wire`] receives it.
+#[derive(Debug, Clone)]
+pub struct WireRequest {
+    /// `GET` (query parameters) or `POST` (form parameters).
+    pub post: bool,
+    /// Relative to `{base_url}/{api_version}`, without a leading slash.
+    pub path: String,
+    /// The query or form pairs, `appsecret_proof` last when the credential has an app secret.
+    pub params: Vec<(String, String)>,
+    /// The bearer token the request is sent with (read it with [`WireRequest::bearer_token`]).
+    token: AccessToken,
+}
+
+impl WireRequest {
+    /// What the `Authorization: Bearer` header would carry: the server's way to tell the
+    /// credentials apart.
+    pub fn bearer_token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// The value of parameter `name`, if sent.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a [`Wire`] answers: a response whose headers arrived, and its body or how the body broke.
+#[derive(Debug, Clone)]
+pub struct WireAnswer {
+    pub status: u16,
+    /// Read as HTTP headers are (`Usage::from_headers`).
+    pub headers: reqwest::header::HeaderMap,
+    /// `Err`: the connection broke after this many bytes of body (a cut-off answer).
+    pub body: Result<Vec<u8>, usize>,
 }
 
 /// One request to the Graph API, relative to the versioned base URL.
@@ -73,16 +136,24 @@ impl LiveClient {
         timeout: Duration,
         max_body_bytes: u64,
     ) -> Result<Answer, GraphError> {
+        let http = match &self.transport {
+            Transport::Http(http) => http,
+            Transport::Wire(wire) => {
+                return self
+                    .send_wire(wire.as_ref(), request, timeout, max_body_bytes)
+                    .await
+            }
+        };
         let token = self.credentials.token.expose();
         let proof = self.proof.iter().map(|p| ("appsecret_proof", p.clone()));
         let builder = match request {
             Request::Get { path, query } => {
                 let query: Vec<_> = query.iter().cloned().chain(proof).collect();
-                self.http.get(format!("{}/{path}", self.base)).query(&query)
+                http.get(format!("{}/{path}", self.base)).query(&query)
             }
             Request::Form { path, form } => {
                 let form: Vec<_> = form.iter().cloned().chain(proof).collect();
-                self.http.post(format!("{}/{path}", self.base)).form(&form)
+                http.post(format!("{}/{path}", self.base)).form(&form)
             }
         };
         let response = builder
@@ -94,15 +165,7 @@ impl LiveClient {
         let status = response.status().as_u16();
         let usage = Usage::from_headers(response.headers());
         let body = if response.status().is_redirection() {
-            Err(GraphError::answered(
-                status,
-                ErrorKind::Redirected,
-                format!(
-                    "the API answered HTTP {status}, a redirect; redirects are never followed \
-                     because they would carry the token elsewhere: check graph.base_url \
-                     (GRAPH_API_URL) points at the Graph API itself"
-                ),
-            ))
+            Err(redirected(status))
         } else {
             read_body(response, max_body_bytes).await
         };
@@ -112,21 +175,96 @@ impl LiveClient {
             body,
         })
     }
+
+    /// [`LiveClient::send`] through a [`Wire`]: the same request, timeout, redirect check and
+    /// body cap.
+    async fn send_wire(
+        &self,
+        wire: &dyn Wire,
+        request: &Request,
+        timeout: Duration,
+        max_body_bytes: u64,
+    ) -> Result<Answer, GraphError> {
+        let (post, path, pairs) = match request {
+            Request::Get { path, query } => (false, path, query),
+            Request::Form { path, form } => (true, path, form),
+        };
+        let params = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(
+                self.proof
+                    .iter()
+                    .map(|p| ("appsecret_proof".to_string(), p.clone())),
+            )
+            .collect();
+        let sent = wire.send(WireRequest {
+            post,
+            path: path.clone(),
+            params,
+            token: self.credentials.token.clone(),
+        });
+        let answer = tokio::time::timeout(timeout, sent).await.map_err(|_| {
+            GraphError::local(
+                ErrorKind::Timeout,
+                format!("no answer within {} ms", timeout.as_millis()),
+            )
+        })?;
+        let status = answer.status;
+        let usage = Usage::from_headers(&answer.headers);
+        let body = if (300..400).contains(&status) {
+            Err(redirected(status))
+        } else {
+            match answer.body {
+                Ok(body) if body.len() as u64 > max_body_bytes => Err(too_large(
+                    status,
+                    max_body_bytes,
+                    format!("passed {} bytes", body.len()),
+                )),
+                Ok(body) => Ok(body),
+                Err(after) => Err(GraphError::local(
+                    ErrorKind::Network,
+                    format!("the connection closed after {after} bytes of the body"),
+                )),
+            }
+        };
+        Ok(Answer {
+            status,
+            usage,
+            body,
+        })
+    }
+}
+
+/// A redirect, never followed.
+fn redirected(status: u16) -> GraphError {
+    GraphError::answered(
+        status,
+        ErrorKind::Redirected,
+        format!(
+            "the API answered HTTP {status}, a redirect; redirects are never followed \
+             because they would carry the token elsewhere: check graph.base_url \
+             (GRAPH_API_URL) points at the Graph API itself"
+        ),
+    )
+}
+
+/// A body over `graph.max_body_bytes`.
+fn too_large(status: u16, cap: u64, what: String) -> GraphError {
+    GraphError::answered(
+        status,
+        ErrorKind::TooLarge,
+        format!(
+            "the response body {what}, over the cap of {cap} bytes (graph.max_body_bytes); \
+             raise graph.max_body_bytes if the API really answers this much"
+        ),
+    )
 }
 
 /// Reads a body in chunks, giving up as soon as it is longer than `cap` (or says it will be).
 async fn read_body(mut response: reqwest::Response, cap: u64) -> Result<Vec<u8>, GraphError> {
     let status = response.status().as_u16();
-    let too_large = |what: String| {
-        GraphError::answered(
-            status,
-            ErrorKind::TooLarge,
-            format!(
-                "the response body {what}, over the cap of {cap} bytes (graph.max_body_bytes); \
-                 raise graph.max_body_bytes if the API really answers this much"
-            ),
-        )
-    };
+    let too_large = |what: String| too_large(status, cap, what);
     if let Some(length) = response.content_length() {
         if length > cap {
             return Err(too_large(format!("announces {length} bytes")));

@@ -12,7 +12,8 @@
 //! - [`repair`]: undecodable characters in a body → a marker validation counts (pure);
 //! - [`source`]: [`Source`] (live or replay) and [`Credentials`];
 //! - [`session`]: one run's calls: counters, deadline, stop switch, the one retrying call path;
-//! - `http`: the reqwest client and sending one request, reading its body under a size cap;
+//! - `http`: the reqwest client (or an in-process [`Wire`]) and sending one request, reading its
+//!   body under a size cap;
 //! - [`replay`]: capture names, gzip, reading recorded bodies;
 //! - [`retry`], [`usage`], [`shapes`]: the retry decision, usage headers, response shapes.
 
@@ -28,7 +29,7 @@ pub mod token;
 pub mod usage;
 
 pub use error::{decode, ApiError, GraphError};
-pub use http::LiveClient;
+pub use http::{LiveClient, Wire, WireAnswer, WireRequest};
 pub use replay::{gunzip, gunzip_capped, gzip, read_recorded, Captured};
 pub use retry::{classify, decide, Decision, ErrorKind};
 pub use session::{business_discovery_fields, GraphStats, Need, Session};

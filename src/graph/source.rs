@@ -6,10 +6,11 @@
 //! through a [`Session`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::error::GraphError;
-use super::http::{build_client, LiveClient};
+use super::http::{build_client, LiveClient, Transport, Wire};
 use super::session::Session;
 use super::token::{AccessToken, AppSecret, Scrubber};
 use crate::config::{GraphSettings, RetryPolicy};
@@ -43,10 +44,28 @@ impl Source {
         credentials: Vec<Credentials>,
     ) -> Result<Source, GraphError> {
         let http = build_client(settings)?;
+        Ok(Source::over(settings, credentials, Transport::Http(http)))
+    }
+
+    /// A live source whose requests go to an in-process [`Wire`] (a simulated Graph API)
+    /// instead of over HTTP; everything else is as [`Source::live`].
+    pub fn simulated(
+        settings: &GraphSettings,
+        credentials: Vec<Credentials>,
+        wire: Arc<dyn Wire>,
+    ) -> Source {
+        Source::over(settings, credentials, Transport::Wire(wire))
+    }
+
+    fn over(
+        settings: &GraphSettings,
+        credentials: Vec<Credentials>,
+        transport: Transport,
+    ) -> Source {
         let clients = credentials
             .into_iter()
             .map(|credentials| LiveClient {
-                http: http.clone(),
+                transport: transport.clone(),
                 base: format!("{}/{}", settings.base_url, settings.api_version),
                 proof: credentials
                     .app_secret
@@ -55,7 +74,7 @@ impl Source {
                 credentials,
             })
             .collect();
-        Ok(Source::Live(clients))
+        Source::Live(clients)
     }
 
     /// How many credentials calls are spread over (1 for replay).

@@ -391,7 +391,14 @@ fn with_echo(body: &Value, echo: &str) -> String {
     body.to_string().replace("@@ECHO@@", echo)
 }
 
-fn error_body(code: i64, subcode: Option<i64>, transient: Option<bool>, message: &str) -> Value {
+/// A Graph error body as Meta sends it: `{"error": {message, type, code, error_subcode?,
+/// is_transient?, fbtrace_id}}` (also the simulated API's, `sim::api`).
+pub fn error_body(
+    code: i64,
+    subcode: Option<i64>,
+    transient: Option<bool>,
+    message: &str,
+) -> Value {
     let mut e = json!({
         "message": message,
         "type": "OAuthException",
@@ -407,7 +414,9 @@ fn error_body(code: i64, subcode: Option<i64>, transient: Option<bool>, message:
     json!({ "error": e })
 }
 
-fn headers(usage: u32, regain_minutes: u64) -> HeaderMap {
+/// The headers of every Graph answer: `X-App-Usage` and `X-Business-Use-Case-Usage` at
+/// `usage` percent (with a regain time in minutes), trace ids, the JSON content type.
+pub fn headers(usage: u32, regain_minutes: u64) -> HeaderMap {
     let mut h = HeaderMap::new();
     let app = json!({"call_count": usage, "total_time": usage / 2, "total_cputime": usage / 3})
         .to_string();

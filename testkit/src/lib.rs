@@ -7,6 +7,7 @@ pub mod graph;
 pub mod runtime;
 pub mod s3;
 pub mod s3proxy;
+pub mod sim;
 
 use std::path::PathBuf;
 

@@ -15,6 +15,7 @@ mod ops;
 mod release_profile;
 mod retry_table;
 mod s3_proxy;
+mod simulation;
 mod streaming;
 mod support;
 mod validation;
