@@ -295,6 +295,10 @@ struct TagRun {
     cursors: HashSet<String>,
     seen: Vec<(String, String)>,
     seen_ids: HashSet<String>,
+    /// A sweep page past the frontier was asked for and failed (an error, high usage): the
+    /// late posts it would have found are still to fetch, so the frontier stays where it was and
+    /// the next poll sweeps from there again.
+    sweep_failed: bool,
     new_posts: usize,
     reached: bool,
     newest: Option<DateTime<FixedOffset>>,
@@ -393,6 +397,7 @@ impl Pager {
                     cursors: HashSet::new(),
                     seen: Vec::new(),
                     seen_ids: HashSet::new(),
+                    sweep_failed: false,
                     new_posts: 0,
                     reached: false,
                     newest: None,
@@ -523,26 +528,42 @@ impl Pager {
     }
 
     /// The calls to book before the first one is made: on each credential with a due hashtag,
-    /// everything this run may spend there (`reserved`). Empty when the run makes no call.
-    pub fn reservations(&self, run_id: &str) -> Vec<Spend> {
+    /// twice the pages its admitted hashtags are estimated to need plus one call each (a
+    /// search, a retry, a sweep page), within what the hour has left (`reserved`). Empty when
+    /// the run makes no call. The run then sends no more than it booked ([`Pager::cap_calls`]):
+    /// a poll that needs more goes on at the next run. A booking left by a run that never
+    /// finished so holds what that run could have spent, not the whole hour.
+    pub fn reservations(&mut self, run_id: &str) -> Vec<Spend> {
         let at = self.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
-        self.lanes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                self.runs
-                    .iter()
-                    .any(|r| r.tag.lane == *i && r.want != Want::Done)
-            })
-            .filter(|(i, _)| self.left.get(*i).is_some_and(|l| *l > 0))
-            .map(|(i, l)| Spend {
-                at: at.clone(),
-                run: run_id.to_string(),
-                lane: l.book_as(),
-                calls: self.left[i],
-                reserved: true,
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let admitted: Vec<&TagRun> = self
+                .runs
+                .iter()
+                .filter(|r| r.tag.lane == i && r.want != Want::Done)
+                .collect();
+            if admitted.is_empty() {
+                if let Some(left) = self.left.get_mut(i) {
+                    *left = 0;
+                }
+                continue;
+            }
+            let wanted: u64 = admitted.iter().map(|r| 2 * (r.reserved + 1)).sum();
+            let calls = self.left.get(i).copied().unwrap_or(0).min(wanted);
+            if let Some(left) = self.left.get_mut(i) {
+                *left = calls;
+            }
+            if calls > 0 {
+                out.push(Spend {
+                    at: at.clone(),
+                    run: run_id.to_string(),
+                    lane: lane.book_as(),
+                    calls,
+                    reserved: true,
+                });
+            }
+        }
+        out
     }
 
     /// Lowers what may still be spent on `lane` to `calls` (what the session may still send:
@@ -551,6 +572,17 @@ impl Pager {
         if let Some(left) = self.left.get_mut(lane) {
             *left = (*left).min(calls);
         }
+    }
+
+    /// The hashtags this run polls for the first time: where their tracking begins is booked
+    /// with the run's calls (`State::mark_tracking_began`), so a first poll that never finishes
+    /// is followed by one that pages back to it, not by another first poll further on.
+    pub fn first_polls(&self) -> Vec<String> {
+        self.runs
+            .iter()
+            .filter(|r| r.due == Due::First && r.want != Want::Done)
+            .map(|r| r.tag.name.clone())
+            .collect()
     }
 
     /// What may still be spent on `lane` this run.
@@ -575,6 +607,7 @@ impl Pager {
     /// short of its frontier unless it had reached it.
     pub fn failed(&mut self, tag: usize) {
         if let Some(r) = self.runs.get_mut(tag) {
+            r.sweep_failed |= r.want == Want::Late;
             r.want = Want::Done;
         }
     }
@@ -642,6 +675,9 @@ impl Pager {
             }
             fresh.push(new);
         }
+        // A cursor already followed is a loop, not the end of the list: the poll stops short of
+        // its frontier (or of its sweep), so nothing between is taken for fetched.
+        let looped = page.next.as_ref().is_some_and(|c| r.cursors.contains(c));
         let cursor = page.next.clone().filter(|c| r.cursors.insert(c.clone()));
         let window_start = scheduled - span(RETENTION);
         let past_window = page_oldest.is_some_and(|o| o.with_timezone(&Utc) < window_start);
@@ -650,7 +686,10 @@ impl Pager {
             (Some(o), Some(f)) => o <= f && !(disorder && new_here),
             _ => false,
         };
-        r.want = if page.posts.is_empty() || cursor.is_none() || past_window {
+        r.want = if looped {
+            r.sweep_failed |= r.reached;
+            Want::Done
+        } else if page.posts.is_empty() || cursor.is_none() || past_window {
             // The end of what the API lists.
             r.reached = true;
             Want::Done
@@ -769,7 +808,7 @@ impl Pager {
                     Some(window_start.format(TIMESTAMP_FORMAT).to_string())
                 };
             }
-            if r.reached {
+            if r.reached && !r.sweep_failed {
                 if let Some(n) = newest {
                     let moved = r
                         .prev
@@ -841,7 +880,13 @@ impl Pager {
 /// Whether a hashtag is due at `scheduled`.
 fn due_of(settings: &Settings, prev: &TagState, rate: f64, scheduled: DateTime<Utc>) -> Due {
     let Some(polled) = prev.polled_at.as_deref().and_then(rfc3339) else {
-        return Due::First;
+        // A frontier without a poll: a first poll was booked (tracking began there) but never
+        // finished; this one pages back to where tracking began.
+        return if prev.complete_to.is_some() {
+            Due::Behind
+        } else {
+            Due::First
+        };
     };
     if prev.behind {
         return Due::Behind;

@@ -269,6 +269,20 @@ impl State {
         notes
     }
 
+    /// Records that tracking of `tag` began at `at`, for a first poll about to be made: its
+    /// frontier and `tracked_since` become `at`, so that if the poll never finishes (a crash, a
+    /// failed write), the next run pages back to `at` instead of starting again further on and
+    /// skipping what was posted in between. A hashtag already tracked is left as it is.
+    pub fn mark_tracking_began(&mut self, tag: &str, at: DateTime<Utc>) {
+        let t = self.hashtags.entry(tag.to_string()).or_default();
+        if t.polled_at.is_none() && t.complete_to.is_none() {
+            let stamp = at.format(crate::validate::TIMESTAMP_FORMAT).to_string();
+            t.complete_to = Some(stamp.clone());
+            t.tracked_since = Some(stamp);
+            t.behind = true;
+        }
+    }
+
     /// Keeps at most [`MAX_STATE_IDS`] known ids: the hashtag holding the most forgets its
     /// oldest first. Returns how many were forgotten.
     pub fn bound(&mut self) -> usize {
@@ -309,7 +323,7 @@ impl State {
         forgotten
     }
 
-    /// Calls booked on `lane` by runs scheduled within an hour of `at`, either side: an hour
+    /// Calls booked on `lane` by runs scheduled within an hour of `at`, either side, both ends included: an hour
     /// back is the API's window; an hour ahead counts what later runs already spent when an
     /// older scheduled time is delivered late, so no 60-minute window goes over the budget.
     ///
@@ -341,7 +355,7 @@ impl State {
         self.ledger
             .iter()
             .filter(|e| keep(e))
-            .filter(|e| e.time().is_some_and(|t| t > at - hour && t < at + hour))
+            .filter(|e| e.time().is_some_and(|t| t >= at - hour && t <= at + hour))
             .map(|e| e.calls)
             .sum()
     }

@@ -32,8 +32,13 @@ pub(super) struct Loaded {
 /// Loads the hashtag state: from the replay folder when replaying, else from the sink. No state
 /// is a note (the run takes one page per hashtag); a state that cannot be read is an error, and
 /// an unreadable one is set aside under `{key}.unreadable-{time}` before the run replaces it.
+///
+/// An unreadable state held frontiers nobody can know any more: every tracked hashtag then
+/// starts from the API's whole 24 hours before `scheduled` (`State::mark_tracking_began`), so the
+/// next polls fetch everything still listed, within the budget, instead of one page each.
 pub(super) async fn load_state(
     app: &App,
+    scheduled: DateTime<Utc>,
     until: Option<std::time::Instant>,
 ) -> Result<Loaded, SinkError> {
     let fresh = "no state: first run (or state deleted), one page per hashtag".to_string();
@@ -71,13 +76,20 @@ pub(super) async fn load_state(
             })
         }
         Err(e) => {
-            let mut note = format!("{e}; one page per hashtag");
+            let mut note = e.clone();
+            let mut state = State::default();
             if matches!(app.source, Source::Live(_)) {
                 let aside = super::persist::set_aside(app, key, bytes, until, &e).await?;
-                note.push_str(&format!("; the unreadable state was kept as {aside}"));
+                note.push_str(&format!("; the unreadable state was kept as {aside}; every hashtag pages back through the API's 24 hours"));
+                let since = scheduled - chrono::Duration::hours(24);
+                for group in app.config.hashtag_groups() {
+                    state.mark_tracking_began(&group.hashtag, since);
+                }
+            } else {
+                note.push_str("; one page per hashtag");
             }
             Ok(Loaded {
-                state: State::default(),
+                state,
                 etag,
                 note: Some(note),
             })

@@ -286,15 +286,22 @@ async fn write_records(
 /// cannot write its final state leaves its reservation booked, so the next runs assume the
 /// worst; its final state replaces the reservation with what it spent. `Ok(false)`: another
 /// run wrote the state meanwhile; the caller reads it again and plans anew.
+///
+/// `first_polls` are the hashtags polled for the first time: where their tracking begins is
+/// booked too (`State::mark_tracking_began`).
 pub(super) async fn reserve(
     app: &App,
     loaded: &mut Loaded,
     spends: Vec<crate::state::Spend>,
+    first_polls: &[String],
     scheduled: DateTime<Utc>,
     until: Option<Instant>,
 ) -> Result<bool, SinkError> {
     let mut state = loaded.state.clone();
     state.book(spends, scheduled);
+    for tag in first_polls {
+        state.mark_tracking_began(tag, scheduled);
+    }
     let condition = match &loaded.etag {
         Some(e) => Condition::Matches(e.clone()),
         None => Condition::Absent,

@@ -294,11 +294,11 @@ async fn plan_and_reserve(
 ) -> Result<(Loaded, Planned), crate::sink::SinkError> {
     let replaying = matches!(app.source, Source::Replay(_));
     for _ in 0..=app.config.sink.conflict_retries {
-        let mut loaded = hashtags::load_state(app, deadlines.writes).await?;
+        let mut loaded = hashtags::load_state(app, scheduled, deadlines.writes).await?;
         if let Some(n) = &loaded.note {
             tracing::warn!("hashtag state: {n}");
         }
-        let planned = hashtags::plan(config, session, &loaded.state, scheduled);
+        let mut planned = hashtags::plan(config, session, &loaded.state, scheduled);
         if replaying {
             return Ok((loaded, planned));
         }
@@ -307,7 +307,15 @@ async fn plan_and_reserve(
             session.limit_calls(lane, planned.pager.calls_left(lane));
         }
         if reservations.is_empty()
-            || persist::reserve(app, &mut loaded, reservations, scheduled, deadlines.writes).await?
+            || persist::reserve(
+                app,
+                &mut loaded,
+                reservations,
+                &planned.pager.first_polls(),
+                scheduled,
+                deadlines.writes,
+            )
+            .await?
         {
             return Ok((loaded, planned));
         }
@@ -331,7 +339,7 @@ async fn book_brands(
     let attempts = u64::from(app.config.retry.max_attempts.max(1));
     let total = u64::from(app.config.budget.calls_per_hour_per_credential);
     for _ in 0..=app.config.sink.conflict_retries {
-        let mut loaded = hashtags::load_state(app, deadlines.writes).await?;
+        let mut loaded = hashtags::load_state(app, scheduled, deadlines.writes).await?;
         let spends: Vec<Spend> = (0..lanes)
             .map(|lane| {
                 let accounts = (0..app.config.targets.len())
@@ -344,7 +352,7 @@ async fn book_brands(
                 spend
             })
             .collect();
-        if persist::reserve(app, &mut loaded, spends, scheduled, deadlines.writes).await? {
+        if persist::reserve(app, &mut loaded, spends, &[], scheduled, deadlines.writes).await? {
             return Ok(loaded);
         }
     }

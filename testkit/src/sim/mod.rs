@@ -102,26 +102,29 @@ impl Faults {
         busy: true,
     };
 
-    /// What the library survives today, on the fixed seeds of `tests/it/simulation.rs`. The
-    /// classes off here are those with known violations; switch each on as its fix lands.
+    /// What the library survives, on the fixed seeds of `tests/it/simulation.rs`: every class
+    /// but `busy` (hashtags at ten times today's busiest), where a 60-minute window can still
+    /// pass the allowance by a call or two (runs book at their scheduled time, not at the time
+    /// their calls are made) and late posts can be lost when the hour has no calls left for the
+    /// late sweep.
     pub const PASSING: Faults = Faults {
         graph_errors: true,
         throttling: true,
         usage_high: true,
         token_rejection: true,
         paging: true,
-        odd_values: false,
+        odd_values: true,
         store_errors: true,
         store_stall: true,
         crashes: true,
         concurrent: true,
         redelivery: true,
         late: true,
-        garbage: false,
+        garbage: true,
         unreadable_state: true,
-        reshard: false,
-        targets: false,
-        shared_hashtag: false,
+        reshard: true,
+        targets: true,
+        shared_hashtag: true,
         busy: false,
     };
 
