@@ -149,7 +149,7 @@ async fn an_error_line_stays_error_and_passes_lambdas_warn_filter() {
 }
 
 /// README's "Query the output" section.
-fn query_section() -> String {
+pub(crate) fn query_section() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let start = readme
         .find("## Query the output")
@@ -160,7 +160,7 @@ fn query_section() -> String {
 }
 
 /// The fenced blocks of `lang` in `text`.
-fn fenced(text: &str, lang: &str) -> Vec<String> {
+pub(crate) fn fenced(text: &str, lang: &str) -> Vec<String> {
     let open = format!("```{lang}\n");
     let mut blocks = Vec::new();
     let mut rest = text;
@@ -231,7 +231,7 @@ fn bucket_paths(section: &str) -> Vec<String> {
 
 /// Runs the DuckDB `request` in python3 (`pip install duckdb`): `setup` statements, then `SELECT
 /// count(*)` of each of `counts`, each of `queries` (rows), and `glob()` of each of `globs`.
-fn duckdb(request: &Value) -> Value {
+pub(crate) fn duckdb(request: &Value) -> Value {
     const SCRIPT: &str = r#"
 import json, sys
 import duckdb
