@@ -319,6 +319,16 @@ fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
     assert!(paths.len() >= 9, "the views and Spark's reads: {paths:?}");
     for (format, views) in &docs.views {
         let cli_format = if format == "array" { "json" } else { "ndjson" };
+        // The views are what `ig-collector ddl duckdb` prints for this format.
+        let printed = support::succeed(
+            support::cli()
+                .args(["ddl", "duckdb", "--root", "s3://<bucket>"])
+                .env("OUTPUT_FORMAT", cli_format),
+        );
+        assert_eq!(
+            views, &printed,
+            "README's {format} views are not what `ig-collector ddl duckdb` prints"
+        );
         let out = tempfile::tempdir().expect("tempdir");
         let hashtag_posts = replay_into(out.path(), cli_format);
         assert!(hashtag_posts > 0);
@@ -344,6 +354,15 @@ fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
         let rows = answer["queries"][0].as_array().expect("rows");
         assert_eq!(rows.len(), 11, "{format}: {rows:?}");
         assert!(rows.iter().all(|r| r[1] == 25), "{format}: {rows:?}");
+        // The latest snapshot per post: each of the 275 posts once, from its run's object.
+        let latest = answer["queries"][1].as_array().expect("rows");
+        assert_eq!(latest.len(), 275, "{format}: one row per media_id");
+        assert!(
+            latest.iter().all(|r| r[4]
+                .as_str()
+                .is_some_and(|f| f.contains("media_2023-09-02_000015"))),
+            "{format}: {latest:?}"
+        );
         // Every documented path, Spark's too, matches one kind's objects and nothing else.
         for (path, files) in answer["globs"].as_object().expect("globs") {
             let files: Vec<&str> = files
