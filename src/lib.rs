@@ -8,6 +8,7 @@
 //! - [`config`]: `configure.toml` and environment overrides, checked once;
 //! - [`graph`]: the Graph API (live HTTP or recorded responses), errors, retries, rate limits;
 //! - [`records`]: the record kinds and their fields, the output contract;
+//! - [`schema`], [`ddl`]: the contract published from those tables (JSON Schema, table DDL);
 //! - [`validate`]: API objects → records, with defaults and counts (pure);
 //! - [`sink`]: S3 or a local folder;
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
@@ -21,6 +22,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod ddl;
 pub mod graph;
 pub mod health;
 pub mod lambda;
@@ -29,6 +31,7 @@ pub mod plan;
 pub mod records;
 pub mod reprocess;
 pub mod schedule;
+pub mod schema;
 pub mod setup;
 pub mod sink;
 pub mod state;

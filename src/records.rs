@@ -27,6 +27,11 @@ impl Kind {
         }
     }
 
+    /// The kind a name (`brand`, `media`, `media_hashtag`) stands for.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The fields taken from the API object, in output order.
     pub fn fields(self) -> &'static [Field] {
         match self {
@@ -50,6 +55,17 @@ impl Kind {
         match self {
             Kind::Brand => "user_id",
             Kind::Media | Kind::MediaHashtag => "media_id",
+        }
+    }
+
+    /// The fields that identify a record of this kind. A `media` post belongs to the account
+    /// that posted it, so its id alone is the key; a `media_hashtag` post is one record per brand
+    /// whose hashtag found it, so the same `media_id` repeats under each such `user_id`.
+    pub fn primary_key(self) -> &'static [&'static str] {
+        match self {
+            Kind::Brand => &["user_id"],
+            Kind::Media => &["media_id"],
+            Kind::MediaHashtag => &["user_id", "media_id"],
         }
     }
 
@@ -205,6 +221,57 @@ impl Format {
         match self {
             Format::Json => "application/json",
             Format::Ndjson => "application/x-ndjson",
+        }
+    }
+}
+
+/// Whether data objects are gzip-compressed. `None` is the replaced system's contract; `Gzip`
+/// suits a lake (smaller objects, fewer bytes scanned). A compressed object's key ends in `.gz`
+/// (the configuration refuses anything else), which is how DuckDB, Spark and Athena know to
+/// inflate it; it is written as `application/gzip` without `Content-Encoding`, so every client
+/// downloads the bytes the key promises instead of having them inflated on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> Option<Compression> {
+        match s {
+            "none" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            _ => None,
+        }
+    }
+
+    /// The object's `Content-Type`, given its format.
+    pub fn content_type(self, format: Format) -> &'static str {
+        match self {
+            Compression::None => format.content_type(),
+            Compression::Gzip => "application/gzip",
+        }
+    }
+
+    /// The object's bytes for rendered records.
+    pub fn encode(self, rendered: Vec<u8>) -> Vec<u8> {
+        match self {
+            Compression::None => rendered,
+            Compression::Gzip => crate::graph::gzip(&rendered),
+        }
+    }
+
+    /// Reads an object's records back: inflated first when compressed (bounded, see
+    /// `graph::gunzip`).
+    pub fn parse_object(self, bytes: &[u8]) -> Result<Vec<Record>, String> {
+        match self {
+            Compression::None => parse(bytes),
+            Compression::Gzip => {
+                let inflated =
+                    crate::graph::gunzip(bytes).map_err(|e| format!("not gzip data: {e}"))?;
+                parse(&inflated)
+            }
         }
     }
 }

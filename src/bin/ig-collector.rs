@@ -8,10 +8,12 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use ig_collector::collect::{self, App, Job};
 use ig_collector::config::Config;
+use ig_collector::ddl::Engine;
 use ig_collector::graph::Source;
+use ig_collector::records::Kind;
 use ig_collector::reprocess::{self, DEFAULT_MAX_DOWNLOAD_BYTES};
 use ig_collector::setup::{self, Choice, Env};
-use ig_collector::{health, schedule, telemetry};
+use ig_collector::{health, schedule, schema, telemetry};
 
 /// Prints a line to stdout, ignoring a closed pipe (`ig-collector … | head`).
 macro_rules! say {
@@ -76,6 +78,31 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_MAX_DOWNLOAD_BYTES)]
         max_download_bytes: u64,
     },
+    /// Prints the JSON Schema of a record kind, or of all three keyed by kind.
+    Schema {
+        /// brand, media or media_hashtag (default: all three).
+        #[arg(value_parser = parse_kind)]
+        kind: Option<Kind>,
+    },
+    /// Prints the table definitions that read the configured output.
+    Ddl {
+        /// athena or duckdb.
+        #[arg(value_parser = parse_engine)]
+        engine: Engine,
+        /// Where the keys start: a local folder or s3://bucket (default: s3://BUCKET when BUCKET
+        /// is set, else ./out).
+        #[arg(long)]
+        root: Option<String>,
+    },
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a record kind: brand, media or media_hashtag"))
+}
+
+fn parse_engine(s: &str) -> Result<Engine, String> {
+    Engine::parse(s).ok_or_else(|| format!("`{s}` is not an engine: athena or duckdb"))
 }
 
 #[derive(Args, Clone)]
@@ -118,6 +145,12 @@ fn parse_at(text: Option<&str>) -> Result<DateTime<Utc>, String> {
     Ok(at)
 }
 
+/// Prints text as is to stdout, ignoring a closed pipe.
+fn print_raw(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
 /// Failures of a command: the message and the exit code (2 = setup, 1 = run).
 struct Failure(u8, String);
 
@@ -152,6 +185,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Hashtags(a) => run_jobs(config, &env, &[Job::Hashtags], a).await,
         Command::All(a) => run_jobs(config, &env, &[Job::Brands, Job::Hashtags], a).await,
         Command::TokenStatus => token_status(config, &env).await,
+        Command::Schema { kind } => {
+            let value = match kind {
+                Some(kind) => schema::schema(kind, &config.validation),
+                None => schema::all(&config.validation),
+            };
+            print_raw(&schema::render(&value));
+            Ok(())
+        }
+        Command::Ddl { engine, root } => {
+            let root = root.unwrap_or_else(|| match &env.bucket {
+                Some(bucket) => format!("s3://{bucket}"),
+                None => "./out".into(),
+            });
+            let text = ig_collector::ddl::ddl(&config, engine, &root).map_err(|m| Failure(2, m))?;
+            print_raw(&text);
+            Ok(())
+        }
         Command::ResolveHashtags { replay } => resolve_hashtags(config, &env, replay).await,
         Command::Reprocess {
             from,

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::records::{self, Format, Fragment, Joiner, Record};
+use crate::records::{Compression, Format, Fragment, Joiner, Record};
 
 /// The bytes one [`Spool`] keeps in memory before it continues in a temporary file. A run
 /// holds one spool per hashtag, so this bounds the run's memory for its records whatever the
@@ -39,15 +39,34 @@ pub(super) enum Body {
 }
 
 impl Body {
-    /// The object's records, read back: only when an existing object must be merged with
-    /// (a redelivery), so memory is spent on parsing then only.
-    pub(super) fn records(&self) -> Result<Vec<Record>, String> {
+    /// The body as written with `compression`: a spilled body is compressed from its file into
+    /// another temporary file, a chunk at a time, so compressing holds no more in memory than
+    /// the streaming did.
+    pub(super) fn compressed(self, compression: Compression) -> std::io::Result<Body> {
+        match (compression, self) {
+            (Compression::None, body) => Ok(body),
+            (Compression::Gzip, Body::Bytes(b)) => Ok(Body::Bytes(compression.encode(b))),
+            (Compression::Gzip, Body::File(path)) => {
+                let mut from = std::fs::File::open(&path)?;
+                let to = tempfile::NamedTempFile::new()?;
+                let mut encoder = flate2::write::GzEncoder::new(to, flate2::Compression::default());
+                std::io::copy(&mut from, &mut encoder)?;
+                let mut to = encoder.finish()?;
+                to.flush()?;
+                Ok(Body::File(to.into_temp_path()))
+            }
+        }
+    }
+
+    /// The records of a body written with `compression`, read back: only when an existing
+    /// object must be merged with (a redelivery), so memory is spent on parsing then only.
+    pub(super) fn records_as(&self, compression: Compression) -> Result<Vec<Record>, String> {
         match self {
-            Body::Bytes(b) => records::parse(b),
+            Body::Bytes(b) => compression.parse_object(b),
             Body::File(path) => {
                 let bytes = std::fs::read(path)
                     .map_err(|e| format!("{}: cannot be read back: {e}", path.display()))?;
-                records::parse(&bytes)
+                compression.parse_object(&bytes)
             }
         }
     }
@@ -248,7 +267,46 @@ impl<R: BufRead> BufRead for KeepAlive<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records;
     use serde_json::Value;
+
+    /// A gzip body, in memory or spilled, is the gzip of the rendered bytes and reads back as
+    /// the same records.
+    #[test]
+    fn a_compressed_body_inflates_to_the_rendering_in_memory_and_spilled() {
+        let records: Vec<Record> = (0..200)
+            .map(|i| {
+                let mut r = Record::new();
+                r.insert("user_id".into(), Value::from("1"));
+                r.insert("media_id".into(), Value::from(i.to_string()));
+                r
+            })
+            .collect();
+        for format in [Format::Json, Format::Ndjson] {
+            for spill_at in [usize::MAX, 64] {
+                let mut output = Output::spilling_at(format, spill_at);
+                let mut fragment = Fragment::new(format);
+                for r in &records {
+                    fragment.push(r);
+                }
+                output.append(&fragment).expect("appended");
+                let body = output
+                    .finish()
+                    .expect("finished")
+                    .compressed(Compression::Gzip)
+                    .expect("compressed");
+                assert_eq!(body.path().is_some(), spill_at == 64);
+                let bytes = match &body {
+                    Body::Bytes(b) => b.clone(),
+                    Body::File(p) => std::fs::read(p).expect("read"),
+                };
+                let inflated = crate::graph::gunzip(&bytes).expect("gzip");
+                assert_eq!(inflated, records::render(&records, format), "{format:?}");
+                assert_eq!(body.records_as(Compression::Gzip), Ok(records.clone()));
+                assert!(body.records_as(Compression::None).is_err());
+            }
+        }
+    }
 
     fn post(id: u64) -> Record {
         let mut r = Record::new();
@@ -277,7 +335,7 @@ mod tests {
                     Body::File(p) => std::fs::read(p).expect("read"),
                 };
                 assert_eq!(bytes, records::render(&records, format), "{format:?}");
-                assert_eq!(body.records(), Ok(records.clone()));
+                assert_eq!(body.records_as(Compression::None), Ok(records.clone()));
                 let path = body.path().map(std::path::Path::to_path_buf);
                 drop(body);
                 assert!(

@@ -140,6 +140,7 @@ pub(super) async fn write(
     summary.capture_files_kept += streamed.capture_kept;
     let mut outputs = streamed.outputs;
     let format = app.config.output.format;
+    let compression = app.config.output.compression;
     let Batch {
         brand,
         media,
@@ -158,10 +159,13 @@ pub(super) async fn write(
             Some(output) => {
                 let count = output.count();
                 let body = output.finish().map_err(|e| not_assembled(app, &key, &e))?;
+                let body = body
+                    .compressed(compression)
+                    .map_err(|e| not_assembled(app, &key, &e))?;
                 (body, count)
             }
             None => (
-                Body::Bytes(records::render(&records, format)),
+                Body::Bytes(compression.encode(records::render(&records, format))),
                 records.len(),
             ),
         };
@@ -219,7 +223,8 @@ async fn write_records(
     summary: &mut RunSummary,
 ) -> Result<bool, SinkError> {
     let format = app.config.output.format;
-    let content_type = format.content_type();
+    let compression = app.config.output.compression;
+    let content_type = compression.content_type(format);
     let first = match &body {
         Body::Bytes(bytes) => {
             app.sink
@@ -243,7 +248,7 @@ async fn write_records(
     }
     // An earlier delivery wrote the object: this run's records are read back from what it
     // rendered, and merged in. Only a redelivery pays for parsing them.
-    let records = body.records().map_err(|e| SinkError {
+    let records = body.records_as(compression).map_err(|e| SinkError {
         op: Op::Read,
         location: app.sink.location(key),
         message: format!("this run's own object could not be read back to merge: {e}"),
@@ -254,7 +259,7 @@ async fn write_records(
         let (condition, mut existing) = match app.sink.get(key, run.until).await? {
             None => (Condition::Absent, Vec::new()),
             Some(object) => {
-                let existing = match records::parse(&object.body) {
+                let existing = match compression.parse_object(&object.body) {
                     Ok(r) => r,
                     Err(e) => {
                         set_aside(app, key, object.body, run.until, &e).await?;
@@ -268,7 +273,7 @@ async fn write_records(
         if !changed && condition != Condition::Absent {
             return Ok(true);
         }
-        let body = records::render(&existing, format);
+        let body = compression.encode(records::render(&existing, format));
         match app
             .sink
             .put(key, body, content_type, &condition, run.until)

@@ -77,6 +77,35 @@ pub(super) fn check(
         );
         Format::Json
     });
+    let compression = Compression::parse(&raw.output.compression).unwrap_or_else(|| {
+        bad(
+            "output.compression",
+            format!(
+                "`{}` is not one of \"none\", \"gzip\"",
+                raw.output.compression
+            ),
+        );
+        Compression::None
+    });
+    // The key says whether an object is compressed: readers (DuckDB, Spark, Athena) inflate a
+    // `.gz` key and only those, so a key that disagrees with the bytes is unreadable downstream.
+    for (key, text) in [
+        ("output.brand_key", &raw.output.brand_key),
+        ("output.media_key", &raw.output.media_key),
+        ("output.media_hashtag_key", &raw.output.media_hashtag_key),
+    ] {
+        match (compression, text.ends_with(".gz")) {
+            (Compression::Gzip, false) => bad(
+                key,
+                format!("`{text}` does not end in `.gz`, but output.compression is \"gzip\": readers would not inflate it"),
+            ),
+            (Compression::None, true) => bad(
+                key,
+                format!("`{text}` ends in `.gz`, but output.compression is \"none\": set it to \"gzip\" or drop the `.gz`"),
+            ),
+            _ => {}
+        }
+    }
     let mut templates_ok = true;
     let mut template = |key: &str, text: &str| {
         KeyTemplate::parse(text).unwrap_or_else(|m| {
@@ -227,6 +256,7 @@ pub(super) fn check(
         },
         output: OutputSettings {
             format,
+            compression,
             brand_key,
             media_key,
             media_hashtag_key,

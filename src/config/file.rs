@@ -294,6 +294,8 @@ pub(super) fn default_max_throttle_wait_secs() -> u64 {
 pub(super) struct OutputSection {
     #[serde(default = "default_format")]
     pub(super) format: String,
+    #[serde(default = "default_compression")]
+    pub(super) compression: String,
     #[serde(default = "default_brand_key")]
     pub(super) brand_key: String,
     #[serde(default = "default_media_key")]
@@ -317,6 +319,7 @@ impl Default for OutputSection {
     fn default() -> Self {
         OutputSection {
             format: default_format(),
+            compression: default_compression(),
             brand_key: default_brand_key(),
             media_key: default_media_key(),
             media_hashtag_key: default_media_hashtag_key(),
@@ -324,6 +327,10 @@ impl Default for OutputSection {
             raw_capture_key: default_raw_capture_key(),
         }
     }
+}
+
+pub(super) fn default_compression() -> String {
+    "none".to_string()
 }
 
 pub(super) fn default_format() -> String {

@@ -130,21 +130,27 @@ pub fn part_name(index: usize) -> String {
 
 /// `key` with `.part-0003` before the extension of its last segment (a `.` inside a `{…}` hole
 /// does not count), or at its end when that segment has none: `state/hashtags.json` →
-/// `state/hashtags.part-0003.json`. The inserted text is letters, digits and `.-`, so a key that
+/// `state/hashtags.part-0003.json`. A `.gz` counts with the extension before it
+/// (`brand.json.gz` → `brand.part-0003.json.gz`), so a part matches the same `*.json.gz` glob. The inserted text is letters, digits and `.-`, so a key that
 /// passes [`bad_key`] still passes it.
 pub fn part_key(key: &str, index: usize) -> String {
     let part = part_name(index);
     let last = key.rfind('/').map_or(0, |i| i + 1);
     let mut depth = 0i32;
-    let mut dot = None;
+    let mut dots = Vec::new();
     for (i, c) in key[last..].char_indices() {
         match c {
             '{' => depth += 1,
             '}' => depth -= 1,
-            '.' if depth == 0 && i > 0 => dot = Some(last + i),
+            '.' if depth == 0 && i > 0 => dots.push(last + i),
             _ => {}
         }
     }
+    let dot = match dots.as_slice() {
+        [.., before, gz] if &key[*gz..] == ".gz" => Some(*before),
+        [.., only] => Some(*only),
+        [] => None,
+    };
     match dot {
         Some(at) => format!("{}.{part}{}", &key[..at], &key[at..]),
         None => format!("{key}.{part}"),
@@ -341,6 +347,11 @@ mod tests {
         );
         assert_eq!(part_key("a.b/{%H.%M}", 1), "a.b/{%H.%M}.part-0001");
         assert_eq!(part_key(".hidden", 0), ".hidden.part-0000");
+        assert_eq!(
+            part_key("raw/brand/dt={%Y-%m-%d}/brand_{%H%M%S}.json.gz", 2),
+            "raw/brand/dt={%Y-%m-%d}/brand_{%H%M%S}.part-0002.json.gz"
+        );
+        assert_eq!(part_key("a/b.gz", 1), "a/b.part-0001.gz");
     }
 
     #[test]

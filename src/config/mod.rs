@@ -62,7 +62,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-pub use crate::records::Format;
+pub use crate::records::{Compression, Format};
 pub use crate::validate::is_digits;
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +265,8 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone)]
 pub struct OutputSettings {
     pub format: Format,
+    /// Whether data objects are gzip-compressed (their keys then end in `.gz`).
+    pub compression: Compression,
     pub brand_key: KeyTemplate,
     pub media_key: KeyTemplate,
     pub media_hashtag_key: KeyTemplate,

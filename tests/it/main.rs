@@ -3,6 +3,7 @@
 mod capture;
 mod cli;
 mod config_errors;
+mod contract;
 mod delivery;
 mod end_to_end;
 mod fanout;

@@ -149,7 +149,7 @@ async fn an_error_line_stays_error_and_passes_lambdas_warn_filter() {
 }
 
 /// README's "Query the output" section.
-fn query_section() -> String {
+pub(crate) fn query_section() -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
     let start = readme
         .find("## Query the output")
@@ -160,7 +160,7 @@ fn query_section() -> String {
 }
 
 /// The fenced blocks of `lang` in `text`.
-fn fenced(text: &str, lang: &str) -> Vec<String> {
+pub(crate) fn fenced(text: &str, lang: &str) -> Vec<String> {
     let open = format!("```{lang}\n");
     let mut blocks = Vec::new();
     let mut rest = text;
@@ -231,7 +231,7 @@ fn bucket_paths(section: &str) -> Vec<String> {
 
 /// Runs the DuckDB `request` in python3 (`pip install duckdb`): `setup` statements, then `SELECT
 /// count(*)` of each of `counts`, each of `queries` (rows), and `glob()` of each of `globs`.
-fn duckdb(request: &Value) -> Value {
+pub(crate) fn duckdb(request: &Value) -> Value {
     const SCRIPT: &str = r#"
 import json, sys
 import duckdb
@@ -319,6 +319,16 @@ fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
     assert!(paths.len() >= 9, "the views and Spark's reads: {paths:?}");
     for (format, views) in &docs.views {
         let cli_format = if format == "array" { "json" } else { "ndjson" };
+        // The views are what `ig-collector ddl duckdb` prints for this format.
+        let printed = support::succeed(
+            support::cli()
+                .args(["ddl", "duckdb", "--root", "s3://<bucket>"])
+                .env("OUTPUT_FORMAT", cli_format),
+        );
+        assert_eq!(
+            views, &printed,
+            "README's {format} views are not what `ig-collector ddl duckdb` prints"
+        );
         let out = tempfile::tempdir().expect("tempdir");
         let hashtag_posts = replay_into(out.path(), cli_format);
         assert!(hashtag_posts > 0);
@@ -344,6 +354,15 @@ fn readmes_duckdb_queries_count_each_kind_once_in_both_output_formats() {
         let rows = answer["queries"][0].as_array().expect("rows");
         assert_eq!(rows.len(), 11, "{format}: {rows:?}");
         assert!(rows.iter().all(|r| r[1] == 25), "{format}: {rows:?}");
+        // The latest snapshot per post: each of the 275 posts once, from its run's object.
+        let latest = answer["queries"][1].as_array().expect("rows");
+        assert_eq!(latest.len(), 275, "{format}: one row per media_id");
+        assert!(
+            latest.iter().all(|r| r[4]
+                .as_str()
+                .is_some_and(|f| f.contains("media_2023-09-02_000015"))),
+            "{format}: {latest:?}"
+        );
         // Every documented path, Spark's too, matches one kind's objects and nothing else.
         for (path, files) in answer["globs"].as_object().expect("globs") {
             let files: Vec<&str> = files
