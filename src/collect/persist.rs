@@ -286,8 +286,8 @@ async fn write_records(
     Err(gave_up(app, key))
 }
 
-/// Books a hashtags run's calls before it makes any: the state it read, with `spends` (each
-/// `reserved`) added, written under the version read. A run that then crashes, times out or
+/// Books a run's calls before it makes any: the state it read, with `spends` (each `reserved`)
+/// added, written under the version read; the run keeps the state it read and the new version. A run that then crashes, times out or
 /// cannot write its final state leaves its reservation booked, so the next runs assume the
 /// worst; its final state replaces the reservation with what it spent. `Ok(false)`: another
 /// run wrote the state meanwhile; the caller reads it again and plans anew.
@@ -318,7 +318,8 @@ pub(super) async fn reserve(
         .await?
     {
         Written::Done(etag) => {
-            loaded.state = state;
+            // The run goes on from the state it planned from (the capture keeps that one); its
+            // final write replaces this version, reservation included.
             loaded.etag = Some(etag);
             Ok(true)
         }

@@ -100,12 +100,33 @@ fn graph_calls_sent_twice_are_caught_over_the_hourly_allowance() {
     let mut faults = Faults::NONE;
     faults.busy = true;
     faults.token_rejection = true;
-    // Without the breakage the same seed stays within the allowance.
-    let clean = simulate(&Options::new(BUSY_SEED, DAYS, faults));
+    // Without the breakage the same seed stays within the allowance, and uses more than half.
+    let options = Options {
+        calls_per_hour: Some(BUSY_ALLOWANCE),
+        ..Options::new(BUSY_SEED, DAYS, faults)
+    };
+    let clean = simulate(&options);
     assert_eq!(lines(&clean), Vec::<String>::new());
-    assert!(clean.peak_calls > 100, "{}", clean.peak_calls);
-    caught(BUSY_SEED, faults, Breakage::GraphSendsTwice, "budget");
+    assert!(
+        clean.peak_calls > u64::from(BUSY_ALLOWANCE) / 2,
+        "{}",
+        clean.peak_calls
+    );
+    let broken = simulate(&Options {
+        breakage: Some(Breakage::GraphSendsTwice),
+        ..options
+    });
+    let named = lines(&broken);
+    assert!(
+        named
+            .iter()
+            .any(|l| l.contains(&format!("seed {BUSY_SEED} ")) && l.contains("budget")),
+        "{named:?}"
+    );
 }
+
+/// The hourly allowance of that test: small enough for its busy hashtag to use more than half.
+const BUSY_ALLOWANCE: u32 = 100;
 
 /// A seed whose busy hashtag and catch-ups after a rejected token take more than half of the
 /// hourly allowance, so twice as many calls pass it.

@@ -209,6 +209,8 @@ pub struct Options {
     /// stay under `memory_limit`.
     pub gauge: Option<&'static dyn Gauge>,
     pub memory_limit: usize,
+    /// Overrides `budget.calls_per_hour_per_credential` (the shipped 200).
+    pub calls_per_hour: Option<u32>,
 }
 
 impl Options {
@@ -220,6 +222,7 @@ impl Options {
             breakage: None,
             gauge: None,
             memory_limit: 64 << 20,
+            calls_per_hour: None,
         }
     }
 }
@@ -410,6 +413,9 @@ impl<'o> Sim<'o> {
         let mut base = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default())
             .unwrap_or_else(|e| panic!("the shipped configuration is valid: {e}"));
         base.targets.clear();
+        if let Some(calls) = options.calls_per_hour {
+            base.budget.calls_per_hour_per_credential = calls;
+        }
         let caption_max = if options.faults.busy { 1000 } else { 200 };
         let world = World::new(rng.fork(), start - Duration::hours(1), caption_max);
         let shared = Shared {
