@@ -357,7 +357,7 @@ impl Handler {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            println!("{}", telemetry::emf(summary, cold, now_ms));
+            println!("{}", telemetry::emf(summary, result.is_ok(), cold, now_ms));
             if let Err(e) = &result {
                 tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
             }

@@ -143,9 +143,19 @@ pub fn log_summary(summary: &RunSummary, outcome: &str) {
 }
 
 /// The Embedded Metric Format document of one run (namespace `IgCollector`, dimension `Job`).
-pub fn emf(summary: &RunSummary, cold_start: bool, timestamp_ms: i64) -> serde_json::Value {
+///
+/// `RunsSucceeded` is 1 for a run that succeeded, 0 for one that failed: the alarms on runs that
+/// stop treat its absence as breaching, so a schedule that no longer fires, a function that
+/// times out before it prints this line and a run that keeps failing all raise them.
+pub fn emf(
+    summary: &RunSummary,
+    succeeded: bool,
+    cold_start: bool,
+    timestamp_ms: i64,
+) -> serde_json::Value {
     let records: usize = summary.records.values().sum();
     let mut metrics = vec![
+        ("RunsSucceeded", "Count", if succeeded { 1.0 } else { 0.0 }),
         ("RecordsWritten", "Count", records as f64),
         ("RecordsDropped", "Count", summary.dropped_total as f64),
         ("FieldsDefaulted", "Count", summary.defaulted_total as f64),

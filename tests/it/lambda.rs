@@ -130,10 +130,14 @@ async fn the_hashtags_function_answers_both_event_forms() {
     assert_eq!(emf.len(), 2, "{output}");
     for m in &emf {
         assert_eq!(m["PostsBehind"], json!(0.0), "{m}");
+        // What the alarms on runs that stop count.
+        assert_eq!(m["RunsSucceeded"], json!(1.0), "{m}");
         assert_eq!(m["PostsGivenUp"], json!(0.0), "{m}");
         let names = m["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
         assert!(
-            names.contains("\"PostsBehind\"") && names.contains("\"PostsGivenUp\""),
+            names.contains("\"PostsBehind\"")
+                && names.contains("\"PostsGivenUp\"")
+                && names.contains("\"RunsSucceeded\""),
             "{names}"
         );
     }
