@@ -450,7 +450,9 @@ pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> D
 /// The whole of a Lambda binary: JSON logs, then the runtime loop (setup runs in the first
 /// invocation, see [`Handler`]).
 pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
-    telemetry::init_json();
+    telemetry::init_json(telemetry::lambda_log_level(
+        setup::Env::read().lambda_log_level.as_deref(),
+    ));
     let handler = Arc::new(Handler::new(job));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();

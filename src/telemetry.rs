@@ -15,8 +15,22 @@ use tracing_subscriber::EnvFilter;
 
 use crate::collect::RunSummary;
 
-fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+/// `RUST_LOG` when set, else `level` (`info`, `debug`, …).
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+/// The log level of Lambda's `AWS_LAMBDA_LOG_LEVEL` (`ApplicationLogLevel` in `template.yaml`)
+/// as a filter directive; `info` when unset or unknown. Lambda drops lines below it anyway:
+/// honouring it here spares formatting them.
+pub fn lambda_log_level(value: Option<&str>) -> &'static str {
+    match value.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR") | Some("FATAL") => "error",
+        _ => "info",
+    }
 }
 
 /// JSON log lines, one per event, to stdout (Lambda), in the shape Lambda's advanced logging
@@ -32,18 +46,18 @@ fn filter() -> EnvFilter {
 ///   dropped at `ApplicationLogLevel: WARN`.
 ///
 /// Fields that carry JSON text ([`JSON_FIELDS`]) are written as nested JSON; see [`LambdaJson`].
-pub fn init_json() {
+pub fn init_json(level: &str) {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_env_filter(filter(level))
         .event_format(LambdaJson::default())
         .try_init();
 }
 
 /// Human-readable logs to stderr (CLI), leaving stdout for the summary.
-pub fn init_text() {
+pub fn init_text(level: &str) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter(level))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)

@@ -27,6 +27,8 @@ pub struct Env {
     /// `TOKEN_CACHE_TTL_SECS`: how long a warm Lambda process keeps the token it read from the
     /// secret before reading it again (checked by [`super::token_cache_ttl`]).
     pub token_cache_ttl_secs: Option<String>,
+    /// `AWS_LAMBDA_LOG_LEVEL`: the log level Lambda's logging controls set.
+    pub lambda_log_level: Option<String>,
 }
 
 impl std::fmt::Debug for Env {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for Env {
             .field("access_tokens", &self.access_tokens.len())
             .field("token_secret_arn", &self.token_secret_arn)
             .field("token_cache_ttl_secs", &self.token_cache_ttl_secs)
+            .field("lambda_log_level", &self.lambda_log_level)
             .field(
                 "app_secret",
                 &self.app_secret.as_ref().map(|_| "[redacted]"),
@@ -86,6 +89,7 @@ impl Env {
             token_secret_arn: var("IG_TOKEN_SECRET_ARN"),
             app_secret: var("IG_APP_SECRET"),
             token_cache_ttl_secs: var("TOKEN_CACHE_TTL_SECS"),
+            lambda_log_level: var("AWS_LAMBDA_LOG_LEVEL"),
         }
     }
 }
