@@ -423,6 +423,24 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_token_cache_time_defaults_to_15_minutes_and_a_bad_value_names_the_variable() {
+        let env = |v: Option<&str>| {
+            Env::from_lookup(|k| (k == "TOKEN_CACHE_TTL_SECS").then(|| v.map(str::to_string))?)
+        };
+        assert_eq!(token_cache_ttl(&env(None)).ok(), Some(TOKEN_CACHE_TTL));
+        assert_eq!(
+            token_cache_ttl(&env(Some("60"))).ok(),
+            Some(Duration::from_secs(60))
+        );
+        let e = token_cache_ttl(&env(Some("15m"))).expect_err("refused");
+        assert_eq!(e.kind_name(), "ConfigInvalid");
+        assert!(
+            e.to_string().starts_with("TOKEN_CACHE_TTL_SECS is \"15m\""),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn one_instagram_user_named_twice_is_refused_naming_both_entries() {
         let env = Env::from_lookup(|k| match k {
