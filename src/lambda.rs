@@ -2,7 +2,10 @@
 //!
 //! Setup (config, secret, clients) runs inside an invocation, bounded by that invocation's
 //! deadline less [`ANSWER_RESERVE`], until it succeeds once; the app is then kept for the life of
-//! the process. A setup that fails or does not finish in time fails that event only, as an
+//! the process, its credentials read again from the token secret when they are older than
+//! `TOKEN_CACHE_TTL_SECS` (15 minutes) or the API rejected them, so a rotated token is taken up
+//! without a new process. A run whose token was rejected before it collected anything runs once
+//! more at once if the secret holds a new token. A setup that fails or does not finish in time fails that event only, as an
 //! invocation error (alarms, retries, the failure queue) with a message that says what to fix;
 //! the next event tries again. Run at cold start instead, a Secrets Manager that never answered
 //! would hang the process before its first event, and a passing fault (a 500) would be kept
@@ -147,10 +150,30 @@ pub enum Answer {
     Plan(PlanAnswer),
 }
 
-/// The handler state kept across invocations: the app once it is built.
+/// The app a warm process keeps, and what it knows of its token's age.
+struct Kept {
+    app: Arc<App>,
+    /// When the token secret was last read.
+    read_at: Instant,
+    /// How long the token read is kept ([`setup::token_cache_ttl`]).
+    ttl: Duration,
+    /// The last run ended because the API rejected the token: read the secret again before
+    /// the next run, whatever its age.
+    rejected: bool,
+}
+
+impl Kept {
+    fn stale(&self) -> bool {
+        self.rejected || self.read_at.elapsed() >= self.ttl
+    }
+}
+
+/// The handler state kept across invocations: the app once it is built, with its credentials
+/// read again from the token secret when they are older than the cache time or were rejected,
+/// so a rotated token is taken up by a warm process.
 pub struct Handler {
     job: Job,
-    app: tokio::sync::OnceCell<App>,
+    kept: tokio::sync::Mutex<Option<Kept>>,
     cold: AtomicBool,
 }
 
@@ -159,25 +182,63 @@ impl Handler {
     pub fn new(job: Job) -> Handler {
         Handler {
             job,
-            app: tokio::sync::OnceCell::new(),
+            kept: tokio::sync::Mutex::new(None),
             cold: AtomicBool::new(true),
         }
     }
 
-    /// The app, built now if no earlier invocation built it, by `until`. A failure is returned
-    /// and not kept: the next invocation tries again.
-    async fn app(&self, until: Instant) -> Result<&App, SetupError> {
+    /// The app, built now if no earlier invocation built it, by `until`; a kept app whose
+    /// token read is stale gets its credentials read again first. A failed build is returned
+    /// and not kept: the next invocation tries again. A failed re-read keeps the credentials
+    /// read before (they may still work), with a warning, and is tried again next time.
+    async fn app(&self, until: Instant) -> Result<Arc<App>, SetupError> {
         let left = until.saturating_duration_since(Instant::now());
-        let choice = Choice::default();
-        let build = self
-            .app
-            .get_or_try_init(|| setup::app_from_env(&choice, Some(until)));
-        match tokio::time::timeout(left, build).await {
-            Ok(result) => result,
-            Err(_) => Err(SetupError::Unfinished {
-                secs: left.as_secs_f64(),
-            }),
+        let unfinished = || SetupError::Unfinished {
+            secs: left.as_secs_f64(),
+        };
+        let mut kept = match tokio::time::timeout(left, self.kept.lock()).await {
+            Ok(kept) => kept,
+            Err(_) => return Err(unfinished()),
+        };
+        match kept.as_mut() {
+            None => {
+                let build = async {
+                    let ttl = setup::token_cache_ttl(&setup::Env::read())?;
+                    let app = setup::app_from_env(&Choice::default(), Some(until)).await?;
+                    Ok::<_, SetupError>((app, ttl))
+                };
+                let (app, ttl) = match tokio::time::timeout(left, build).await {
+                    Ok(built) => built?,
+                    Err(_) => return Err(unfinished()),
+                };
+                let app = Arc::new(app);
+                *kept = Some(Kept {
+                    app: app.clone(),
+                    read_at: Instant::now(),
+                    ttl,
+                    rejected: false,
+                });
+                Ok(app)
+            }
+            Some(k) => {
+                if k.stale() {
+                    refresh(k, until).await;
+                }
+                Ok(k.app.clone())
+            }
         }
+    }
+
+    /// After a run that ended with the token rejected and nothing collected: reads the secret
+    /// again by `until` and returns the app over the new token, if it changed; else marks the
+    /// token rejected, so that the next event reads the secret again.
+    async fn after_rejection(&self, until: Option<Instant>) -> Option<Arc<App>> {
+        let mut kept = self.kept.lock().await;
+        let k = kept.as_mut()?;
+        k.rejected = true;
+        let before = k.app.clone();
+        refresh(k, until.unwrap_or_else(Instant::now)).await;
+        (!Arc::ptr_eq(&before, &k.app)).then(|| k.app.clone())
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
@@ -200,83 +261,135 @@ impl Handler {
                 .unwrap_or(SETUP_FALLBACK)
                 .saturating_sub(ANSWER_RESERVE);
         let built = tracing::Instrument::instrument(self.app(setup_until), span.clone()).await;
-        let _enter = span.enter();
-        let app = built.map_err(|e| logged(InvocationError::Setup(e)))?;
-        let shard_app;
-        let app = match asked {
-            Request::Run => {
-                if app.plan(self.job).is_sharded() {
-                    tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+        let mut app = {
+            let _enter = span.enter();
+            built.map_err(|e| logged(InvocationError::Setup(e)))?
+        };
+        // At most one run again, over a token the secret holds since the rejected one.
+        let mut rerun = true;
+        loop {
+            let _enter = span.enter();
+            let shard_app;
+            let run_app = match asked {
+                Request::Run => {
+                    if app.plan(self.job).is_sharded() {
+                        tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+                    }
+                    &*app
                 }
-                app
+                Request::Plan => {
+                    let plan = app.plan(self.job);
+                    tracing::info!(
+                        shards = plan.shards.len(),
+                        "planned: {}",
+                        plan.describe(&app.config)
+                    );
+                    return Ok(Answer::Plan(PlanAnswer {
+                        job: self.job,
+                        time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        sharded: plan.is_sharded(),
+                        shards: (0..plan.shards.len()).collect(),
+                    }));
+                }
+                Request::Shard(index) => {
+                    shard_app = app.shard(self.job, index).ok_or_else(|| {
+                        logged(InvocationError::BadEvent(format!(
+                            "expected `shard` to be one of the plan's shards, 0..{}; it is {index} (did the configuration or the credentials change since the plan was made?)",
+                            app.plan(self.job).shards.len()
+                        )))
+                    })?;
+                    tracing::info!(
+                        shard = index,
+                        targets = shard_app.config.targets.len(),
+                        "running one shard of the plan"
+                    );
+                    &shard_app
+                }
+            };
+            let deadlines = deadlines_of(
+                event.context.deadline,
+                run_app.config.retry.deadline_margin,
+                run_app.config.fanout.invocation_timeout,
+            );
+            drop(_enter);
+            let run = tracing::Instrument::instrument(
+                collect::run_until(run_app, self.job, scheduled, deadlines),
+                span.clone(),
+            );
+            let result = match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(result) => result,
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    let _enter = span.enter();
+                    tracing::error!(error_type = "InternalError", "the run panicked: {message}");
+                    return Err(InvocationError::Panic(message));
+                }
+            };
+            if let Err(RunError::TokenRejected(_, summary)) = &result {
+                // A rejected token may have been rotated in the secret: read it now, not at the
+                // next event. A run that collected nothing wrote nothing (no object, no state),
+                // so it can run again at once over the new token.
+                let nothing_collected = summary.records.values().all(|n| *n == 0);
+                let fresh = tracing::Instrument::instrument(
+                    self.after_rejection(deadlines.calls),
+                    span.clone(),
+                )
+                .await;
+                if let (Some(fresh), true, true) = (fresh, nothing_collected, rerun) {
+                    let _enter = span.enter();
+                    tracing::warn!("the API rejected the token and the token secret holds a new one: running again with it");
+                    app = fresh;
+                    rerun = false;
+                    continue;
+                }
             }
-            Request::Plan => {
-                let plan = app.plan(self.job);
-                tracing::info!(
-                    shards = plan.shards.len(),
-                    "planned: {}",
-                    plan.describe(&app.config)
-                );
-                return Ok(Answer::Plan(PlanAnswer {
-                    job: self.job,
-                    time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    sharded: plan.is_sharded(),
-                    shards: (0..plan.shards.len()).collect(),
-                }));
+            let _enter = span.enter();
+            let summary = match &result {
+                Ok(s) => s,
+                Err(e) => e.summary(),
+            };
+            telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            println!("{}", telemetry::emf(summary, result.is_ok(), cold, now_ms));
+            if let Err(e) = &result {
+                tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
             }
-            Request::Shard(index) => {
-                shard_app = app.shard(self.job, index).ok_or_else(|| {
-                    logged(InvocationError::BadEvent(format!(
-                        "expected `shard` to be one of the plan's shards, 0..{}; it is {index} (did the configuration or the credentials change since the plan was made?)",
-                        app.plan(self.job).shards.len()
-                    )))
-                })?;
-                tracing::info!(
-                    shard = index,
-                    targets = shard_app.config.targets.len(),
-                    "running one shard of the plan"
-                );
-                &shard_app
-            }
-        };
-        let deadlines = deadlines_of(
-            event.context.deadline,
-            app.config.retry.deadline_margin,
-            app.config.fanout.invocation_timeout,
-        );
-        drop(_enter);
-        let run = tracing::Instrument::instrument(
-            collect::run_until(app, self.job, scheduled, deadlines),
-            span.clone(),
-        );
-        let result = match AssertUnwindSafe(run).catch_unwind().await {
-            Ok(result) => result,
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
-                let _enter = span.enter();
-                tracing::error!(error_type = "InternalError", "the run panicked: {message}");
-                return Err(InvocationError::Panic(message));
-            }
-        };
-        let _enter = span.enter();
-        let summary = match &result {
-            Ok(s) => s,
-            Err(e) => e.summary(),
-        };
-        telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        println!("{}", telemetry::emf(summary, cold, now_ms));
-        if let Err(e) = &result {
-            tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
+            return Ok(Answer::Run(Box::new(result?)));
         }
-        Ok(Answer::Run(Box::new(result?)))
+    }
+}
+
+/// Reads the token secret again for `kept` by `until` (and within the secret read's own
+/// timeout): a changed token replaces the app's credentials; a failed read keeps them, with a
+/// warning that does not show either token.
+async fn refresh(kept: &mut Kept, until: Instant) {
+    let left = until.saturating_duration_since(Instant::now());
+    let read = setup::refreshed(&kept.app, Some(until));
+    match tokio::time::timeout(left, read).await {
+        Ok(Ok(Some(app))) => {
+            tracing::info!("the token secret holds new credentials: using them from now on");
+            kept.app = Arc::new(app);
+            kept.read_at = Instant::now();
+            kept.rejected = false;
+        }
+        Ok(Ok(None)) => {
+            kept.read_at = Instant::now();
+        }
+        Ok(Err(e)) => tracing::warn!(
+            error_type = e.kind_name(),
+            "could not read the token secret again, keeping the credentials read before: {e}"
+        ),
+        Err(_) => tracing::warn!(
+            "the token secret did not answer within {:.1} s, keeping the credentials read before; the next event tries again",
+            left.as_secs_f64()
+        ),
     }
 }
 
@@ -337,7 +450,9 @@ pub fn deadlines_of(deadline_ms: u64, margin: Duration, fallback: Duration) -> D
 /// The whole of a Lambda binary: JSON logs, then the runtime loop (setup runs in the first
 /// invocation, see [`Handler`]).
 pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
-    telemetry::init_json();
+    telemetry::init_json(telemetry::lambda_log_level(
+        setup::Env::read().lambda_log_level.as_deref(),
+    ));
     let handler = Arc::new(Handler::new(job));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();

@@ -15,8 +15,22 @@ use tracing_subscriber::EnvFilter;
 
 use crate::collect::RunSummary;
 
-fn filter() -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+/// `RUST_LOG` when set, else `level` (`info`, `debug`, …).
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+/// The log level of Lambda's `AWS_LAMBDA_LOG_LEVEL` (`ApplicationLogLevel` in `template.yaml`)
+/// as a filter directive; `info` when unset or unknown. Lambda drops lines below it anyway:
+/// honouring it here spares formatting them.
+pub fn lambda_log_level(value: Option<&str>) -> &'static str {
+    match value.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR") | Some("FATAL") => "error",
+        _ => "info",
+    }
 }
 
 /// JSON log lines, one per event, to stdout (Lambda), in the shape Lambda's advanced logging
@@ -32,18 +46,18 @@ fn filter() -> EnvFilter {
 ///   dropped at `ApplicationLogLevel: WARN`.
 ///
 /// Fields that carry JSON text ([`JSON_FIELDS`]) are written as nested JSON; see [`LambdaJson`].
-pub fn init_json() {
+pub fn init_json(level: &str) {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_env_filter(filter(level))
         .event_format(LambdaJson::default())
         .try_init();
 }
 
 /// Human-readable logs to stderr (CLI), leaving stdout for the summary.
-pub fn init_text() {
+pub fn init_text(level: &str) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter(level))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
@@ -143,9 +157,19 @@ pub fn log_summary(summary: &RunSummary, outcome: &str) {
 }
 
 /// The Embedded Metric Format document of one run (namespace `IgCollector`, dimension `Job`).
-pub fn emf(summary: &RunSummary, cold_start: bool, timestamp_ms: i64) -> serde_json::Value {
+///
+/// `RunsSucceeded` is 1 for a run that succeeded, 0 for one that failed: the alarms on runs that
+/// stop treat its absence as breaching, so a schedule that no longer fires, a function that
+/// times out before it prints this line and a run that keeps failing all raise them.
+pub fn emf(
+    summary: &RunSummary,
+    succeeded: bool,
+    cold_start: bool,
+    timestamp_ms: i64,
+) -> serde_json::Value {
     let records: usize = summary.records.values().sum();
     let mut metrics = vec![
+        ("RunsSucceeded", "Count", if succeeded { 1.0 } else { 0.0 }),
         ("RecordsWritten", "Count", records as f64),
         ("RecordsDropped", "Count", summary.dropped_total as f64),
         ("FieldsDefaulted", "Count", summary.defaulted_total as f64),

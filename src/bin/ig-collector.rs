@@ -34,6 +34,12 @@ struct Cli {
     /// configure.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Debug logs too on stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -110,9 +116,9 @@ struct RunArgs {
     /// Scheduled time the keys derive from (RFC 3339); default now.
     #[arg(long)]
     at: Option<String>,
-    /// Output folder when BUCKET is not set.
-    #[arg(long, default_value = "./out")]
-    out: PathBuf,
+    /// Output folder (default ./out); not together with BUCKET, which writes to S3.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Read recorded Graph responses from this folder instead of calling the API (no token needed).
     #[arg(long)]
     replay: Option<PathBuf>,
@@ -162,8 +168,14 @@ impl<E: std::fmt::Display> From<E> for Failure {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init_text();
     let cli = Cli::parse();
+    telemetry::init_text(if cli.quiet {
+        "warn"
+    } else if cli.verbose {
+        "debug"
+    } else {
+        "info"
+    });
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) => {
@@ -270,18 +282,66 @@ fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Resul
 
 async fn run_jobs(config: Config, env: &Env, jobs: &[Job], args: RunArgs) -> Result<(), Failure> {
     let at = parse_at(args.at.as_deref()).map_err(|m| Failure(2, m))?;
+    let out_dir = match (&env.bucket, args.out) {
+        (Some(bucket), Some(out)) => {
+            return Err(Failure(
+                2,
+                format!(
+                    "both --out {} and BUCKET={bucket} are set, and the records go to one place: drop --out to write to the bucket, or unset BUCKET to write to the folder",
+                    out.display()
+                ),
+            ))
+        }
+        (Some(_), None) => None,
+        (None, out) => {
+            let dir = out.unwrap_or_else(|| PathBuf::from("./out"));
+            writable(&dir).map_err(|m| Failure(2, m))?;
+            Some(dir)
+        }
+    };
     let choice = Choice {
         replay: args.replay.clone(),
-        out_dir: Some(args.out.clone()),
+        out_dir,
     };
     let app = setup::build(config, env, &choice, None).await?;
-    let mut failure = None;
+    // Every job runs, and every failure is reported, not only the last.
+    let mut failures = Vec::new();
     for job in jobs {
-        if let Err(e) = run_one(&app, *job, at).await {
-            failure = Some(e);
+        if let Err(Failure(code, message)) = run_one(&app, *job, at).await {
+            failures.push((code, message));
         }
     }
-    failure.map_or(Ok(()), Err)
+    match failures.iter().map(|(c, _)| *c).max() {
+        None => Ok(()),
+        Some(code) => Err(Failure(
+            code,
+            failures
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join("\nerror: "),
+        )),
+    }
+}
+
+/// Checks, before any Graph call, that `dir` exists or can be created and takes a file: a run
+/// that found out only when writing would have spent its calls for nothing.
+fn writable(dir: &std::path::Path) -> Result<(), String> {
+    let refused = |e: std::io::Error| {
+        format!(
+            "--out {} cannot be written to ({e}): choose a folder you can write to, or set BUCKET to write to S3",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(refused)?;
+    let probe = dir.join(format!(".ig-collector-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(refused)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> {

@@ -24,6 +24,11 @@ pub struct Env {
     pub token_secret_arn: Option<String>,
     /// `IG_APP_SECRET`: turns on `appsecret_proof`. Never printed.
     pub app_secret: Option<String>,
+    /// `TOKEN_CACHE_TTL_SECS`: how long a warm Lambda process keeps the token it read from the
+    /// secret before reading it again (checked by [`super::token_cache_ttl`]).
+    pub token_cache_ttl_secs: Option<String>,
+    /// `AWS_LAMBDA_LOG_LEVEL`: the log level Lambda's logging controls set.
+    pub lambda_log_level: Option<String>,
 }
 
 impl std::fmt::Debug for Env {
@@ -36,6 +41,8 @@ impl std::fmt::Debug for Env {
             .field("ig_user_ids", &self.ig_user_ids.len())
             .field("access_tokens", &self.access_tokens.len())
             .field("token_secret_arn", &self.token_secret_arn)
+            .field("token_cache_ttl_secs", &self.token_cache_ttl_secs)
+            .field("lambda_log_level", &self.lambda_log_level)
             .field(
                 "app_secret",
                 &self.app_secret.as_ref().map(|_| "[redacted]"),
@@ -81,6 +88,8 @@ impl Env {
             access_tokens: list("IG_ACCESS_TOKEN"),
             token_secret_arn: var("IG_TOKEN_SECRET_ARN"),
             app_secret: var("IG_APP_SECRET"),
+            token_cache_ttl_secs: var("TOKEN_CACHE_TTL_SECS"),
+            lambda_log_level: var("AWS_LAMBDA_LOG_LEVEL"),
         }
     }
 }

@@ -59,12 +59,14 @@ pub enum SetupError {
     MissingBucket,
     #[error("{0}")]
     Graph(#[from] GraphError),
+    #[error("TOKEN_CACHE_TTL_SECS is \"{0}\": set it to a whole number of seconds (900 reads the token secret again every 15 minutes), or unset it")]
+    BadTokenCacheTtl(String),
 }
 
 impl SetupError {
     pub fn kind_name(&self) -> &'static str {
         match self {
-            SetupError::Config(_) => "ConfigInvalid",
+            SetupError::Config(_) | SetupError::BadTokenCacheTtl(_) => "ConfigInvalid",
             SetupError::MissingToken
             | SetupError::Secret { .. }
             | SetupError::SecretTimeout { .. } => "TokenUnavailable",
@@ -97,6 +99,23 @@ const SECRET_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// before it is read.
 const CONFIG_READ_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a warm process keeps the token it read from the secret, unless
+/// `TOKEN_CACHE_TTL_SECS` says otherwise: a rotated token is taken up within this time even if
+/// the old one still works.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The token cache time the environment asks for (`TOKEN_CACHE_TTL_SECS`), else
+/// [`TOKEN_CACHE_TTL`].
+pub fn token_cache_ttl(env: &Env) -> Result<Duration, SetupError> {
+    match &env.token_cache_ttl_secs {
+        None => Ok(TOKEN_CACHE_TTL),
+        Some(text) => text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| SetupError::BadTokenCacheTtl(text.clone())),
+    }
+}
 
 /// The shorter of `limit` and the time left until `until`.
 fn within(limit: Duration, until: Option<Instant>) -> Duration {
@@ -191,6 +210,42 @@ pub async fn build(
         source,
         sink,
     })
+}
+
+/// Reads the token secret again and returns `app` over the credentials it now holds, or `None`
+/// when they are the ones `app` already uses (or the tokens do not come from a secret, so that
+/// nothing can have changed). The configuration and the sink are kept: only the credentials
+/// rotate. Bounded by `until` and [`SECRET_READ_TIMEOUT`].
+pub async fn refreshed(app: &App, until: Option<Instant>) -> Result<Option<App>, SetupError> {
+    let env = Env::read();
+    if env.token_secret_arn.is_none() {
+        return Ok(None);
+    }
+    let fresh = credentials(&env, until).await?;
+    if same_credentials(&app.source, &fresh) {
+        return Ok(None);
+    }
+    app.config.check_budget(fresh.len())?;
+    Ok(Some(App {
+        config: app.config.clone(),
+        source: Source::live(&app.config.graph, fresh)?,
+        sink: app.sink.clone(),
+    }))
+}
+
+/// True when `source` calls with exactly these credentials, in this order.
+fn same_credentials(source: &Source, fresh: &[Credentials]) -> bool {
+    let Source::Live(clients) = source else {
+        return false;
+    };
+    clients.len() == fresh.len()
+        && clients.iter().zip(fresh).all(|(c, f)| {
+            let k = &c.credentials;
+            k.ig_user_id == f.ig_user_id
+                && k.token.expose() == f.token.expose()
+                && k.app_secret.as_ref().map(AppSecret::expose)
+                    == f.app_secret.as_ref().map(AppSecret::expose)
+        })
 }
 
 /// The credentials, one or more: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else
@@ -367,6 +422,24 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_cache_time_defaults_to_15_minutes_and_a_bad_value_names_the_variable() {
+        let env = |v: Option<&str>| {
+            Env::from_lookup(|k| (k == "TOKEN_CACHE_TTL_SECS").then(|| v.map(str::to_string))?)
+        };
+        assert_eq!(token_cache_ttl(&env(None)).ok(), Some(TOKEN_CACHE_TTL));
+        assert_eq!(
+            token_cache_ttl(&env(Some("60"))).ok(),
+            Some(Duration::from_secs(60))
+        );
+        let e = token_cache_ttl(&env(Some("15m"))).expect_err("refused");
+        assert_eq!(e.kind_name(), "ConfigInvalid");
+        assert!(
+            e.to_string().starts_with("TOKEN_CACHE_TTL_SECS is \"15m\""),
+            "{e}"
+        );
+    }
 
     #[tokio::test]
     async fn one_instagram_user_named_twice_is_refused_naming_both_entries() {

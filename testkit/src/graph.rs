@@ -276,6 +276,15 @@ impl FakeGraph {
             .push(token.to_string());
     }
 
+    /// Refuses a token from now on (a revoked or rotated-out token): calls with it get code 190.
+    pub fn revoke_token(&self, token: &str) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .tokens
+            .retain(|t| t != token);
+    }
+
     /// Makes every answer wait according to `latency`.
     pub fn set_latency(&self, latency: Latency) {
         self.inner.lock().expect("lock").latency = Some(latency);

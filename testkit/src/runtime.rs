@@ -91,6 +91,13 @@ impl RuntimeApi {
         api
     }
 
+    /// Queues another event, handed out at the function's next `next` (which waits for it).
+    pub fn push(&self, event: Value) {
+        let mut i = self.inner.lock().expect("lock");
+        let id = format!("req-pushed-{}", i.outcomes.len() + i.queue.len());
+        i.queue.push_back((id, event));
+    }
+
     /// When the function first called `next`.
     pub fn first_next(&self) -> Option<Instant> {
         self.inner.lock().expect("lock").first_next

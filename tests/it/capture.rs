@@ -126,7 +126,7 @@ async fn the_first_brands_run_of_the_day_checks_the_token() {
     assert_eq!(summary.token_health.len(), 1);
     let days = summary.token_health[0].days_left.expect("expires");
     assert!((9.9..=10.0).contains(&days), "{days}");
-    let emf = ig_collector::telemetry::emf(&summary, false, 0);
+    let emf = ig_collector::telemetry::emf(&summary, true, false, 0);
     assert_eq!(emf["TokenDaysLeft"].as_f64(), Some(days));
     let call = fake
         .seen()
@@ -144,7 +144,7 @@ async fn the_first_brands_run_of_the_day_checks_the_token() {
         .expect("time");
     let summary = run(&app, Job::Brands, later, None).await.expect("run");
     assert!(summary.token_health.is_empty(), "checked once a day");
-    assert!(ig_collector::telemetry::emf(&summary, false, 0)
+    assert!(ig_collector::telemetry::emf(&summary, true, false, 0)
         .get("TokenDaysLeft")
         .is_none());
 }

@@ -417,3 +417,63 @@ async fn check_config_from_an_s3_that_never_answers_ends_within_its_bound() {
     );
     assert!(took < std::time::Duration::from_secs(15), "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_and_bucket_together_or_an_unwritable_out_are_refused_before_any_call() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = tokio::task::block_in_place(|| {
+        live_cli(&fake.url())
+            .env("BUCKET", "some-bucket")
+            .args(["brands", "--out"])
+            .arg(out.path())
+            .output()
+            .expect("runs")
+    });
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains(&format!("both --out {}", out.path().display()))
+            && err.contains("BUCKET=some-bucket"),
+        "{err}"
+    );
+    // A folder under a file cannot be created.
+    let file = out.path().join("a-file");
+    std::fs::write(&file, b"x").expect("file");
+    let output = tokio::task::block_in_place(|| {
+        live_cli(&fake.url())
+            .env_remove("BUCKET")
+            .args(["all", "--out"])
+            .arg(file.join("records"))
+            .output()
+            .expect("runs")
+    });
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("cannot be written to ("), "{err}");
+    assert!(!err.contains("Os {"), "no debug dump: {err}");
+    assert!(fake.seen().is_empty(), "no Graph call was made");
+}
+
+#[test]
+fn quiet_leaves_only_warnings_on_stderr() {
+    let logs = |flag: Option<&str>| {
+        let out = tempfile::tempdir().expect("tempdir");
+        let mut cmd = cli();
+        cmd.env_remove("RUST_LOG")
+            .env_remove("BUCKET")
+            .args(["brands", "--at", "2023-09-02T00:00:15Z", "--replay"])
+            .arg(replay_dir())
+            .arg("--out")
+            .arg(out.path());
+        if let Some(flag) = flag {
+            cmd.arg(flag);
+        }
+        let output = cmd.output().expect("runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    assert!(logs(None).contains("INFO"));
+    let quiet = logs(Some("-q"));
+    assert!(!quiet.contains("INFO"), "{quiet}");
+}

@@ -130,10 +130,14 @@ async fn the_hashtags_function_answers_both_event_forms() {
     assert_eq!(emf.len(), 2, "{output}");
     for m in &emf {
         assert_eq!(m["PostsBehind"], json!(0.0), "{m}");
+        // What the alarms on runs that stop count.
+        assert_eq!(m["RunsSucceeded"], json!(1.0), "{m}");
         assert_eq!(m["PostsGivenUp"], json!(0.0), "{m}");
         let names = m["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
         assert!(
-            names.contains("\"PostsBehind\"") && names.contains("\"PostsGivenUp\""),
+            names.contains("\"PostsBehind\"")
+                && names.contains("\"PostsGivenUp\"")
+                && names.contains("\"RunsSucceeded\""),
             "{names}"
         );
     }
@@ -555,4 +559,131 @@ async fn a_setup_that_failed_for_one_event_succeeds_for_the_next_and_is_kept() {
         "the secret is read for the failed event and the first good one, then kept"
     );
     assert!(!output.contains(TOKEN));
+}
+
+/// A Secrets Manager client on moto (the S3 server's endpoint serves it too).
+fn secrets_client(s3: &S3Server) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(&s3.endpoint)
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// The token the secret is rotated to.
+const ROTATED: &str = "EAAGrotatedTokenValue0123456789";
+
+/// Puts `token` in the secret, in its JSON shape.
+async fn rotate(secrets: &aws_sdk_secretsmanager::Client, arn: &str, token: &str) {
+    secrets
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(json!({ "access_token": token }).to_string())
+        .send()
+        .await
+        .expect("secret rotated");
+}
+
+/// Graph calls made with `token`, out of `seen`.
+fn calls_with(seen: &[crate::support::graph::Seen], token: &str) -> usize {
+    let bearer = format!("Bearer {token}");
+    seen.iter()
+        .filter(|s| s.authorization.as_deref() == Some(bearer.as_str()))
+        .count()
+}
+
+#[tokio::test]
+async fn a_token_rotated_in_the_secret_and_revoked_is_taken_up_by_the_warm_process_at_once() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let secrets = secrets_client(&s3);
+    let created = secrets
+        .create_secret()
+        .name("ig-collector/graph-token")
+        .secret_string(json!({ "access_token": TOKEN }).to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let arn = created.arn().expect("arn").to_string();
+    let brands = event("brands-scheduled-event.json");
+    let api = RuntimeApi::start(vec![brands.clone()]).await;
+    let f = Function::spawn(
+        env!("CARGO_BIN_EXE_brands"),
+        &api,
+        &secret_env(&fake, &s3, &s3.endpoint, &arn),
+    );
+    let first = api.outcomes(1).await;
+    assert!(first.first().is_some_and(|o| o.result.is_ok()), "{first:?}");
+    // Rotated in the secret, the old token revoked; the cache time (15 min) is far off.
+    rotate(&secrets, &arn, ROTATED).await;
+    fake.allow_token(ROTATED);
+    fake.revoke_token(TOKEN);
+    let before = fake.seen().len();
+    api.push(brands);
+    let outcomes = api.outcomes(2).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 2, "{output}");
+    let summary = outcomes[1]
+        .result
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e:?}\n{output}"));
+    assert_eq!(summary["records"]["brand"], 11, "{summary}");
+    let seen = fake.seen();
+    assert!(
+        calls_with(&seen[before..], ROTATED) >= 11,
+        "the new token was used"
+    );
+    assert!(
+        !output.contains(TOKEN) && !output.contains(ROTATED),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_warm_process_reads_the_token_secret_again_once_its_cache_time_has_passed() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let secrets = secrets_client(&s3);
+    let created = secrets
+        .create_secret()
+        .name("ig-collector/graph-token")
+        .secret_string(json!({ "access_token": TOKEN }).to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let arn = created.arn().expect("arn").to_string();
+    let mut env = secret_env(&fake, &s3, &s3.endpoint, &arn);
+    env.push(("TOKEN_CACHE_TTL_SECS".into(), "1".into()));
+    let brands = event("brands-scheduled-event.json");
+    let api = RuntimeApi::start(vec![brands.clone()]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let first = api.outcomes(1).await;
+    assert!(first.first().is_some_and(|o| o.result.is_ok()), "{first:?}");
+    // Rotated, the old token still valid: only the cache time makes the process read it.
+    rotate(&secrets, &arn, ROTATED).await;
+    fake.allow_token(ROTATED);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let before = fake.seen().len();
+    api.push(brands);
+    let outcomes = api.outcomes(2).await;
+    let output = f.stop();
+    assert_eq!(outcomes.len(), 2, "{output}");
+    assert!(outcomes[1].result.is_ok(), "{:?}\n{output}", outcomes[1]);
+    let seen = &fake.seen()[before..];
+    assert!(!seen.is_empty(), "the second run called the API");
+    assert_eq!(
+        calls_with(seen, ROTATED),
+        seen.len(),
+        "every call used the new token"
+    );
+    assert!(
+        !output.contains(TOKEN) && !output.contains(ROTATED),
+        "{output}"
+    );
 }
