@@ -20,8 +20,10 @@ use std::sync::{Arc, Mutex};
 use testkit::sim::{simulate, Breakage, Faults, Gauge, Options};
 
 thread_local! {
-    static CURRENT: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
+    // Signed: a thread can free what another allocated, and its count then goes below zero
+    // (it must not wrap into an absurd peak).
+    static CURRENT: Cell<i64> = const { Cell::new(0) };
+    static PEAK: Cell<i64> = const { Cell::new(0) };
 }
 
 /// The system allocator, counting each thread's bytes held and their peak.
@@ -51,14 +53,14 @@ unsafe impl GlobalAlloc for Counting {
 
 fn grow(n: usize) {
     let _ = CURRENT.try_with(|c| {
-        let now = c.get().wrapping_add(n);
+        let now = c.get().saturating_add(n as i64);
         c.set(now);
         let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
     });
 }
 
 fn shrink(n: usize) {
-    let _ = CURRENT.try_with(|c| c.set(c.get().wrapping_sub(n)));
+    let _ = CURRENT.try_with(|c| c.set(c.get().saturating_sub(n as i64)));
 }
 
 #[global_allocator]
@@ -69,14 +71,14 @@ struct ThreadHeap;
 
 impl Gauge for ThreadHeap {
     fn current(&self) -> usize {
-        CURRENT.with(Cell::get)
+        CURRENT.with(Cell::get).max(0) as usize
     }
     fn reset_peak(&self) {
         let now = CURRENT.with(Cell::get);
         PEAK.with(|p| p.set(now));
     }
     fn peak(&self) -> usize {
-        PEAK.with(Cell::get)
+        PEAK.with(Cell::get).max(0) as usize
     }
 }
 
