@@ -3,9 +3,7 @@
 //! the run's output in the default layout and in README's lake layout (gzip, Hive partitions),
 //! and the configuration's compression checks.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -136,27 +134,11 @@ print(json.dumps(errors))
         "schemas": root().join("schemas"),
         "objects": objects.iter().map(|(k, p, r)| json!([k.name(), p, r])).collect::<Vec<_>>(),
     });
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let out = child.wait_with_output().expect("python3 ends");
-    assert!(
-        out.status.success(),
-        "jsonschema failed (pip install jsonschema): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("a JSON list")
+    crate::support::python_json(
+        SCRIPT,
+        &request,
+        "jsonschema failed (pip install jsonschema)",
+    )
 }
 
 /// The counts of the three views the printed DuckDB DDL defines over `out`, and the distinct

@@ -2,9 +2,7 @@
 //! CloudWatch read them, README's query examples run against a real run's output, and README's
 //! table of the stack's parameters against template.yaml.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -246,27 +244,7 @@ out = {
 }
 print(json.dumps(out, default=str))
 "#;
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let out = child.wait_with_output().expect("python3 ends");
-    assert!(
-        out.status.success(),
-        "DuckDB failed (pip install duckdb): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("DuckDB's answer is JSON")
+    crate::support::python_json(SCRIPT, request, "DuckDB failed (pip install duckdb)")
 }
 
 /// Replaces the one object in `folder` by three part files holding its records, named as a

@@ -32,3 +32,35 @@ pub fn token_status(graph_url: &str) -> std::process::Command {
         .env_remove("IG_APP_SECRET");
     cmd
 }
+
+/// Runs `script` with `python3` (or `$PYTHON`), `request` as JSON on its standard input, and
+/// returns the JSON it prints. `failed` says which package failed and how to install it.
+pub fn python_json<T: serde::de::DeserializeOwned>(
+    script: &str,
+    request: &serde_json::Value,
+    failed: &str,
+) -> T {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("request written");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "{failed}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
