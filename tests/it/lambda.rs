@@ -596,12 +596,8 @@ fn calls_with(seen: &[crate::support::graph::Seen], token: &str) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn a_token_rotated_in_the_secret_and_revoked_is_taken_up_by_the_warm_process_at_once() {
-    let s3 = S3Server::start();
-    s3.create_bucket(BUCKET).await;
-    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let secrets = secrets_client(&s3);
+/// A secret in moto's Secrets Manager holding the test token; its ARN.
+async fn token_secret(secrets: &aws_sdk_secretsmanager::Client) -> String {
     let created = secrets
         .create_secret()
         .name("ig-collector/graph-token")
@@ -609,7 +605,16 @@ async fn a_token_rotated_in_the_secret_and_revoked_is_taken_up_by_the_warm_proce
         .send()
         .await
         .expect("secret created");
-    let arn = created.arn().expect("arn").to_string();
+    created.arn().expect("arn").to_string()
+}
+
+#[tokio::test]
+async fn a_token_rotated_in_the_secret_and_revoked_is_taken_up_by_the_warm_process_at_once() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let secrets = secrets_client(&s3);
+    let arn = token_secret(&secrets).await;
     let brands = event("brands-scheduled-event.json");
     let api = RuntimeApi::start(vec![brands.clone()]).await;
     let f = Function::spawn(
@@ -650,14 +655,7 @@ async fn a_warm_process_reads_the_token_secret_again_once_its_cache_time_has_pas
     s3.create_bucket(BUCKET).await;
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let secrets = secrets_client(&s3);
-    let created = secrets
-        .create_secret()
-        .name("ig-collector/graph-token")
-        .secret_string(json!({ "access_token": TOKEN }).to_string())
-        .send()
-        .await
-        .expect("secret created");
-    let arn = created.arn().expect("arn").to_string();
+    let arn = token_secret(&secrets).await;
     let mut env = secret_env(&fake, &s3, &s3.endpoint, &arn);
     env.push(("TOKEN_CACHE_TTL_SECS".into(), "1".into()));
     let brands = event("brands-scheduled-event.json");
