@@ -363,7 +363,23 @@ impl Pager {
         let runs: Vec<TagRun> = tags
             .into_iter()
             .map(|tag| {
-                let mut prev = state.hashtags.get(&tag.name).cloned().unwrap_or_default();
+                let mut prev = match state.hashtags.get(&tag.name) {
+                    Some(t) => t.clone(),
+                    None => {
+                        // No entry after the state was lost: tracking began at the start of the
+                        // API's 24 hours then, not at this poll's one page.
+                        let mut fresh = State::default();
+                        if let Some(reset) = state.reset_at.as_deref().and_then(rfc3339) {
+                            if scheduled - reset < chrono::Duration::hours(24) {
+                                fresh.mark_tracking_began(
+                                    &tag.name,
+                                    reset - chrono::Duration::hours(24),
+                                );
+                            }
+                        }
+                        fresh.hashtags.remove(&tag.name).unwrap_or_default()
+                    }
+                };
                 if prev.polled_at.is_none() && prev.complete_to.is_none() {
                     // A state written before frontiers existed: its runs paged while pages held
                     // new posts, so its watermark is where it had got to.
@@ -1562,6 +1578,48 @@ mod tests {
                 .left(&booked(&[("1/part-0001", 30), ("1/part-0002", 20)]), at)
                 .1,
             50
+        );
+    }
+
+    #[test]
+    fn after_a_lost_state_a_hashtag_without_an_entry_pages_back_not_one_page() {
+        let at = t0();
+        let tags = || {
+            vec![Tag {
+                name: "dior".into(),
+                lane: 0,
+                priority: 5,
+            }]
+        };
+        let lane = || {
+            vec![Lane {
+                key: "1".into(),
+                calls_per_hour: 100,
+                total: 100,
+                share: None,
+            }]
+        };
+        let fresh = Pager::new(settings(), at, tags(), &State::default(), lane());
+        assert_eq!(fresh.runs[0].due, Due::First, "a new hashtag: one page");
+        let reset = State {
+            reset_at: Some((at - chrono::Duration::hours(1)).to_rfc3339()),
+            ..State::default()
+        };
+        let after = Pager::new(settings(), at, tags(), &reset, lane());
+        assert_eq!(
+            after.runs[0].due,
+            Due::Behind,
+            "tracking began 24 hours before the reset"
+        );
+        let long_ago = State {
+            reset_at: Some((at - chrono::Duration::hours(30)).to_rfc3339()),
+            ..State::default()
+        };
+        let later = Pager::new(settings(), at, tags(), &long_ago, lane());
+        assert_eq!(
+            later.runs[0].due,
+            Due::First,
+            "past the API's 24 hours: nothing to page back to"
         );
     }
 }

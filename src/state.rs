@@ -62,6 +62,11 @@ pub struct State {
     /// Graph calls booked per run and credential, for the hourly budget (`pager`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<Spend>,
+    /// When an unreadable state was replaced (RFC 3339): the frontiers it held are lost, so a
+    /// hashtag with no entry is not taken for a new one (one page) while that is within the
+    /// API's 24 hours; it pages back through them (`pager`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_at: Option<String>,
 }
 
 /// The calls one run made on one credential, booked at the run's scheduled time.
@@ -242,6 +247,10 @@ impl State {
             notes.push("as_of is in the future: ignored".to_string());
             self.as_of = None;
         }
+        if future(self.reset_at.as_deref()) {
+            notes.push("reset_at is in the future: ignored".to_string());
+            self.reset_at = None;
+        }
         for (tag, t) in self.hashtags.iter_mut() {
             if future(t.polled_at.as_deref()) {
                 notes.push(format!("#{tag}: polled_at is in the future: polled again"));
@@ -419,6 +428,12 @@ impl State {
             out.mark_as_of(t);
         }
         out.version = self.version.max(other.version);
+        out.reset_at = [self.reset_at.as_deref(), other.reset_at.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok().map(|p| (p, t)))
+            .max_by_key(|(p, _)| *p)
+            .map(|(_, t)| t.to_string());
         for (tag, theirs) in &other.hashtags {
             let merged = match self.hashtags.get(tag) {
                 Some(mine) => mine.merge(theirs, window),

@@ -85,6 +85,9 @@ pub(super) async fn load_state(
                 for group in app.config.hashtag_groups() {
                     state.mark_tracking_began(&group.hashtag, since);
                 }
+                // And for the hashtags this run does not track (other shards', the brands job's
+                // booking): they page back too, when they are next polled.
+                state.reset_at = Some(scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             } else {
                 note.push_str("; one page per hashtag");
             }
