@@ -108,24 +108,8 @@ impl Faults {
     /// their calls are made) and late posts can be lost when the hour has no calls left for the
     /// late sweep.
     pub const PASSING: Faults = Faults {
-        graph_errors: true,
-        throttling: true,
-        usage_high: true,
-        token_rejection: true,
-        paging: true,
-        odd_values: true,
-        store_errors: true,
-        store_stall: true,
-        crashes: true,
-        concurrent: true,
-        redelivery: true,
-        late: true,
-        garbage: true,
-        unreadable_state: true,
-        reshard: true,
-        targets: true,
-        shared_hashtag: true,
         busy: false,
+        ..Faults::ALL
     };
 
     pub const NONE: Faults = Faults {
