@@ -446,10 +446,17 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
         .iter()
         .filter_map(|t| Some((t.user_id.clone(), *feed_of.get(t.hashtag.as_str())?)))
         .collect();
+    // The runs' clock is the replayed day's: each run is on time, as on the real day.
+    let clock_at = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(schedule.first_run));
+    let reads = clock_at.clone();
     let app = App {
         config,
         source,
         sink: Sink::Dir(out.path().to_path_buf()),
+        clock: ig_collector::schedule::Clock::from_fn(move || {
+            let t = reads.load(std::sync::atomic::Ordering::Relaxed);
+            DateTime::from_timestamp(t, 0).unwrap_or_default()
+        }),
     };
 
     let n = schedule.feeds.len();
@@ -463,6 +470,7 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let started = Instant::now();
     for k in 0..schedule.runs {
         let now = schedule.first_run + k * RUN_EVERY_MINS * 60;
+        clock_at.store(now, std::sync::atomic::Ordering::Relaxed);
         for (tag, posts) in &schedule.feeds {
             fake.set_pages(
                 tag,

@@ -20,13 +20,16 @@
 //!   within an hour of this one are subtracted from the credential's hourly allowance; a run
 //!   never spends more than what is left, so no 60-minute window goes over it.
 //! - **When the budget is short** the stated rule decides: due hashtags are taken in order of
-//!   `hashtag_priority` (highest first), then most posts behind, then name; each is given the
-//!   pages its backlog is estimated to need, and the first one that does not fit waits, with
-//!   every one after it on that credential, for a later run (its posts stay fetchable for 24
-//!   hours). What waits is reported as posts behind; what ages out of the 24 hours first is
-//!   reported as given up. Neither is silent.
+//!   `hashtag_priority` (highest first), then first polls (one page each), then most posts
+//!   behind, then name; each is given the pages its backlog is estimated to need, and the first
+//!   one that does not fit waits, with every one after it on that credential, for a later run
+//!   (its posts stay fetchable for 24 hours). What waits is reported as posts behind; what ages
+//!   out of the 24 hours first is reported as given up, with the exact times it covers. Neither
+//!   is silent.
 //! - **Late posts**: a page at the frontier that still holds posts not seen before (listed late
-//!   by the API) is followed by one more page, while the budget has calls nobody reserved.
+//!   by the API) is followed by one more page, paid from what the poll reserved and did not
+//!   need, or from calls nobody reserved. A sweep the budget refuses keeps the frontier where it
+//!   was, so the next poll sweeps from there.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -34,7 +37,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::state::{Spend, State, TagState, MAX_CLOCK_SKEW, MAX_RATE_PER_HOUR};
+use crate::state::{CallSpan, Spend, State, TagState, MAX_CLOCK_SKEW, MAX_RATE_PER_HOUR};
 use crate::validate::{parse_timestamp, TIMESTAMP_FORMAT};
 
 /// How far back `recent_media` lists posts.
@@ -151,7 +154,7 @@ impl Lane {
     /// spend at most its share less its own bookings, and at most its share's proportion of
     /// what the credential has left, so that shards reading the same ledger at once cannot
     /// together pass the allowance, however the credential's earlier runs were cut.
-    fn left(&self, state: &State, at: DateTime<Utc>) -> (u64, u64) {
+    fn left(&self, state: &State, at: CallSpan) -> (u64, u64) {
         let booked = state.booked_by_hashtags(&self.key, at);
         let all = state.booked_near(&self.key, at);
         let left = self
@@ -179,17 +182,12 @@ pub fn brands_booking(
     key: &str,
     total: u64,
     wanted: u64,
-    scheduled: DateTime<Utc>,
+    calls: CallSpan,
     run_id: &str,
 ) -> Spend {
-    let left = total.saturating_sub(state.booked_near(key, scheduled));
-    Spend {
-        at: scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
-        run: run_id.to_string(),
-        lane: format!("{key}/{}", crate::state::BRANDS),
-        calls: wanted.min(left),
-        reserved: true,
-    }
+    let left = total.saturating_sub(state.booked_near(key, calls));
+    let lane = format!("{key}/{}", crate::state::BRANDS);
+    Spend::new(calls, run_id, lane, wanted.min(left), true)
 }
 
 /// One page to fetch.
@@ -242,6 +240,13 @@ pub struct TagReport {
     pub posts_behind: u64,
     /// Posts estimated lost: the part of a gap that aged out of the API's 24 hours.
     pub posts_given_up: u64,
+    /// That gap exactly: posts timestamped from `given_up_from` up to `given_up_to` (API
+    /// timestamps) were not fetched and no longer can be. The count above is an estimate from
+    /// the hashtag's rate; the times are what an analyst can rely on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_up_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_up_to: Option<String>,
     /// Pages the budget refused this hashtag this run.
     pub pages_refused: u32,
     pub rate_per_hour: f64,
@@ -313,6 +318,8 @@ struct TagRun {
 pub struct Pager {
     settings: Settings,
     scheduled: DateTime<Utc>,
+    /// When the run's calls are made, as the ledger books them.
+    calls: CallSpan,
     runs: Vec<TagRun>,
     lanes: Vec<Lane>,
     booked: Vec<u64>,
@@ -351,15 +358,19 @@ fn graph_ts(t: &str) -> Option<DateTime<Utc>> {
 impl Pager {
     /// Plans a run scheduled at `scheduled` over `tags`, from `state` (the per-hashtag states
     /// and the ledger) and each credential's hourly allowance.
+    ///
+    /// `calls` is when the run's calls are made ([`CallSpan`]): what the ledger holds near
+    /// it is what the run may not spend.
     pub fn new(
         settings: Settings,
         scheduled: DateTime<Utc>,
+        calls: CallSpan,
         tags: Vec<Tag>,
         state: &State,
         lanes: Vec<Lane>,
     ) -> Pager {
         let (booked, left): (Vec<u64>, Vec<u64>) =
-            lanes.iter().map(|l| l.left(state, scheduled)).unzip();
+            lanes.iter().map(|l| l.left(state, calls)).unzip();
         let runs: Vec<TagRun> = tags
             .into_iter()
             .map(|tag| {
@@ -426,9 +437,13 @@ impl Pager {
         let mut order: Vec<usize> = (0..runs.len()).collect();
         order.sort_by(|&a, &b| {
             let (x, y) = (&runs[a], &runs[b]);
+            // A first poll costs one page and starts the hashtag's frontier, from which anything
+            // not fetched in time is reported given up: it never waits behind a backlog.
+            let first = |r: &TagRun| r.due == Due::First;
             y.tag
                 .priority
                 .cmp(&x.tag.priority)
+                .then(first(y).cmp(&first(x)))
                 .then(y.behind_at_start.total_cmp(&x.behind_at_start))
                 .then_with(|| x.tag.name.cmp(&y.tag.name))
         });
@@ -436,6 +451,7 @@ impl Pager {
             spent: vec![0; lanes.len()],
             settings,
             scheduled,
+            calls,
             runs,
             lanes,
             booked,
@@ -514,7 +530,8 @@ impl Pager {
             let any_left = self.left.get(lane).is_some_and(|l| *l > 0);
             let paid = if !any_left {
                 false
-            } else if self.runs[i].reserved > 0 && want != Want::Late {
+            } else if self.runs[i].reserved > 0 {
+                // A sweep page too: what a poll reserved and did not need to reach its frontier.
                 self.runs[i].reserved -= 1;
                 true
             } else {
@@ -523,6 +540,9 @@ impl Pager {
             let r = &mut self.runs[i];
             if !paid {
                 r.refused += 1;
+                // A sweep the budget refused found nothing: its late posts are still to fetch,
+                // so the frontier stays where it was (as for a sweep that failed).
+                r.sweep_failed |= want == Want::Late;
                 r.want = Want::Done;
                 continue;
             }
@@ -550,7 +570,6 @@ impl Pager {
     /// a poll that needs more goes on at the next run. A booking left by a run that never
     /// finished so holds what that run could have spent, not the whole hour.
     pub fn reservations(&mut self, run_id: &str) -> Vec<Spend> {
-        let at = self.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut out = Vec::new();
         for (i, lane) in self.lanes.iter().enumerate() {
             let admitted: Vec<&TagRun> = self
@@ -570,13 +589,7 @@ impl Pager {
                 *left = calls;
             }
             if calls > 0 {
-                out.push(Spend {
-                    at: at.clone(),
-                    run: run_id.to_string(),
-                    lane: lane.book_as(),
-                    calls,
-                    reserved: true,
-                });
+                out.push(Spend::new(self.calls, run_id, lane.book_as(), calls, true));
             }
         }
         out
@@ -730,8 +743,10 @@ impl Pager {
     }
 
     /// The new states, the report and the calls to book (the pages, and whatever
-    /// [`Pager::note_calls`] added). `run_id` names this run in the ledger.
-    pub fn finish(self, run_id: &str) -> Outcome {
+    /// [`Pager::note_calls`] added). `run_id` names this run in the ledger; its calls took
+    /// `took` from the start of their span.
+    pub fn finish(self, run_id: &str, took: chrono::Duration) -> Outcome {
+        let calls = self.calls.ended_after(took);
         let at = self.scheduled.to_rfc3339_opts(SecondsFormat::Secs, true);
         let window_start = self.scheduled - span(RETENTION);
         let cap = self.scheduled + span(MAX_CLOCK_SKEW);
@@ -746,13 +761,7 @@ impl Pager {
             .lanes
             .iter()
             .zip(&self.spent)
-            .map(|(l, calls)| Spend {
-                at: at.clone(),
-                run: run_id.to_string(),
-                lane: l.book_as(),
-                calls: *calls,
-                reserved: false,
-            })
+            .map(|(l, spent)| Spend::new(calls, run_id, l.book_as(), *spent, false))
             .collect();
         let budget = self
             .lanes
@@ -854,10 +863,13 @@ impl Pager {
         }
         // A gap older than the API's 24 hours can no longer be fetched: give it up, and say so.
         let mut posts_given_up = 0.0;
+        let mut given_up = None;
         if let Some(c) = next.complete_to.as_deref().and_then(graph_ts) {
             if c < window_start {
                 posts_given_up = rate * hours_between(window_start, c);
-                next.complete_to = Some(window_start.format(TIMESTAMP_FORMAT).to_string());
+                let to = window_start.format(TIMESTAMP_FORMAT).to_string();
+                given_up = Some((c.format(TIMESTAMP_FORMAT).to_string(), to.clone()));
+                next.complete_to = Some(to);
             }
         }
         // A hashtag this run did not fetch keeps its ids as they were.
@@ -885,6 +897,8 @@ impl Pager {
             caught_up: polled && r.reached,
             posts_behind: posts_behind.max(0.0).ceil() as u64,
             posts_given_up: posts_given_up.max(0.0).ceil() as u64,
+            given_up_from: given_up.as_ref().map(|g| g.0.clone()),
+            given_up_to: given_up.map(|g| g.1),
             pages_refused: r.refused,
             rate_per_hour: (rate * 10.0).round() / 10.0,
             next_due,
@@ -1021,7 +1035,7 @@ mod tests {
             total: calls_per_hour,
             share: None,
         };
-        Pager::new(settings, at, tags, state, vec![lane])
+        Pager::new(settings, at, CallSpan::at(at), tags, state, vec![lane])
     }
 
     /// Runs a pager's rounds to the end, each request answered by `serve`; returns the ids it
@@ -1103,6 +1117,7 @@ mod tests {
             let mut pager = Pager::new(
                 settings.clone(),
                 scheduled,
+                CallSpan::at(scheduled),
                 tags,
                 &sim.state,
                 vec![Lane {
@@ -1124,7 +1139,7 @@ mod tests {
                 let id: u64 = id.parse().expect("id");
                 sim.written.entry(id).or_insert((0, now)).0 += 1;
             }
-            let outcome = pager.finish(&format!("run{run}"));
+            let outcome = pager.finish(&format!("run{run}"), chrono::Duration::zero());
             for (i, s) in outcome.states.into_iter().enumerate() {
                 sim.state.hashtags.insert(format!("tag{i}"), s);
             }
@@ -1262,7 +1277,7 @@ mod tests {
                 .or_insert((0, 0))
                 .0 += 1;
         }
-        let outcome = pager.finish("catch-up");
+        let outcome = pager.finish("catch-up", chrono::Duration::zero());
         assert!(outcome.reports[0].caught_up);
         assert_eq!(outcome.reports[0].posts_behind, 0);
         for i in 0..400 {
@@ -1283,7 +1298,7 @@ mod tests {
         pager.note_calls(0, 3);
         let (_, pages) = drive(&mut pager, |req| full_page(req, 1000, 60));
         assert_eq!(pages, 7);
-        let out = pager.finish("r");
+        let out = pager.finish("r", chrono::Duration::zero());
         assert_eq!(out.spends[0].calls, 10);
         assert_eq!(out.budget[0].spent, 10);
     }
@@ -1319,7 +1334,7 @@ mod tests {
             },
         );
         let pager = pager_for(settings(), &state, "x", 0, t0());
-        let out = pager.finish("r");
+        let out = pager.finish("r", chrono::Duration::zero());
         // Six hours of ten posts an hour aged out; the frontier moves to the window's start.
         assert_eq!(out.reports[0].posts_given_up, 60);
         assert_eq!(out.states[0].complete_to, Some(ts(-24 * 3600)));
@@ -1343,7 +1358,7 @@ mod tests {
             next: None,
         };
         assert_eq!(pager.absorb(0, &page), [true; 4]);
-        let out = pager.finish("r");
+        let out = pager.finish("r", chrono::Duration::zero());
         assert_eq!(out.states[0].complete_to, Some(ts(-60)));
         assert_eq!(out.states[0].watermark, Some(ts(-60)));
     }
@@ -1363,7 +1378,7 @@ mod tests {
         assert_eq!(first.len(), 1, "{first:?}");
         assert_eq!(first[0].tag, 1, "the higher priority");
         pager.failed(1);
-        let out = pager.finish("r");
+        let out = pager.finish("r", chrono::Duration::zero());
         assert_eq!(out.reports[0].pages, 0);
         assert!(out.reports[0].pages_refused > 0);
         assert!(out.reports[0].posts_behind >= 1000, "{:?}", out.reports[0]);
@@ -1378,6 +1393,7 @@ mod tests {
         };
         let spend = |m: i64, run: &str, calls| Spend {
             at: at(m),
+            until: None,
             run: run.into(),
             lane: "1".into(),
             calls,
@@ -1388,11 +1404,11 @@ mod tests {
         b.book(vec![spend(0, "c", 11)], t0());
         a.book(vec![spend(0, "d", 13)], t0());
         let m = a.merge(&b, Duration::from_secs(3600));
-        assert_eq!(m.booked_near("1", t0()), 7 + 11 + 13);
-        assert_eq!(m.booked_near("2", t0()), 0);
+        assert_eq!(m.booked_near("1", CallSpan::at(t0())), 7 + 11 + 13);
+        assert_eq!(m.booked_near("2", CallSpan::at(t0())), 0);
         // A late delivery of -30 sees what later runs spent.
         assert_eq!(
-            m.booked_near("1", t0() - chrono::Duration::minutes(30)),
+            m.booked_near("1", CallSpan::at(t0() - chrono::Duration::minutes(30))),
             5 + 7 + 11 + 13
         );
     }
@@ -1440,7 +1456,7 @@ mod tests {
         }
         let mut pager = pager_over(s, &state, &[("quiet", 9), ("busy", 2)], 4, t0());
         drive(&mut pager, |req| full_page(req, 1_000_000, 1000));
-        let out = pager.finish("r");
+        let out = pager.finish("r", chrono::Duration::zero());
         // "busy" keeps the three pages reserved for it; "quiet", first in line, gets its one.
         assert_eq!((out.reports[0].pages, out.reports[1].pages), (1, 3));
         assert!(out.reports[0].pages_refused > 0);
@@ -1539,6 +1555,7 @@ mod tests {
                     .enumerate()
                     .map(|(i, (lane, calls))| Spend {
                         at: stamp.clone(),
+                        until: None,
                         run: format!("r{i}"),
                         lane: lane.to_string(),
                         calls: *calls,
@@ -1556,18 +1573,29 @@ mod tests {
             share: Some(("part-0001".into(), 40)),
         };
         // Nothing booked: the whole share.
-        assert_eq!(shard.left(&State::default(), at).1, 40);
+        assert_eq!(shard.left(&State::default(), CallSpan::at(at)).1, 40);
         // Its own bookings come off its share.
-        assert_eq!(shard.left(&booked(&[("1/part-0001", 30)]), at).1, 10);
+        assert_eq!(
+            shard
+                .left(&booked(&[("1/part-0001", 30)]), CallSpan::at(at))
+                .1,
+            10
+        );
         // 80 booked on the credential by an earlier plan: 40 % of the 20 left, so the shards
         // running at once cannot together pass the credential's allowance.
-        assert_eq!(shard.left(&booked(&[("1", 80)]), at).1, 8);
+        assert_eq!(shard.left(&booked(&[("1", 80)]), CallSpan::at(at)).1, 8);
         // Another credential's bookings do not count.
-        assert_eq!(shard.left(&booked(&[("12", 80)]), at).1, 40);
+        assert_eq!(shard.left(&booked(&[("12", 80)]), CallSpan::at(at)).1, 40);
         // The brands job's calls within what was kept for it (12) take nothing from the
         // hashtags; past it (retries), they do.
-        assert_eq!(shard.left(&booked(&[("1/brands", 12)]), at).1, 40);
-        assert_eq!(shard.left(&booked(&[("1/brands", 62)]), at).1, 20);
+        assert_eq!(
+            shard.left(&booked(&[("1/brands", 12)]), CallSpan::at(at)).1,
+            40
+        );
+        assert_eq!(
+            shard.left(&booked(&[("1/brands", 62)]), CallSpan::at(at)).1,
+            20
+        );
         // An unsharded run counts every shard's bookings of its credential.
         let whole = Lane {
             share: None,
@@ -1575,7 +1603,10 @@ mod tests {
         };
         assert_eq!(
             whole
-                .left(&booked(&[("1/part-0001", 30), ("1/part-0002", 20)]), at)
+                .left(
+                    &booked(&[("1/part-0001", 30), ("1/part-0002", 20)]),
+                    CallSpan::at(at)
+                )
                 .1,
             50
         );
@@ -1599,13 +1630,20 @@ mod tests {
                 share: None,
             }]
         };
-        let fresh = Pager::new(settings(), at, tags(), &State::default(), lane());
+        let fresh = Pager::new(
+            settings(),
+            at,
+            CallSpan::at(at),
+            tags(),
+            &State::default(),
+            lane(),
+        );
         assert_eq!(fresh.runs[0].due, Due::First, "a new hashtag: one page");
         let reset = State {
             reset_at: Some((at - chrono::Duration::hours(1)).to_rfc3339()),
             ..State::default()
         };
-        let after = Pager::new(settings(), at, tags(), &reset, lane());
+        let after = Pager::new(settings(), at, CallSpan::at(at), tags(), &reset, lane());
         assert_eq!(
             after.runs[0].due,
             Due::Behind,
@@ -1615,7 +1653,7 @@ mod tests {
             reset_at: Some((at - chrono::Duration::hours(30)).to_rfc3339()),
             ..State::default()
         };
-        let later = Pager::new(settings(), at, tags(), &long_ago, lane());
+        let later = Pager::new(settings(), at, CallSpan::at(at), tags(), &long_ago, lane());
         assert_eq!(
             later.runs[0].due,
             Due::First,

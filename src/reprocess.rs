@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::collect::{App, Job};
 use crate::config::{part_name, Config};
 use crate::graph::Source;
-use crate::schedule::{self, TimeError};
+use crate::schedule::{self, Clock, TimeError};
 use crate::setup::Env;
 use crate::sink::Sink;
 
@@ -201,6 +201,7 @@ pub async fn prepare(
                 config,
                 source: Source::Replay(dir),
                 sink,
+                clock: Clock::system(),
             },
         )]
     } else {
@@ -213,6 +214,7 @@ pub async fn prepare(
                     config: part_config,
                     source: Source::Replay(part_dir),
                     sink: sink.clone(),
+                    clock: Clock::system(),
                 },
             ));
         }

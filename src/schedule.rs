@@ -8,7 +8,44 @@
 //! call or write. A time in the past stays accepted: a late redelivery, an operator's re-invoke,
 //! reprocessing a capture from 2023 all carry one.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+
+/// The clock a run reads: the system's, or one a simulation moves. Every "now" a run compares
+/// with (a scheduled time's lead, a state's future times, when its calls are booked) comes from
+/// here, so that a simulated day is a day to the library too and a failure replays exactly.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Clock {
+        Clock(Some(Arc::new(now)))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match &self.0 {
+            Some(now) => now(),
+            None => Utc::now(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(set)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
 
 /// How far ahead of the clock a scheduled time may be. A schedule fires at its time, give or
 /// take seconds, and host clocks drift by seconds; fifteen minutes covers both with room, and is

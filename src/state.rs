@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{is_digits, parse_timestamp};
@@ -38,6 +38,10 @@ pub const BRANDS: &str = "brands";
 
 /// The most calls one ledger entry may book; a larger number is a broken value.
 const MAX_SPEND: u64 = 1_000_000;
+
+/// The ledger's name for every credential: an entry booked under it counts on each
+/// ([`State::assume_hour_spent`]).
+pub const EVERY_CREDENTIAL: &str = "*";
 
 /// How long ledger entries are kept: the budget looks an hour back (and an hour ahead, for a
 /// late delivery of an older time).
@@ -69,11 +73,16 @@ pub struct State {
     pub reset_at: Option<String>,
 }
 
-/// The calls one run made on one credential, booked at the run's scheduled time.
+/// The calls one run made on one credential, booked over the time its calls are made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spend {
-    /// The run's scheduled time (RFC 3339, UTC).
+    /// When the run's calls began (RFC 3339, UTC): its scheduled time, or the clock's time
+    /// for a run delivered late ([`CallSpan`]).
     pub at: String,
+    /// When its calls ended, or will have ended at the latest (a reservation: the run's
+    /// deadline). Absent: at `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
     /// The run's id: two deliveries of one scheduled time are two runs.
     pub run: String,
     /// The credential (its Instagram user id, then `/{part}` for a shard), never a token.
@@ -87,10 +96,93 @@ pub struct Spend {
 }
 
 impl Spend {
-    fn time(&self) -> Option<DateTime<Utc>> {
-        DateTime::parse_from_rfc3339(&self.at)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+    /// What `run` books on `lane` over `span`.
+    pub fn new(span: CallSpan, run: &str, lane: String, calls: u64, reserved: bool) -> Spend {
+        Spend {
+            at: span.from.to_rfc3339_opts(SecondsFormat::Secs, true),
+            until: (span.to > span.from)
+                .then(|| span.to.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            run: run.to_string(),
+            lane,
+            calls,
+            reserved,
+        }
+    }
+
+    fn span(&self) -> Option<CallSpan> {
+        let from = rfc3339(&self.at)?;
+        // A span longer than any run can call is a broken value: it would hold the budget
+        // for as long as it says.
+        let to = match &self.until {
+            Some(t) => rfc3339(t)?.clamp(from, from + MAX_CALL_SPAN),
+            None => from,
+        };
+        Some(CallSpan { from, to })
+    }
+}
+
+fn rfc3339(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The longest a run's calls can span (a Lambda function calls for 15 minutes at most; a CLI
+/// run is bounded by its own deadline or, without one, by its booking's calls).
+const MAX_CALL_SPAN: chrono::Duration = chrono::Duration::hours(6);
+
+/// How late a delivery may be and still be booked at the clock's time: a run scheduled longer
+/// ago than this is an operator's re-run of a past time (`--at`, a replay of a day), booked at
+/// its scheduled time as if on time, so that a day re-run in minutes keeps each hour's budget.
+pub const LATE_HORIZON: chrono::Duration = chrono::Duration::hours(24);
+
+/// The time over which a run's Graph calls are made, as the ledger books them.
+///
+/// A run delivered on time calls from its scheduled time; one delivered late (a redelivery, a
+/// retry of the state machine, within [`LATE_HORIZON`]) calls at the clock's time, so it is
+/// booked there: a booking at its older scheduled time would miss the 60 minutes its calls
+/// really fall in. The span ends at the run's deadline while it runs (the reservation) and at
+/// its last call once it has finished. A 60-minute window holds a run's calls when it meets
+/// their span, so the ledger counts every run whose calls could share an hour with this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSpan {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl CallSpan {
+    /// A run of `scheduled` starting its calls with the clock at `now`, that may call for `longest`.
+    pub fn of_run(
+        scheduled: DateTime<Utc>,
+        now: DateTime<Utc>,
+        longest: chrono::Duration,
+    ) -> CallSpan {
+        let late = now > scheduled && now - scheduled <= LATE_HORIZON;
+        let from = if late { now } else { scheduled };
+        CallSpan {
+            from,
+            to: from + longest.max(chrono::Duration::zero()),
+        }
+    }
+
+    /// Calls at one instant.
+    pub fn at(t: DateTime<Utc>) -> CallSpan {
+        CallSpan { from: t, to: t }
+    }
+
+    /// The same start, ending `took` after it (a finished run's real span).
+    pub fn ended_after(self, took: chrono::Duration) -> CallSpan {
+        CallSpan {
+            from: self.from,
+            to: self.from + took.max(chrono::Duration::zero()),
+        }
+    }
+
+    /// Whether calls over `self` and over `other` can fall in one 60-minute window (both ends
+    /// included).
+    fn shares_an_hour_with(&self, other: &CallSpan) -> bool {
+        let hour = chrono::Duration::hours(1);
+        other.from <= self.to + hour && other.to >= self.from - hour
     }
 }
 
@@ -202,7 +294,7 @@ impl State {
         }
         let before = state.ledger.len();
         state.ledger.retain(|e| {
-            e.time().is_some()
+            e.span().is_some()
                 && e.calls <= MAX_SPEND
                 && e.run.len() <= 64
                 && e.lane.len() <= 64
@@ -332,41 +424,60 @@ impl State {
         forgotten
     }
 
-    /// Calls booked on `lane` by runs scheduled within an hour of `at`, either side, both ends included: an hour
-    /// back is the API's window; an hour ahead counts what later runs already spent when an
-    /// older scheduled time is delivered late, so no 60-minute window goes over the budget.
+    /// Calls booked on `lane` by runs whose calls can share a 60-minute window with calls over
+    /// `span` (see [`CallSpan`]): what was spent in the hour before, and what later runs already
+    /// spent when an older scheduled time is run late, so no 60-minute window goes over the budget.
     ///
     /// `lane` is the credential: its shards' entries (`{lane}/{part}`) count too.
-    pub fn booked_near(&self, lane: &str, at: DateTime<Utc>) -> u64 {
-        self.booked_where(at, |e| {
+    pub fn booked_near(&self, lane: &str, span: CallSpan) -> u64 {
+        self.booked_where(span, |e| {
             e.lane == lane
+                || e.lane == EVERY_CREDENTIAL
                 || e.lane
                     .strip_prefix(lane)
                     .is_some_and(|rest| rest.starts_with('/'))
         })
     }
 
-    /// Calls the hashtags job booked on credential `lane` within an hour of `at`: its runs' and
-    /// its shards' entries, not the brands job's ([`BRANDS`]).
-    pub fn booked_by_hashtags(&self, lane: &str, at: DateTime<Utc>) -> u64 {
+    /// Calls the hashtags job booked on credential `lane` near `span`: its runs' and its
+    /// shards' entries, not the brands job's ([`BRANDS`]).
+    pub fn booked_by_hashtags(&self, lane: &str, span: CallSpan) -> u64 {
         let brands = format!("{lane}/{BRANDS}");
-        self.booked_near(lane, at)
-            .saturating_sub(self.booked_exactly(&brands, at))
+        self.booked_near(lane, span)
+            .saturating_sub(self.booked_exactly(&brands, span))
     }
 
-    /// Calls booked under exactly this name (one shard's) within an hour of `at`, either side.
-    pub fn booked_exactly(&self, name: &str, at: DateTime<Utc>) -> u64 {
-        self.booked_where(at, |e| e.lane == name)
+    /// Calls booked under exactly this name (one shard's) near `span`.
+    pub fn booked_exactly(&self, name: &str, span: CallSpan) -> u64 {
+        self.booked_where(span, |e| e.lane == name)
     }
 
-    fn booked_where(&self, at: DateTime<Utc>, keep: impl Fn(&Spend) -> bool) -> u64 {
-        let hour = chrono::Duration::hours(1);
+    fn booked_where(&self, span: CallSpan, keep: impl Fn(&Spend) -> bool) -> u64 {
         self.ledger
             .iter()
             .filter(|e| keep(e))
-            .filter(|e| e.time().is_some_and(|t| t >= at - hour && t <= at + hour))
+            .filter(|e| e.span().is_some_and(|t| t.shares_an_hour_with(&span)))
             .map(|e| e.calls)
             .sum()
+    }
+
+    /// After the ledger was lost (an unreadable state replaced), what the hour before `now`
+    /// spent is unknown: this books the worst, every credential's whole allowance over that
+    /// hour, so that no run in the next hour spends a call that could take a credential past
+    /// its allowance. Both jobs wait that hour out; the hashtags job then pages back through
+    /// what was listed meanwhile (the API keeps 24 hours).
+    pub fn assume_hour_spent(&mut self, now: DateTime<Utc>) {
+        let hour = CallSpan {
+            from: now - chrono::Duration::hours(1),
+            to: now,
+        };
+        self.ledger.push(Spend::new(
+            hour,
+            "unknown",
+            EVERY_CREDENTIAL.to_string(),
+            MAX_SPEND,
+            false,
+        ));
     }
 
     /// Books this run's calls, and forgets entries too old to count.
@@ -387,7 +498,7 @@ impl State {
 
     fn prune_ledger(&mut self, now: DateTime<Utc>) {
         self.ledger
-            .retain(|e| e.time().is_some_and(|t| t > now - LEDGER_KEEP));
+            .retain(|e| e.span().is_some_and(|t| t.to > now - LEDGER_KEEP));
         self.dedup_ledger();
     }
 
@@ -744,6 +855,7 @@ mod tests {
     fn spend(at: &str, run: &str, calls: u64, reserved: bool) -> Spend {
         Spend {
             at: at.into(),
+            until: None,
             run: run.into(),
             lane: "17841400000000001".into(),
             calls,
@@ -759,15 +871,24 @@ mod tests {
             vec![spend(t, "a", 150, true), spend(t, "b", 150, true)],
             at(0, 5),
         );
-        assert_eq!(s.booked_near("17841400000000001", at(0, 5)), 300);
+        assert_eq!(
+            s.booked_near("17841400000000001", CallSpan::at(at(0, 5))),
+            300
+        );
         // Run "a" finished having made no call: its final entry of 0 replaces the reservation.
         // Run "b" crashed: its reservation stays booked.
         let mut finished = s.clone();
         finished.book(vec![spend(t, "a", 0, false)], at(0, 5));
-        assert_eq!(finished.booked_near("17841400000000001", at(0, 5)), 150);
+        assert_eq!(
+            finished.booked_near("17841400000000001", CallSpan::at(at(0, 5))),
+            150
+        );
         // Merged either way round with a state that still holds the reservation: the final wins.
         for merged in [finished.merge(&s, HOUR), s.merge(&finished, HOUR)] {
-            assert_eq!(merged.booked_near("17841400000000001", at(0, 5)), 150);
+            assert_eq!(
+                merged.booked_near("17841400000000001", CallSpan::at(at(0, 5))),
+                150
+            );
         }
         // A zero booking with no reservation behind it is not kept.
         let mut quiet = State::default();
@@ -784,9 +905,94 @@ mod tests {
         let mut other = spend(t, "b", 5, false);
         other.lane = "178414000000000012".into();
         s.book(vec![spend(t, "c", 3, false), part, other], at(0, 5));
-        assert_eq!(s.booked_near("17841400000000001", at(0, 5)), 10);
-        assert_eq!(s.booked_exactly("17841400000000001/part-0002", at(0, 5)), 7);
-        assert_eq!(s.booked_near("178414000000000012", at(0, 5)), 5);
+        assert_eq!(
+            s.booked_near("17841400000000001", CallSpan::at(at(0, 5))),
+            10
+        );
+        assert_eq!(
+            s.booked_exactly("17841400000000001/part-0002", CallSpan::at(at(0, 5))),
+            7
+        );
+        assert_eq!(
+            s.booked_near("178414000000000012", CallSpan::at(at(0, 5))),
+            5
+        );
+    }
+
+    #[test]
+    fn a_late_run_is_booked_when_its_calls_are_made_and_an_old_time_when_it_was_scheduled() {
+        let min = |m: i64| chrono::Duration::minutes(m);
+        // Scheduled 10:00, delivered at 10:50: its calls fall in the hour of 10:50.
+        let late = CallSpan::of_run(at(10, 0), at(10, 50), min(1));
+        assert_eq!((late.from, late.to), (at(10, 50), at(10, 51)));
+        let mut s = State::default();
+        let lane = "17841400000000001";
+        s.book(
+            vec![Spend::new(
+                late.ended_after(min(0)),
+                "late",
+                lane.into(),
+                40,
+                false,
+            )],
+            at(10, 50),
+        );
+        // The on-time run of 11:45 shares 10:50's hour, whatever time the late run was for.
+        let next = CallSpan::of_run(at(11, 45), at(11, 45), min(1));
+        assert_eq!(s.booked_near(lane, next), 40);
+        assert_eq!(s.booked_near(lane, CallSpan::at(at(11, 51))), 0);
+        // A re-run of a day long past (an operator's --at) keeps its own hours.
+        let past = Utc
+            .with_ymd_and_hms(2023, 8, 31, 10, 0, 0)
+            .single()
+            .expect("time");
+        let rerun = CallSpan::of_run(past, at(10, 0), min(1));
+        assert_eq!(rerun.from, past);
+        // A time ahead of the clock is its own time too.
+        assert_eq!(
+            CallSpan::of_run(at(10, 10), at(10, 0), min(1)).from,
+            at(10, 10)
+        );
+    }
+
+    #[test]
+    fn a_booking_counts_over_its_whole_span_and_a_broken_span_is_bounded() {
+        let lane = "17841400000000001";
+        let spend = |from, until: &str| Spend {
+            at: from,
+            until: Some(until.to_string()),
+            run: "r".into(),
+            lane: lane.into(),
+            calls: 9,
+            reserved: true,
+        };
+        let mut s = State::default();
+        // A reservation from 10:00 to its deadline at 10:14 meets the hour of a run at 11:10.
+        s.ledger
+            .push(spend("2023-09-02T10:00:00Z".into(), "2023-09-02T10:14:00Z"));
+        assert_eq!(s.booked_near(lane, CallSpan::at(at(11, 10))), 9);
+        assert_eq!(s.booked_near(lane, CallSpan::at(at(11, 15))), 0);
+        // An end in year 9999 holds the budget for MAX_CALL_SPAN at most, not for ever.
+        let mut broken = State::default();
+        broken
+            .ledger
+            .push(spend("2023-09-02T10:00:00Z".into(), "9999-01-01T00:00:00Z"));
+        assert_eq!(broken.booked_near(lane, CallSpan::at(at(16, 59))), 9);
+        assert_eq!(broken.booked_near(lane, CallSpan::at(at(17, 1))), 0);
+    }
+
+    #[test]
+    fn a_lost_ledger_books_the_hour_before_as_spent_on_every_credential() {
+        let mut s = State::default();
+        s.assume_hour_spent(at(10, 0));
+        for lane in ["17841400000000001", "17841400000000002/part-0001"] {
+            assert!(s.booked_near(lane, CallSpan::at(at(11, 0))) >= MAX_SPEND);
+            assert!(s.booked_by_hashtags(lane, CallSpan::at(at(10, 30))) >= MAX_SPEND);
+            assert_eq!(s.booked_near(lane, CallSpan::at(at(11, 1))), 0);
+        }
+        // It survives the state's own checks, so the runs after the next still see it.
+        let (read, _) = State::parse(&s.to_bytes()).expect("parse");
+        assert!(read.booked_near("1", CallSpan::at(at(10, 59))) >= MAX_SPEND);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::graph::{read_recorded, replay, shapes, GraphError, Need, Session, Sou
 use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
 use crate::records::{Kind, Record};
 use crate::sink::SinkError;
-use crate::state::State;
+use crate::state::{CallSpan, State};
 
 /// The state a run starts from, with what the run must know about it.
 #[derive(Debug, Default)]
@@ -35,7 +35,8 @@ pub(super) struct Loaded {
 ///
 /// An unreadable state held frontiers nobody can know any more: every tracked hashtag then
 /// starts from the API's whole 24 hours before `scheduled` (`State::mark_tracking_began`), so the
-/// next polls fetch everything still listed, within the budget, instead of one page each.
+/// next polls fetch everything still listed, within the budget, instead of one page each. Its
+/// ledger is lost too, so the hour before is booked as wholly spent (`State::assume_hour_spent`).
 pub(super) async fn load_state(
     app: &App,
     scheduled: DateTime<Utc>,
@@ -68,7 +69,7 @@ pub(super) async fn load_state(
     };
     match State::parse(&bytes) {
         Ok((mut state, mut notes)) => {
-            notes.extend(state.forget_future(Utc::now()));
+            notes.extend(state.forget_future(app.clock.now()));
             Ok(Loaded {
                 state,
                 etag,
@@ -88,6 +89,9 @@ pub(super) async fn load_state(
                 // And for the hashtags this run does not track (other shards', the brands job's
                 // booking): they page back too, when they are next polled.
                 state.reset_at = Some(scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                // The ledger went with it: the hour before is booked as wholly spent.
+                let calls = CallSpan::of_run(scheduled, app.clock.now(), chrono::Duration::zero());
+                state.assume_hour_spent(calls.from);
             } else {
                 note.push_str("; one page per hashtag");
             }
@@ -123,6 +127,7 @@ pub(super) fn plan(
     session: &Session<'_>,
     prev: &State,
     scheduled: DateTime<Utc>,
+    calls: CallSpan,
 ) -> Planned {
     let lanes = session.lanes().max(1);
     let groups = config.hashtag_groups();
@@ -148,7 +153,14 @@ pub(super) fn plan(
         })
         .collect();
     Planned {
-        pager: Pager::new(config.pager_settings(), scheduled, tags, prev, budgets),
+        pager: Pager::new(
+            config.pager_settings(),
+            scheduled,
+            calls,
+            tags,
+            prev,
+            budgets,
+        ),
         groups,
     }
 }
@@ -166,7 +178,7 @@ pub(super) async fn collect(
     planned: Planned,
     prev: &State,
     scheduled: DateTime<Utc>,
-    run_id: &str,
+    run: &super::run::ThisRun,
     until: Option<Instant>,
 ) -> (Collected, State, Paging) {
     let config = &app.config;
@@ -313,7 +325,7 @@ pub(super) async fn collect(
         let sent = session.calls_on(lane);
         pager.note_calls(lane, sent.saturating_sub(*planned));
     }
-    let outcome = pager.finish(run_id);
+    let outcome = pager.finish(&run.id, run.took());
 
     let mut next = State {
         version: 1,
@@ -329,8 +341,8 @@ pub(super) async fn collect(
         if report.pages > 0 {
             out.pages.insert(tag.clone(), report.pages);
         }
-        if report.posts_given_up > 0 {
-            tracing::error!(hashtag = %tag, posts_given_up = report.posts_given_up, "posts aged out of the API's 24 hours before the budget reached them: raise budget.calls_per_hour_per_credential, add a credential, or lower other hashtags' hashtag_priority");
+        if let (Some(from), Some(to)) = (&report.given_up_from, &report.given_up_to) {
+            tracing::error!(hashtag = %tag, posts_given_up = report.posts_given_up, given_up_from = %from, given_up_to = %to, "posts aged out of the API's 24 hours before the budget reached them: raise budget.calls_per_hour_per_credential, add a credential, or lower other hashtags' hashtag_priority");
         } else if report.posts_behind > 0 && !failed[k] {
             tracing::warn!(hashtag = %tag, posts_behind = report.posts_behind, due = ?report.due, "hashtag behind: the budget or the run's time ran out before its frontier; the next runs catch up (posts stay fetchable for 24 h)");
         }

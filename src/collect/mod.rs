@@ -64,6 +64,8 @@ pub struct App {
     pub config: Config,
     pub source: Source,
     pub sink: Sink,
+    /// The clock runs read (the system's, but for a simulation).
+    pub clock: crate::schedule::Clock,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             None => self.source.clone(),
         };
         Some(App {
+            clock: self.clock.clone(),
             config,
             source,
             sink: self.sink.clone(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
 use crate::pager::brands_booking;
-use crate::state::{Spend, BRANDS};
+use crate::state::{CallSpan, Spend, BRANDS};
 
 use super::hashtags::{self, Loaded, Planned};
 use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
@@ -113,14 +113,19 @@ pub async fn run_until(
         Box::new(s)
     };
 
-    // Two deliveries of one scheduled time are two runs in the budget's ledger.
-    let run_id = format!("{:016x}", rand::random::<u64>());
     let mut brands_booked: Option<Loaded> = None;
     let mut start: Option<Loaded> = None;
-    if let Err(e) = crate::schedule::check_scheduled("the scheduled time", scheduled, Utc::now()) {
+    let now = app.clock.now();
+    if let Err(e) = crate::schedule::check_scheduled("the scheduled time", scheduled, now) {
         tracing::error!("{e}");
         return Err(RunError::ScheduledAhead(e, finish(summary)));
     }
+    // Two deliveries of one scheduled time are two runs in the budget's ledger.
+    let run = ThisRun {
+        id: format!("{:016x}", rand::random::<u64>()),
+        calls: CallSpan::of_run(scheduled, now, longest_calls(deadlines)),
+        started,
+    };
     let mut next_state = None;
     let collected = match job {
         Job::Brands => {
@@ -130,7 +135,7 @@ pub async fn run_until(
             // The calls are booked in the credentials' ledger before they are made, so retries
             // and redeliveries count against the hour like the hashtags job's calls.
             if !replaying {
-                match book_brands(app, &session, scheduled, &run_id, daily, deadlines).await {
+                match book_brands(app, &session, scheduled, &run, daily, deadlines).await {
                     Ok(loaded) => brands_booked = Some(loaded),
                     Err(e) => {
                         tracing::error!(location = %e.location, "the calls could not be booked: {e}");
@@ -158,7 +163,7 @@ pub async fn run_until(
                 &job_config,
                 &session,
                 scheduled,
-                &run_id,
+                &run,
                 deadlines,
             )
             .await
@@ -177,7 +182,7 @@ pub async fn run_until(
                 planned,
                 &loaded.state,
                 scheduled,
-                &run_id,
+                &run,
                 deadlines.writes,
             )
             .await;
@@ -194,12 +199,10 @@ pub async fn run_until(
         // What the brands run really sent replaces its booking (a failure here leaves the
         // booking, which is never less than what was sent).
         let spends = (0..session.lanes().max(1))
-            .map(|lane| Spend {
-                at: scheduled.to_rfc3339_opts(SecondsFormat::Secs, true),
-                run: run_id.clone(),
-                lane: format!("{}/{BRANDS}", hashtags::lane_key(&session, lane)),
-                calls: session.calls_on(lane),
-                reserved: false,
+            .map(|lane| {
+                let key = format!("{}/{BRANDS}", hashtags::lane_key(&session, lane));
+                let calls = run.calls.ended_after(run.took());
+                Spend::new(calls, &run.id, key, session.calls_on(lane), false)
             })
             .collect();
         let mut state = loaded.state;
@@ -281,6 +284,33 @@ pub async fn run_until(
     Ok(*finish(summary))
 }
 
+/// A run as the ledger knows it: its id, when its calls are made, and since when it has run.
+pub(super) struct ThisRun {
+    pub id: String,
+    /// From the start of its calls to its deadline ([`CallSpan::of_run`]).
+    pub calls: CallSpan,
+    pub started: Instant,
+}
+
+impl ThisRun {
+    /// How long the run has taken so far.
+    pub fn took(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
+/// The longest a run's calls may go on: to its call deadline, or, without one (a CLI run), as
+/// long as a Lambda function may run.
+fn longest_calls(deadlines: Deadlines) -> chrono::Duration {
+    let longest = deadlines
+        .calls
+        .map_or(NO_DEADLINE, |d| d.saturating_duration_since(Instant::now()));
+    chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::hours(1))
+}
+
+/// How long a run without a deadline is booked for while it runs.
+const NO_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Reads the hashtag state, plans the run from it and books the plan's calls in it before any
 /// call is made (`persist::reserve`); when another run wrote the state meanwhile, reads and
 /// plans again. The session then sends no more than was booked on each credential.
@@ -289,7 +319,7 @@ async fn plan_and_reserve(
     config: &Config,
     session: &Session<'_>,
     scheduled: DateTime<Utc>,
-    run_id: &str,
+    run: &ThisRun,
     deadlines: Deadlines,
 ) -> Result<(Loaded, Planned), crate::sink::SinkError> {
     let replaying = matches!(app.source, Source::Replay(_));
@@ -298,11 +328,11 @@ async fn plan_and_reserve(
         if let Some(n) = &loaded.note {
             tracing::warn!("hashtag state: {n}");
         }
-        let mut planned = hashtags::plan(config, session, &loaded.state, scheduled);
+        let mut planned = hashtags::plan(config, session, &loaded.state, scheduled, run.calls);
         if replaying {
             return Ok((loaded, planned));
         }
-        let reservations = planned.pager.reservations(run_id);
+        let reservations = planned.pager.reservations(&run.id);
         for lane in 0..session.lanes().max(1) {
             session.limit_calls(lane, planned.pager.calls_left(lane));
         }
@@ -331,7 +361,7 @@ async fn book_brands(
     app: &App,
     session: &Session<'_>,
     scheduled: DateTime<Utc>,
-    run_id: &str,
+    run: &ThisRun,
     daily: bool,
     deadlines: Deadlines,
 ) -> Result<Loaded, crate::sink::SinkError> {
@@ -347,7 +377,7 @@ async fn book_brands(
                     .count() as u64;
                 let wanted = (accounts + u64::from(daily)) * attempts;
                 let key = hashtags::lane_key(session, lane);
-                let spend = brands_booking(&loaded.state, &key, total, wanted, scheduled, run_id);
+                let spend = brands_booking(&loaded.state, &key, total, wanted, run.calls, &run.id);
                 session.limit_calls(lane, spend.calls);
                 spend
             })

@@ -18,6 +18,7 @@ pub use env::Env;
 use crate::collect::App;
 use crate::config::{Config, ConfigError, Problem, SinkSettings, EMBEDDED, EMBEDDED_NAME};
 use crate::graph::{AccessToken, AppSecret, Credentials, GraphError, Source};
+use crate::schedule::Clock;
 use crate::sink::Sink;
 
 /// Why the collector could not start. Each variant says what to set or fix.
@@ -209,6 +210,7 @@ pub async fn build(
         config,
         source,
         sink,
+        clock: Clock::system(),
     })
 }
 
@@ -230,6 +232,7 @@ pub async fn refreshed(app: &App, until: Option<Instant>) -> Result<Option<App>,
         config: app.config.clone(),
         source: Source::live(&app.config.graph, fresh)?,
         sink: app.sink.clone(),
+        clock: app.clock.clone(),
     }))
 }
 

@@ -93,6 +93,7 @@ pub fn live_app(config: Config, sink: Sink) -> App {
         config,
         source,
         sink,
+        clock: ig_collector::schedule::Clock::system(),
     }
 }
 

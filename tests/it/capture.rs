@@ -271,6 +271,7 @@ async fn a_sharded_capture_reprocesses_part_by_part_into_the_part_files_the_run_
         .expect("client"),
         config,
         sink: Sink::Dir(out.path().to_path_buf()),
+        clock: Default::default(),
     };
     let at = Utc
         .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)

@@ -50,6 +50,7 @@ fn app(config: Config, s3: &S3Server, bucket: &str) -> App {
         config,
         source,
         sink,
+        clock: Default::default(),
     }
 }
 
@@ -392,6 +393,7 @@ async fn adding_a_credential_reshards_the_hashtags_and_loses_no_post() {
         sink: sink_for(&s3.endpoint, "reshard", &config),
         source: Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client"),
         config: config.clone(),
+        clock: Default::default(),
     };
     assert!(!one.plan(Job::Hashtags).is_sharded());
     collect::run(&one, Job::Hashtags, base, None)

@@ -130,6 +130,7 @@ pub(crate) async fn run_as(
         config,
         source,
         sink: Sink::Dir(out.path().to_path_buf()),
+        clock: Default::default(),
     };
     let logs = Logs::default();
     let writer = logs.clone();

@@ -32,6 +32,7 @@ fn app(
         config,
         source,
         sink: Sink::Dir(out.to_path_buf()),
+        clock: Default::default(),
     }
 }
 
@@ -158,7 +159,7 @@ async fn a_burst_of_120_posts_served_unordered_across_pages_is_captured_exactly_
 }
 
 #[tokio::test]
-async fn a_missing_or_corrupt_state_means_one_page_and_the_run_says_so() {
+async fn a_corrupt_state_waits_out_the_hour_its_lost_ledger_may_have_spent_then_pages_back() {
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let out = tempfile::tempdir().expect("tempdir");
     let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |_| {});
@@ -179,17 +180,40 @@ async fn a_missing_or_corrupt_state_means_one_page_and_the_run_says_so() {
         "{:?}",
         summary.state
     );
-    assert!(summary.hashtag_pages.values().all(|p| *p == 1));
-    assert_eq!(summary.records.values().sum::<usize>(), 275);
-    // The run rewrote a readable state, with the resolved ids.
+    // The calls booked in the lost ledger are unknown: the hour before is taken as spent, so
+    // this run sends nothing and every hashtag is left behind, not given up.
+    assert!(fake.seen().is_empty(), "{} calls", fake.seen().len());
+    assert_eq!(summary.records.values().sum::<usize>(), 0);
+    assert_eq!(summary.posts_given_up, Some(0));
+    // The run rewrote a readable state that books that hour, for the runs after it.
     let state: Value = serde_json::from_slice(
         &std::fs::read(out.path().join("state/hashtags.json")).expect("read"),
     )
     .expect("json");
+    assert!(
+        state["ledger"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|e| e["lane"] == "*")),
+        "{state}"
+    );
+    let still = run(&app, Job::Hashtags, at(1, 55, 0), None)
+        .await
+        .expect("a run within the hour");
+    assert!(fake.seen().is_empty(), "{:?}", still.hashtag_pages);
+    // An hour on, the hashtags page back through the API's 24 hours: every post is written.
+    let after = run(&app, Job::Hashtags, at(2, 0, 5), None)
+        .await
+        .expect("the run after the hour");
+    assert_eq!(after.records.values().sum::<usize>(), 275);
     assert_eq!(
-        state["hashtags"]["dior"]["hashtag_id"],
+        state_of(out.path())["hashtags"]["dior"]["hashtag_id"],
         fake.hashtag_id("dior")
     );
+}
+
+fn state_of(out: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join("state/hashtags.json")).expect("read"))
+        .expect("json")
 }
 
 #[test]

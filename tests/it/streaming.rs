@@ -65,6 +65,7 @@ async fn the_streamed_objects_are_byte_for_byte_the_batch_rendering_in_both_form
             source: Source::Replay(replay_dir()),
             sink: Sink::Dir(out.path().to_path_buf()),
             config,
+            clock: Default::default(),
         };
         let t = at(10, 0, 0);
         let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
