@@ -75,7 +75,7 @@ pub(super) async fn start(
     loaded
 }
 
-/// Names in the summary every field the run left out, writes those it found removed back to
+/// Names in the summary every field the job's requests left out, writes those it found removed back to
 /// the store (merged with what other runs wrote; never when replaying), and keeps the object in
 /// the raw capture. A failed write is logged, not fatal: the next run finds the field again.
 pub(super) async fn finish(
@@ -97,9 +97,11 @@ pub(super) async fn finish(
     for field in &found {
         changed |= loaded.removed.add(version, field, scheduled);
     }
+    // The job's own requests: the other job's removed fields are its own summary's.
     summary.fields_removed = session
         .omitted()
         .iter()
+        .filter(|f| summary.job.endpoints().contains(&f.endpoint()))
         .map(|field| FieldRemoved {
             api_version: version.clone(),
             endpoint: field.endpoint(),

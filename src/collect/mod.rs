@@ -52,6 +52,14 @@ impl Job {
         }
     }
 
+    /// The endpoints whose `fields=` the job asks for (`graph::fields`).
+    pub fn endpoints(self) -> &'static [crate::graph::Endpoint] {
+        match self {
+            Job::Brands => &[crate::graph::Endpoint::BusinessDiscovery],
+            Job::Hashtags => &[crate::graph::Endpoint::RecentMedia],
+        }
+    }
+
     /// The record kinds the job writes.
     pub fn kinds(self) -> &'static [Kind] {
         match self {
