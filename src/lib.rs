@@ -13,9 +13,11 @@
 //! - [`sink`]: S3 or a local folder;
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
 //! - [`state`]: what the hashtags job remembers between runs (pure);
+//! - [`drift`]: the fields the Graph API reported removed, remembered between runs (pure);
 //! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
 //! - [`plan`]: how a run too large for one invocation is cut into shards (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
+//! - [`probe`]: whether an API version still answers every field asked for (`check-api`);
 //! - [`schedule`]: the one rule for a run's time, whoever gives it;
 //! - [`reprocess`]: a run's captured responses run again, held to a live run's bounds;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
@@ -23,11 +25,13 @@
 pub mod collect;
 pub mod config;
 pub mod ddl;
+pub mod drift;
 pub mod graph;
 pub mod health;
 pub mod lambda;
 pub mod pager;
 pub mod plan;
+pub mod probe;
 pub mod records;
 pub mod reprocess;
 pub mod schedule;

@@ -180,6 +180,13 @@ pub fn emf(
         ),
         ("GraphCalls", "Count", summary.graph.calls as f64),
         ("GraphRetries", "Count", summary.graph.retries as f64),
+        // Fields the requests left out because the API version no longer has them: above
+        // zero until the configuration follows the API (alarm: `*FieldsRemovedAlarm`).
+        (
+            "FieldsRemoved",
+            "Count",
+            summary.fields_removed.len() as f64,
+        ),
         ("Throttled", "Count", summary.graph.throttled as f64),
         (
             "ApiUsagePercent",

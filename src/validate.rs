@@ -4,7 +4,7 @@
 //! without a valid id is dropped and counted. Values that pass are copied verbatim (timestamps
 //! exactly as the API gave them), so the output matches what the replaced system wrote.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, FixedOffset};
 use serde::Serialize;
@@ -54,21 +54,30 @@ pub enum Reason {
     NotAnObject,
     /// The text held a character that could not be decoded; it is kept with U+FFFD in its place.
     InvalidUnicode,
+    /// The field is absent because the API version no longer has it (code 100, "nonexisting
+    /// field") and the request left it out: every record lacks it until the configuration or
+    /// the API changes, which is news of another kind than a value one post lacks.
+    RemovedByApi,
 }
 
-/// The configurable part of the rules: the allowed values of each [`Domain`].
+/// What the rules need besides the field tables: the allowed values of each [`Domain`]
+/// (configuration), and the fields the API version no longer has (learned by the run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
     pub media_types: Vec<String>,
     pub media_product_types: Vec<String>,
+    /// (kind, API name) of the fields the requests left out because the API version no longer
+    /// has them: a record lacking one is counted as [`Reason::RemovedByApi`].
+    pub removed_by_api: BTreeSet<(Kind, &'static str)>,
 }
 
 impl Default for Rules {
-    /// The contract's lists.
+    /// The contract's lists; no field removed.
     fn default() -> Self {
         Rules {
             media_types: MEDIA_TYPES.iter().map(|s| s.to_string()).collect(),
             media_product_types: MEDIA_PRODUCT_TYPES.iter().map(|s| s.to_string()).collect(),
+            removed_by_api: BTreeSet::new(),
         }
     }
 }
@@ -184,6 +193,12 @@ pub fn record(
                 return None;
             }
             Err(reason) => {
+                let reason = match reason {
+                    Reason::Missing if rules.removed_by_api.contains(&(kind, f.api)) => {
+                        Reason::RemovedByApi
+                    }
+                    other => other,
+                };
                 tally.default_field(kind, f.name, reason);
                 out.insert(f.name.to_string(), f.rule.default_value());
             }

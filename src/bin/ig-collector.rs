@@ -1,5 +1,6 @@
 //! Command line: run a job locally (against the live API or recorded responses), check the
-//! configuration and the token, resolve hashtag ids, and reprocess captured responses.
+//! configuration, the token and the API version's fields, resolve hashtag ids, and reprocess
+//! captured responses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,17 @@ enum Command {
     },
     /// Asks debug_token how long each credential's token has left.
     TokenStatus,
+    /// Checks that the Graph API version answers every field the collector asks for: one call
+    /// per endpoint (the first account, the first hashtag); exits 1 if any field does not.
+    CheckApi {
+        /// Probe recorded responses from this folder instead of the API.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// The version to probe instead of graph.api_version (e.g. v25.0): try one before
+        /// switching to it.
+        #[arg(long, value_parser = parse_api_version)]
+        api_version: Option<String>,
+    },
     /// Looks up the hashtag ids not pinned in the configuration and prints the lines to paste.
     ResolveHashtags {
         /// Resolve from recorded responses instead of the API.
@@ -105,6 +117,10 @@ enum Command {
 fn parse_kind(s: &str) -> Result<Kind, String> {
     Kind::parse(s)
         .ok_or_else(|| format!("`{s}` is not a record kind: brand, media or media_hashtag"))
+}
+
+fn parse_api_version(s: &str) -> Result<String, String> {
+    ig_collector::config::check_api_version(s).map(|()| s.to_string())
 }
 
 fn parse_engine(s: &str) -> Result<Engine, String> {
@@ -190,6 +206,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(path) = &cli.config {
         env.config_path = Some(path.display().to_string());
     }
+    if let Command::CheckApi {
+        api_version: Some(v),
+        ..
+    } = &cli.command
+    {
+        env.overrides.graph_api_version = Some(v.clone());
+    }
     let config = setup::load_config(&env, None).await?;
     match cli.command {
         Command::CheckConfig { credentials } => check_config(&config, &env, credentials),
@@ -197,6 +220,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Hashtags(a) => run_jobs(config, &env, &[Job::Hashtags], a).await,
         Command::All(a) => run_jobs(config, &env, &[Job::Brands, Job::Hashtags], a).await,
         Command::TokenStatus => token_status(config, &env).await,
+        Command::CheckApi { replay, .. } => check_api(config, &env, replay).await,
         Command::Schema { kind } => {
             let value = match kind {
                 Some(kind) => schema::schema(kind, &config.validation),
@@ -391,6 +415,30 @@ async fn token_status(config: Config, env: &Env) -> Result<(), Failure> {
             "a token is invalid or expires within days: rotate it".into(),
         ))
     }
+}
+
+async fn check_api(config: Config, env: &Env, replay: Option<PathBuf>) -> Result<(), Failure> {
+    let source = match replay {
+        Some(dir) => Source::Replay(dir),
+        None => Source::live(&config.graph, setup::credentials(env, None).await?)?,
+    };
+    let report = ig_collector::probe::probe(&config, &source).await;
+    say!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    let problems = report.problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Failure(
+        1,
+        format!(
+            "Graph API {} does not answer everything the collector asks for:\n  {}\nCheck Meta's changelog; try another version with --api-version, then update graph.api_version (README, \"API drift\")",
+            report.api_version,
+            problems.join("\n  ")
+        ),
+    ))
 }
 
 async fn resolve_hashtags(

@@ -250,8 +250,8 @@ pub(super) async fn collect(
                 out.resolved.insert(group.hashtag.clone(), id.clone());
                 ids[req.tag] = Some(id);
             }
-            let page = body
-                .and_then(|b| shapes::hashtag_page(&b, first, &config.validation, &mut out.tally));
+            let rules = session.rules(&config.validation);
+            let page = body.and_then(|b| shapes::hashtag_page(&b, first, &rules, &mut out.tally));
             match page {
                 Ok(page) => {
                     let posts = page

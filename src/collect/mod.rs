@@ -8,11 +8,14 @@
 //! - `brands`, `hashtags`: what each job fetches and keeps;
 //! - `persist`: the one place that writes, and the order it writes in (data, capture, state),
 //!   each write merged with what an earlier or overlapping delivery wrote;
-//! - `output`: a data object assembled as the answers arrive (in memory, then a temporary file).
+//! - `output`: a data object assembled as the answers arrive (in memory, then a temporary file);
+//! - `drift`: the fields the API version no longer has, read before the first call and written
+//!   back when the run finds one.
 //!
 //! Nothing here knows Graph JSON (`graph::shapes` does) or S3 (`sink` does).
 
 mod brands;
+mod drift;
 mod hashtags;
 mod output;
 mod persist;
@@ -46,6 +49,14 @@ impl Job {
         match self {
             Job::Brands => "brands",
             Job::Hashtags => "hashtags",
+        }
+    }
+
+    /// The endpoints whose `fields=` the job asks for (`graph::fields`).
+    pub fn endpoints(self) -> &'static [crate::graph::Endpoint] {
+        match self {
+            Job::Brands => &[crate::graph::Endpoint::BusinessDiscovery],
+            Job::Hashtags => &[crate::graph::Endpoint::RecentMedia],
         }
     }
 
@@ -175,6 +186,14 @@ pub struct RunSummary {
     /// The daily token check (first brands run after 00:00 UTC).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub token_health: Vec<TokenHealth>,
+    /// The fields this run left out of its requests because the Graph API version no longer has
+    /// them (code 100, "nonexisting field"): found by this run, or by an earlier one. Their
+    /// records hold the fields' defaults, counted as `removed_by_api`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields_removed: Vec<crate::drift::FieldRemoved>,
+    /// Why the stored removed fields were not (wholly) used, when they were not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields_removed_note: Option<String>,
     /// Where the run's raw Graph responses were stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_capture: Option<String>,

@@ -368,6 +368,55 @@ pub(super) async fn write_state(
     Err(gave_up(app, key))
 }
 
+/// Writes the removed fields (`crate::drift`) under the condition that nobody wrote them since
+/// they were read; after a conflict, merges with what the other run wrote (every entry of both
+/// kept) and tries again. An object there that cannot be read is kept aside first.
+pub(super) async fn write_removed_fields(
+    app: &App,
+    mut removed: crate::drift::RemovedFields,
+    etag: Option<String>,
+    until: Option<Instant>,
+    summary: &mut RunSummary,
+) -> Result<(), SinkError> {
+    let key = &app.config.graph.removed_fields_key;
+    let mut condition = match etag {
+        Some(e) => Condition::Matches(e),
+        None => Condition::Absent,
+    };
+    for _ in 0..=app.config.sink.conflict_retries {
+        match app
+            .sink
+            .put(
+                key,
+                removed.to_bytes(),
+                "application/json",
+                &condition,
+                until,
+            )
+            .await?
+        {
+            Written::Done(_) => {
+                tracing::info!(location = %app.sink.location(key), entries = removed.len(), "removed fields written");
+                return Ok(());
+            }
+            Written::Conflict => summary.write_conflicts += 1,
+        }
+        condition = match app.sink.get(key, until).await? {
+            None => Condition::Absent,
+            Some(object) => {
+                match crate::drift::RemovedFields::parse(&object.body) {
+                    Ok((theirs, _)) => removed = theirs.merge(&removed),
+                    Err(e) => {
+                        set_aside(app, key, object.body, until, &e).await?;
+                    }
+                }
+                Condition::Matches(object.etag)
+            }
+        };
+    }
+    Err(gave_up(app, key))
+}
+
 /// Keeps an object this program cannot read under `{key}.unreadable-{time}` before replacing it,
 /// so nothing is lost even then. Returns the key it was kept under.
 pub(super) async fn set_aside(

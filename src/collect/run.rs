@@ -10,7 +10,7 @@ use crate::pager::brands_booking;
 use crate::state::{CallSpan, Spend, BRANDS};
 
 use super::hashtags::{self, Loaded, Planned};
-use super::{brands, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
+use super::{brands, drift, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
 use crate::config::Config;
 use crate::graph::{GraphStats, Session, Source};
 use crate::health;
@@ -103,6 +103,8 @@ pub async fn run_until(
         state: None,
         state_as_of: None,
         token_health: Vec::new(),
+        fields_removed: Vec::new(),
+        fields_removed_note: None,
         raw_capture: None,
         graph: GraphStats::default(),
         duration_ms: 0,
@@ -126,6 +128,8 @@ pub async fn run_until(
         calls: CallSpan::of_run(scheduled, now, longest_calls(deadlines)),
         started,
     };
+    // Before any call: the fields earlier runs found removed are left out from the first one.
+    let removed = drift::start(app, &session, deadlines.writes, &mut summary).await;
     let mut next_state = None;
     let collected = match job {
         Job::Brands => {
@@ -195,6 +199,15 @@ pub async fn run_until(
             collected
         }
     };
+    drift::finish(
+        app,
+        &session,
+        removed,
+        scheduled,
+        deadlines.writes,
+        &mut summary,
+    )
+    .await;
     if let Some(loaded) = brands_booked {
         // What the brands run really sent replaces its booking (a failure here leaves the
         // booking, which is never less than what was sent).

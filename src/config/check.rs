@@ -180,7 +180,11 @@ pub(super) fn check(
                 )
             });
         }
-        for (key, message) in check_rendered(&rendered, &hs.state_key) {
+        let fixed = [
+            ("hashtags.state_key", hs.state_key.as_str()),
+            ("graph.removed_fields_key", g.removed_fields_key.as_str()),
+        ];
+        for (key, message) in check_rendered(&rendered, &fixed) {
             bad(&key, message);
         }
     }
@@ -205,6 +209,7 @@ pub(super) fn check(
             &raw.validation.media_product_types,
             defaults.media_product_types,
         ),
+        removed_by_api: defaults.removed_by_api,
     };
 
     if raw.targets.is_empty() {
@@ -245,6 +250,7 @@ pub(super) fn check(
             brand_media_limit: g.brand_media_limit,
             hashtag_media_limit: g.hashtag_media_limit,
             max_body_bytes: g.max_body_bytes,
+            removed_fields_key: g.removed_fields_key.clone(),
         },
         retry: RetryPolicy {
             max_attempts: r.max_attempts.max(1),
@@ -420,7 +426,9 @@ fn check_base_url(text: &str) -> Result<(), String> {
     }
 }
 
-fn check_api_version(v: &str) -> Result<(), String> {
+/// Whether `v` names a Graph API version this program can call (`v24.0`); the message says
+/// what is wrong.
+pub fn check_api_version(v: &str) -> Result<(), String> {
     let parsed = v
         .strip_prefix('v')
         .and_then(|rest| rest.split_once('.'))

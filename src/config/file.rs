@@ -216,8 +216,13 @@ pub(super) struct GraphSection {
     #[serde(default = "default_max_body_bytes")]
     #[validate(range(min = 65536, max = 268435456))]
     pub(super) max_body_bytes: u64,
+    #[serde(default = "default_removed_fields_key")]
+    pub(super) removed_fields_key: String,
 }
 
+pub(super) fn default_removed_fields_key() -> String {
+    "state/removed_fields.json".to_string()
+}
 pub(super) fn default_base_url() -> String {
     "https://graph.facebook.com".to_string()
 }

@@ -228,20 +228,23 @@ pub struct Rendered<'a> {
     pub longest_inside: &'a str,
 }
 
-/// Checks the keys a configuration renders; each problem is (config key, message).
+/// Checks the keys a configuration renders; each problem is (config key, message). `fixed` are
+/// the keys that hold no time, each with its setting (`("hashtags.state_key", "state/…")`).
 ///
 /// - every rendered key is relative, without `.`/`..`/empty segments or control characters,
-///   and within S3's [`MAX_KEY_BYTES`] (a folder with the longest name it holds, the state key
+///   and within S3's [`MAX_KEY_BYTES`] (a folder with the longest name it holds, a fixed key
 ///   with its longest part);
 /// - two consecutive runs of a job render different keys (else each run replaces the last);
-/// - no two of the data keys, the capture folders and the state key are the same, and none lies
-///   inside a capture folder (at any sample time, across jobs and run times).
-pub fn check_rendered(keys: &[Rendered<'_>], state_key: &str) -> Vec<(String, String)> {
+/// - no two of the data keys, the capture folders and the fixed keys are the same, and none
+///   lies inside a capture folder (at any sample time, across jobs and run times).
+pub fn check_rendered(keys: &[Rendered<'_>], fixed: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    if let Some(m) = bad_key(state_key)
-        .or_else(|| too_long(part_key(state_key, LONGEST_PART).len().max(state_key.len())))
-    {
-        problems.push(("hashtags.state_key".to_string(), m));
+    for (setting, key) in fixed {
+        if let Some(m) =
+            bad_key(key).or_else(|| too_long(part_key(key, LONGEST_PART).len().max(key.len())))
+        {
+            problems.push((setting.to_string(), m));
+        }
     }
     let times = sample_times();
     // A part entry repeats its setting's key; a key too long is said once per setting.
@@ -287,8 +290,10 @@ pub fn check_rendered(keys: &[Rendered<'_>], state_key: &str) -> Vec<(String, St
         }
     }
     // Every key rendered at every sample time and the run after it, with its owner.
-    let mut all: Vec<(String, &str, bool)> =
-        vec![(state_key.to_string(), "hashtags.state_key", false)];
+    let mut all: Vec<(String, &str, bool)> = fixed
+        .iter()
+        .map(|(setting, key)| (key.to_string(), *setting, false))
+        .collect();
     for k in keys {
         for &t in &times {
             for at in [t, t + k.interval] {
@@ -390,7 +395,7 @@ mod tests {
             let t = KeyTemplate::parse(text).expect("parses as text");
             check_rendered(
                 &[rendered("output.x", &t, job, mins)],
-                "state/hashtags.json",
+                &[("hashtags.state_key", "state/hashtags.json")],
             )
         };
         assert!(check("raw/{.}{.}/{%H%M%S}", "hashtags", 5)[0]
@@ -417,7 +422,7 @@ mod tests {
                 rendered("output.brand_key", &brand, "brands", 60),
                 rendered("output.media_key", &media, "brands", 60),
             ],
-            "state/hashtags.json",
+            &[("hashtags.state_key", "state/hashtags.json")],
         );
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "output.media_key");
@@ -425,7 +430,7 @@ mod tests {
         let data = KeyTemplate::parse("state/{%H%M%S}.json").expect("valid");
         let problems = check_rendered(
             &[rendered("output.brand_key", &data, "brands", 60)],
-            "state/000500.json",
+            &[("hashtags.state_key", "state/000500.json")],
         );
         assert!(
             problems.iter().any(|(_, m)| m.contains("collides")),
@@ -438,7 +443,7 @@ mod tests {
         folder.folder = true;
         let problems = check_rendered(
             &[folder, rendered("output.media_key", &data, "brands", 60)],
-            "s.json",
+            &[("hashtags.state_key", "s.json")],
         );
         assert!(
             problems

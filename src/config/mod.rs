@@ -19,6 +19,7 @@ mod file;
 mod keys;
 
 pub use budget::{BudgetUse, MAX_HASHTAGS_PER_CREDENTIAL};
+pub use check::check_api_version;
 pub use keys::{part_key, part_name, KeyTemplate};
 
 use std::fmt;
@@ -228,6 +229,9 @@ pub struct GraphSettings {
     pub hashtag_media_limit: u32,
     /// The largest response body read; a larger one fails its target (the functions have 128 MB).
     pub max_body_bytes: u64,
+    /// Object key of the fields the API reported removed, per API version and endpoint
+    /// (`drift`): read by every run before its first call, written when a run finds one.
+    pub removed_fields_key: String,
 }
 
 impl Default for SinkSettings {

@@ -9,6 +9,8 @@
 //! This file only names the parts and re-exports them; it holds no logic of its own:
 //! - [`token`]: the access token, the app secret, and the [`Scrubber`] that hides both;
 //! - [`error`]: Graph error bodies, [`GraphError`], [`decode`];
+//! - [`fields`]: the `fields=` of each endpoint, from the record tables, and the fields an API
+//!   version no longer has (pure);
 //! - [`repair`]: undecodable characters in a body → a marker validation counts (pure);
 //! - [`source`]: [`Source`] (live or replay) and [`Credentials`];
 //! - [`session`]: one run's calls: counters, deadline, stop switch, the one retrying call path;
@@ -18,6 +20,7 @@
 //! - [`retry`], [`usage`], [`shapes`]: the retry decision, usage headers, response shapes.
 
 pub mod error;
+pub mod fields;
 mod http;
 pub mod repair;
 pub mod replay;
@@ -29,10 +32,11 @@ pub mod token;
 pub mod usage;
 
 pub use error::{decode, ApiError, GraphError};
+pub use fields::{business_discovery_fields, Endpoint, FieldRef, Omitted};
 pub use http::{LiveClient, Wire, WireAnswer, WireRequest};
 pub use replay::{gunzip, gunzip_capped, gzip, read_recorded, Captured};
 pub use retry::{classify, decide, Decision, ErrorKind};
-pub use session::{business_discovery_fields, GraphStats, Need, Session};
+pub use session::{GraphStats, Need, Session};
 pub use source::{Credentials, Source};
 pub use token::{AccessToken, AppSecret, Scrubber};
 pub use usage::Usage;

@@ -57,6 +57,9 @@ pub enum ErrorKind {
     NoSource,
     /// The answer describes another account than the target's configured `user_id`/`username`.
     WrongAccount,
+    /// The API version no longer has the records' id field (code 100, "nonexisting field"):
+    /// without it nothing can be written, so the field cannot be left out as others are.
+    IdRemoved,
 }
 
 impl fmt::Display for ErrorKind {
@@ -81,6 +84,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BudgetSpent => "skipped: the hour's calls are spent",
             ErrorKind::NoSource => "not available from this source",
             ErrorKind::WrongAccount => "answer for another account",
+            ErrorKind::IdRemoved => "the API version no longer has the records' id",
         };
         f.write_str(s)
     }
@@ -109,6 +113,7 @@ impl ErrorKind {
             ErrorKind::BudgetSpent => "budget_spent",
             ErrorKind::NoSource => "no_source",
             ErrorKind::WrongAccount => "wrong_account",
+            ErrorKind::IdRemoved => "id_removed",
         }
     }
 }

@@ -4,8 +4,10 @@
 //! for the raw capture, stops further calls once a token is rejected or the API throttles, and
 //! scrubs every error before it leaves. Every endpoint, `debug_token` included, goes through
 //! [`Session::call`], so none can skip the retries, the deadline, the usage reading or the
-//! scrub. It must not know the wire (that is `http`) nor decide retries itself (that is the
-//! pure [`decide`]).
+//! scrub. The endpoints whose `fields=` come from the record tables also leave out the fields
+//! the API version no longer has, learning them from its refusals (`call_fields`, with the pure
+//! `fields::removed_field` deciding), each call again through the same path. It must not know
+//! the wire (that is `http`) nor decide retries itself (that is the pure [`decide`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -15,6 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::{decode, GraphError};
+use super::fields::{
+    business_discovery_fields, recent_media_fields, removed_field, Endpoint, FieldRef, Omitted,
+    Removed,
+};
 use super::http::{Answer, LiveClient, Request};
 use super::replay::{self, read_recorded, Captured};
 use super::retry::{decide, Decision, ErrorKind};
@@ -23,16 +29,7 @@ use super::source::Source;
 use super::token::Scrubber;
 use super::usage::Usage;
 use crate::config::{GraphSettings, RetryPolicy};
-use crate::records::Kind;
-
-/// The `fields=` expression of `business_discovery`, derived from the record tables.
-pub fn business_discovery_fields(username: &str, media_limit: u32) -> String {
-    format!(
-        "business_discovery.username({username}){{{},media.limit({media_limit}){{{}}}}}",
-        Kind::Brand.api_fields(),
-        Kind::Media.api_fields()
-    )
-}
+use crate::validate::Rules;
 
 /// Counters of one run's Graph traffic, for the summary and the metrics.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -86,6 +83,12 @@ pub struct Session<'a> {
     /// The most requests a lane may still send, retries included, when the run booked its
     /// calls before making them ([`Session::limit_calls`]); no entry: no limit.
     allowance: Mutex<std::collections::BTreeMap<usize, u64>>,
+    /// The fields every request leaves out because the API version no longer has them: those
+    /// earlier runs found ([`Session::omit`]) and those this run found.
+    omitted: Mutex<Omitted>,
+    /// The fields the API refused this run (code 100, "nonexisting field"), ids included, in the
+    /// order refused.
+    refused: Mutex<Vec<FieldRef>>,
 }
 
 impl<'a> Session<'a> {
@@ -109,6 +112,8 @@ impl<'a> Session<'a> {
             captured: Mutex::new(Vec::new()),
             lane_calls: Mutex::new(std::collections::BTreeMap::new()),
             allowance: Mutex::new(std::collections::BTreeMap::new()),
+            omitted: Mutex::new(Omitted::default()),
+            refused: Mutex::new(Vec::new()),
         }
     }
 }
@@ -129,6 +134,58 @@ impl Session<'_> {
     pub fn limit_calls(&self, lane: usize, calls: u64) {
         if let Ok(mut a) = self.allowance.lock() {
             a.insert(lane, calls);
+        }
+    }
+
+    /// Leaves `fields` out of every request from now on: what earlier runs found the API
+    /// version no longer has, so this run's first calls do not trip over them again.
+    pub fn omit(&self, fields: &Omitted) {
+        if let Ok(mut o) = self.omitted.lock() {
+            for f in fields.iter() {
+                o.insert(*f);
+            }
+        }
+    }
+
+    /// The fields requests leave out now: found removed by earlier runs or by this one.
+    pub fn omitted(&self) -> Omitted {
+        self.omitted.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// The fields the API refused this run (code 100, "nonexisting field"), in the order
+    /// refused: those left out since, and a records' id that failed its call.
+    pub fn refused_this_run(&self) -> Vec<FieldRef> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// `base` with the fields requests leave out: validation counts a record lacking one as
+    /// `removed_by_api`, not as an ordinary missing field.
+    pub fn rules(&self, base: &Rules) -> Rules {
+        let mut rules = base.clone();
+        rules.removed_by_api = self.omitted().by_kind();
+        rules
+    }
+
+    /// Records that the API no longer has `field`; every later request leaves it out unless it
+    /// is an id. Said once per field and run.
+    fn note_refused(&self, field: FieldRef) {
+        let first = self.refused.lock().is_ok_and(|mut r| {
+            let first = !r.contains(&field);
+            if first {
+                r.push(field);
+            }
+            first
+        });
+        if let Ok(mut o) = self.omitted.lock() {
+            o.insert(field);
+        }
+        if first && !field.is_identity() {
+            tracing::warn!(
+                api_version = %self.settings.api_version,
+                endpoint = field.endpoint().name(),
+                field = %field.qualified(),
+                "the Graph API version no longer has this field (code 100, nonexisting field): it is left out of the requests and written as its default (removed_by_api); check Meta's changelog, run `ig-collector check-api` (with --api-version to try another version), then update graph.api_version or the fields"
+            );
         }
     }
 
@@ -202,6 +259,11 @@ impl Session<'_> {
         Some(captured.remove(i))
     }
 
+    /// Adds a file to the raw capture (what the run knew beside the bodies it received).
+    pub fn add_capture(&self, path: &str, body: &[u8]) {
+        self.capture(path, body);
+    }
+
     /// True when usage headers report at least the configured threshold.
     pub fn usage_is_high(&self) -> bool {
         self.max_usage.load(Ordering::Relaxed) >= self.policy.usage_threshold_percent
@@ -246,12 +308,16 @@ impl Session<'_> {
         match self.client(lane) {
             None => self.replay(&capture).await,
             Some((lane, c)) => {
-                let fields = business_discovery_fields(username, self.settings.brand_media_limit);
-                let request = Request::Get {
+                let limit = self.settings.brand_media_limit;
+                let request = |omitted: &Omitted| Request::Get {
                     path: c.credentials.ig_user_id.clone(),
-                    query: vec![("fields", fields)],
+                    query: vec![(
+                        "fields",
+                        business_discovery_fields(username, limit, omitted),
+                    )],
                 };
-                self.call(lane, c, request, Need::Required, Some(capture))
+                let endpoint = Endpoint::BusinessDiscovery;
+                self.call_fields(endpoint, lane, c, request, Need::Required, capture)
                     .await
             }
         }
@@ -297,19 +363,23 @@ impl Session<'_> {
         match self.client(lane) {
             None => self.replay(&capture).await,
             Some((lane, c)) => {
-                let mut query = vec![
-                    ("user_id", c.credentials.ig_user_id.clone()),
-                    ("fields", Kind::MediaHashtag.api_fields()),
-                    ("limit", self.settings.hashtag_media_limit.to_string()),
-                ];
-                if let Some(a) = after {
-                    query.push(("after", a.to_string()));
-                }
-                let request = Request::Get {
-                    path: format!("{hashtag_id}/recent_media"),
-                    query,
+                let request = |omitted: &Omitted| {
+                    let mut query = vec![
+                        ("user_id", c.credentials.ig_user_id.clone()),
+                        ("fields", recent_media_fields(omitted)),
+                        ("limit", self.settings.hashtag_media_limit.to_string()),
+                    ];
+                    if let Some(a) = after {
+                        query.push(("after", a.to_string()));
+                    }
+                    Request::Get {
+                        path: format!("{hashtag_id}/recent_media"),
+                        query,
+                    }
                 };
-                self.call(lane, c, request, need, Some(capture)).await
+                let endpoint = Endpoint::RecentMedia;
+                self.call_fields(endpoint, lane, c, request, need, capture)
+                    .await
             }
         }
     }
@@ -382,6 +452,61 @@ impl Session<'_> {
                 attempts: 0,
                 ..e.clone()
             })
+    }
+
+    /// A call whose `fields=` comes from the record tables, through [`Session::call`]: when the
+    /// API answers that the version no longer has a field the request named (code 100,
+    /// "nonexisting field") and the records can do without it, the field is left out from then
+    /// on and the call made again, once per field removed. Each call goes through the one call
+    /// path, so it is counted and booked like any other and stops when the run's calls are
+    /// spent; there are never more of them than fields the request could leave out. A request
+    /// that loses the records' id fails with [`ErrorKind::IdRemoved`]; any other error is
+    /// returned as it came.
+    async fn call_fields(
+        &self,
+        endpoint: Endpoint,
+        lane: usize,
+        c: &LiveClient,
+        request: impl Fn(&Omitted) -> Request,
+        need: Need,
+        capture: String,
+    ) -> Result<Value, GraphError> {
+        let mut omitted = self.omitted();
+        let bound = omitted.droppable_left(endpoint);
+        let mut calls_again = 0;
+        loop {
+            let err = match self
+                .call(lane, c, request(&omitted), need, Some(capture.clone()))
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            // Judged against what this request asked for: a concurrent call may have found the
+            // same field removed meanwhile.
+            match removed_field(endpoint, &omitted, err.code, &err.message) {
+                Some(Removed::Droppable(field)) if calls_again < bound => {
+                    self.note_refused(field);
+                    omitted = self.omitted();
+                    calls_again += 1;
+                }
+                Some(Removed::Identity(field)) => {
+                    self.note_refused(field);
+                    return Err(GraphError {
+                        kind: ErrorKind::IdRemoved,
+                        message: format!(
+                            "Graph API {} no longer has `{}` on {} ({}): without the records' id nothing can be written; check Meta's changelog and run `ig-collector check-api --api-version …` to find a version that has it, then update graph.api_version",
+                            self.settings.api_version,
+                            field.qualified(),
+                            endpoint.name(),
+                            err.message
+                        ),
+                        ..err
+                    });
+                }
+                _ => return Err(err),
+            }
+        }
     }
 
     /// The one call path: one logical call with the usage gate, the stop switches, the

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{ErrorKind, GraphError};
+use super::{Endpoint, ErrorKind, GraphError};
 use crate::config::Target;
 use crate::records::{Batch, Kind, Record};
 use crate::validate::{self, Reason, Rules, Tally};
@@ -114,6 +114,32 @@ pub fn hashtag_page(
         ),
         after,
     })
+}
+
+/// The objects of `kind` in an answer of `endpoint`: the `business_discovery` object (`brand`),
+/// its media (`media`), a page's posts (`media_hashtag`). Whatever is not a JSON object is
+/// left out.
+pub fn objects<'b>(
+    endpoint: Endpoint,
+    kind: Kind,
+    body: &'b Value,
+) -> Vec<&'b serde_json::Map<String, Value>> {
+    let list = |v: Option<&'b Value>| {
+        v.and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_object).collect())
+            .unwrap_or_default()
+    };
+    let bd = body.get("business_discovery");
+    match (endpoint, kind) {
+        (Endpoint::BusinessDiscovery, Kind::Brand) => {
+            bd.and_then(Value::as_object).into_iter().collect()
+        }
+        (Endpoint::BusinessDiscovery, Kind::Media) => {
+            list(bd.and_then(|b| b.get("media")).and_then(|m| m.get("data")))
+        }
+        (Endpoint::RecentMedia, Kind::MediaHashtag) => list(body.get("data")),
+        _ => Vec::new(),
+    }
 }
 
 /// The id `ig_hashtag_search` answered, if it is a valid id.

@@ -2,8 +2,8 @@
 //! auth (code 190 otherwise), `business_discovery` with error 110/2207013 for unknown usernames,
 //! `ig_hashtag_search`, `recent_media` with cursor paging, usage headers on every response, and
 //! scripted faults per target, hostile ones included: bare 429s, redirects, oversized or
-//! chunked bodies, and answers that echo the caller's secrets back in every encoding. A
-//! [`Recorder`] stands in for wherever a redirect points. Any number of synthetic accounts
+//! chunked bodies, and answers that echo the caller's secrets back in every encoding; and fields
+//! an API version no longer has ([`FakeGraph::remove_field`]). A [`Recorder`] stands in for wherever a redirect points. Any number of synthetic accounts
 //! ([`FakeGraph::add_synthetic_accounts`]) answer like the recorded ones, for runs at scale.
 
 use std::collections::{HashMap, VecDeque};
@@ -105,6 +105,10 @@ struct Inner {
     latency: Option<Latency>,
     /// How many synthetic accounts answer, and the recorded bodies they are made from.
     synthetic: Option<(usize, Arc<Vec<Value>>)>,
+    /// Fields the API (or one version of it) no longer has: (version or any, endpoint, field).
+    removed: Vec<(Option<String>, String, String)>,
+    /// Requests refused because they named a removed field.
+    refused: usize,
 }
 
 /// The username of synthetic account `i` (0-based): `synthetic_000042`.
@@ -329,6 +333,32 @@ impl FakeGraph {
             .expect("known hashtag")
     }
 
+    /// Makes the API answer like a version that no longer has `field` on `endpoint`
+    /// (`business_discovery` or `recent_media`; a field of the media in `business_discovery` as
+    /// `media.like_count`): a request that names it is refused with Meta's code 100
+    /// ([`nonexisting_field_body`]), and the answers to the others lack it.
+    pub fn remove_field(&self, endpoint: &str, field: &str) {
+        self.inner.lock().expect("lock").removed.push((
+            None,
+            endpoint.to_string(),
+            field.to_string(),
+        ));
+    }
+
+    /// [`FakeGraph::remove_field`] for the requests to API version `version` (`v24.0`) only.
+    pub fn remove_field_in(&self, version: &str, endpoint: &str, field: &str) {
+        self.inner.lock().expect("lock").removed.push((
+            Some(version.to_string()),
+            endpoint.to_string(),
+            field.to_string(),
+        ));
+    }
+
+    /// How many requests were refused so far because they named a removed field.
+    pub fn refused_for_removed_fields(&self) -> usize {
+        self.inner.lock().expect("lock").refused
+    }
+
     /// Every request received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.inner.lock().expect("lock").seen.clone()
@@ -421,6 +451,126 @@ pub fn error_body(
         e["is_transient"] = json!(t);
     }
     json!({ "error": e })
+}
+
+/// Meta's answer to a request naming a field the version no longer has, e.g. `(#100) Tried
+/// accessing nonexisting field (media_product_type) on node type (IGMedia)`.
+pub fn nonexisting_field_body(field: &str, node_type: &str) -> Value {
+    error_body(
+        100,
+        None,
+        None,
+        &format!("(#100) Tried accessing nonexisting field ({field}) on node type ({node_type})"),
+    )
+}
+
+/// The fields a request names, nested ones as `edge.field`: `business_discovery.username(u){a,
+/// media.limit(25){b}}` names `a` and `media.b`; `a,b` names `a` and `b`.
+pub fn requested_fields(fields: &str) -> Vec<String> {
+    let inner = match (fields.find('{'), fields.rfind('}')) {
+        (Some(open), Some(close)) if open < close && fields.starts_with("business_discovery") => {
+            &fields[open + 1..close]
+        }
+        _ => fields,
+    };
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    let mut out = Vec::new();
+    for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+        match (item.find('{'), item.rfind('}')) {
+            (Some(open), Some(close)) if open < close => {
+                let edge = item[..open].split(['.', '(']).next().unwrap_or_default();
+                for f in item[open + 1..close].split(',').map(str::trim) {
+                    if !f.is_empty() {
+                        out.push(format!("{edge}.{f}"));
+                    }
+                }
+            }
+            _ => out.push(item.to_string()),
+        }
+    }
+    out
+}
+
+/// The fields removed from `endpoint` for a request to `version`.
+fn removed_for(inner: &Arc<Mutex<Inner>>, version: &str, endpoint: &str) -> Vec<String> {
+    inner
+        .lock()
+        .expect("lock")
+        .removed
+        .iter()
+        .filter(|(v, e, _)| e == endpoint && v.as_deref().is_none_or(|v| v == version))
+        .map(|(_, _, f)| f.clone())
+        .collect()
+}
+
+/// Meta's refusal when the request names a removed field, counted; `None` when it names none.
+fn refuse_removed(
+    inner: &Arc<Mutex<Inner>>,
+    removed: &[String],
+    query: &HashMap<String, String>,
+    usage: u32,
+) -> Option<Response> {
+    let asked = requested_fields(query.get("fields").map_or("", String::as_str));
+    let field = removed.iter().find(|f| asked.contains(f))?;
+    inner.lock().expect("lock").refused += 1;
+    let (node_type, name) = match field.split_once('.') {
+        Some((_, name)) => ("IGMedia", name),
+        None if query
+            .get("fields")
+            .is_some_and(|f| f.starts_with("business_discovery")) =>
+        {
+            ("IGUser", field.as_str())
+        }
+        None => ("IGMedia", field.as_str()),
+    };
+    Some(respond(
+        400,
+        nonexisting_field_body(name, node_type),
+        usage,
+        0,
+    ))
+}
+
+/// Takes the removed fields out of the objects of an answer: `business_discovery` and its
+/// media, or a page's `data`.
+fn strip_removed(body: &mut Value, removed: &[String]) {
+    let strip = |object: &mut Value, name: &str| {
+        if let Some(o) = object.as_object_mut() {
+            o.remove(name);
+        }
+    };
+    for field in removed {
+        match (body.get_mut("business_discovery"), field.split_once('.')) {
+            (Some(bd), Some((edge, name))) => {
+                if let Some(list) = bd
+                    .get_mut(edge)
+                    .and_then(|m| m.get_mut("data"))
+                    .and_then(Value::as_array_mut)
+                {
+                    list.iter_mut().for_each(|m| strip(m, name));
+                }
+            }
+            (Some(bd), None) => strip(bd, field),
+            (None, _) => {
+                if let Some(list) = body.get_mut("data").and_then(Value::as_array_mut) {
+                    list.iter_mut().for_each(|m| strip(m, field));
+                }
+            }
+        }
+    }
 }
 
 /// The headers of every Graph answer: `X-App-Usage` and `X-Business-Use-Case-Usage` at
@@ -693,8 +843,15 @@ async fn node(
             .filter(|k| *k < n)?;
         Some(synthetic_brand(&templates, k))
     });
+    let removed = removed_for(&inner, &version, "business_discovery");
+    if let Some(refused) = refuse_removed(&inner, &removed, &q, usage) {
+        return refused;
+    }
     match body {
-        Some(b) => answer(b, &pass),
+        Some(mut b) => {
+            strip_removed(&mut b, &removed);
+            answer(b, &pass)
+        }
         None => {
             let mut e = error_body(110, Some(2207013), Some(false), "Invalid user id");
             e["error"]["error_user_title"] = json!("Cannot find User");
@@ -815,6 +972,10 @@ async fn recent_media(
             0,
         );
     };
+    let removed = removed_for(&inner, &version, "recent_media");
+    if let Some(refused) = refuse_removed(&inner, &removed, &q, usage) {
+        return refused;
+    }
     let index: usize = q
         .get("after")
         .and_then(|a| a.strip_prefix("page"))
@@ -831,7 +992,9 @@ async fn recent_media(
             index + 1
         ));
     }
-    answer(json!({"data": posts, "paging": paging}), &pass)
+    let mut body = json!({"data": posts, "paging": paging});
+    strip_removed(&mut body, &removed);
+    answer(body, &pass)
 }
 
 /// A server that records every request it receives and answers `{}`: where a redirect points,

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per boundary.
 
+mod api_drift;
 mod capture;
 mod cli;
 mod config_errors;
