@@ -160,11 +160,14 @@ struct Kept {
     /// The last run ended because the API rejected the token: read the secret again before
     /// the next run, whatever its age.
     rejected: bool,
+    /// A run of this process wrote a fresh token to the secret: read it again before the next
+    /// run, so that the fresh token is the one used.
+    renewed: bool,
 }
 
 impl Kept {
     fn stale(&self) -> bool {
-        self.rejected || self.read_at.elapsed() >= self.ttl
+        self.rejected || self.renewed || self.read_at.elapsed() >= self.ttl
     }
 }
 
@@ -217,6 +220,7 @@ impl Handler {
                     read_at: Instant::now(),
                     ttl,
                     rejected: false,
+                    renewed: false,
                 });
                 Ok(app)
             }
@@ -239,6 +243,14 @@ impl Handler {
         let before = k.app.clone();
         refresh(k, until.unwrap_or_else(Instant::now)).await;
         (!Arc::ptr_eq(&before, &k.app)).then(|| k.app.clone())
+    }
+
+    /// After a run wrote a fresh token to the secret: the next event reads the secret again
+    /// (whatever the cache time), so the fresh token is used from then on.
+    async fn fresh_token_stored(&self) {
+        if let Some(k) = self.kept.lock().await.as_mut() {
+            k.renewed = true;
+        }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
@@ -347,6 +359,24 @@ impl Handler {
                     continue;
                 }
             }
+            let mut result = result;
+            let summary = match &mut result {
+                Ok(s) => s,
+                Err(e) => e.summary_mut(),
+            };
+            if !summary.token_refresh.is_empty() {
+                let renewed = std::mem::take(&mut summary.renewed_tokens);
+                let arn = setup::Env::read().token_secret_arn;
+                let settled = setup::renew::settle(
+                    &mut summary.token_refresh,
+                    renewed,
+                    arn.as_deref(),
+                    deadlines.writes,
+                );
+                if tracing::Instrument::instrument(settled, span.clone()).await > 0 {
+                    self.fresh_token_stored().await;
+                }
+            }
             let _enter = span.enter();
             let summary = match &result {
                 Ok(s) => s,
@@ -378,9 +408,11 @@ async fn refresh(kept: &mut Kept, until: Instant) {
             kept.app = Arc::new(app);
             kept.read_at = Instant::now();
             kept.rejected = false;
+            kept.renewed = false;
         }
         Ok(Ok(None)) => {
             kept.read_at = Instant::now();
+            kept.renewed = false;
         }
         Ok(Err(e)) => tracing::warn!(
             error_type = e.kind_name(),

@@ -102,6 +102,20 @@ pub(crate) enum Request {
         path: String,
         form: Vec<(&'static str, String)>,
     },
+    /// A [`Request::Form`] whose answer carries a secret the scrubber does not know yet (the new
+    /// token of `oauth/access_token`): no text of that answer may be quoted in an error.
+    SecretForm {
+        path: String,
+        form: Vec<(&'static str, String)>,
+    },
+}
+
+impl Request {
+    /// True when the answer may hold a secret no scrubber knows: its text is never quoted
+    /// ([`GraphError::unquoted`]).
+    pub(crate) fn answer_is_secret(&self) -> bool {
+        matches!(self, Request::SecretForm { .. })
+    }
 }
 
 /// A response whose headers arrived.
@@ -151,7 +165,7 @@ impl LiveClient {
                 let query: Vec<_> = query.iter().cloned().chain(proof).collect();
                 http.get(format!("{}/{path}", self.base)).query(&query)
             }
-            Request::Form { path, form } => {
+            Request::Form { path, form } | Request::SecretForm { path, form } => {
                 let form: Vec<_> = form.iter().cloned().chain(proof).collect();
                 http.post(format!("{}/{path}", self.base)).form(&form)
             }
@@ -187,7 +201,7 @@ impl LiveClient {
     ) -> Result<Answer, GraphError> {
         let (post, path, pairs) = match request {
             Request::Get { path, query } => (false, path, query),
-            Request::Form { path, form } => (true, path, form),
+            Request::Form { path, form } | Request::SecretForm { path, form } => (true, path, form),
         };
         let params = pairs
             .iter()
