@@ -302,7 +302,7 @@ fn due(
 fn exchange_failure(e: &GraphError) -> String {
     match (e.kind, e.status, e.code) {
         (ErrorKind::Token, _, _) => format!(
-            "Meta refused to exchange the token ({e}): it expired or was revoked; create a new long-lived token and put it in the token secret"
+            "Meta refused to exchange the token ({e}): it expired or was revoked, or was issued for another app than IG_APP_ID (or `app_id`); check the app id, else create a new long-lived token and put it in the token secret"
         ),
         // `oauth/access_token` answers an app id or app secret it does not accept with an
         // OAuthException: code 101 (application) or 1 (client secret), HTTP 400.

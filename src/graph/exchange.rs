@@ -10,8 +10,10 @@
 //! body (`POST` with `method=GET`, as `debug_token` does), because the query is part of the URL
 //! and the app secret and the token must never be in one: URLs end up in proxies' and load
 //! balancers' logs. The call goes through the session's one call path (retries, deadline,
-//! booking, scrubbing), as a [`Request::SecretForm`], so that no text of its answer, which
-//! holds a token the scrubber does not know, can be quoted in an error or a log line.
+//! booking, scrubbing), as a [`Request::Exchange`], so that no text of its answer, which
+//! holds a token the scrubber does not know, can be quoted in an error or a log line, and so
+//! that its refusal stops none of the credential's other calls: Meta refuses a token issued for
+//! another app with code 190, which from any other call would mean the token is dead.
 
 use std::time::Duration;
 
@@ -63,8 +65,7 @@ impl Session<'_> {
                 "no app id and app secret for this credential: set IG_APP_ID and IG_APP_SECRET, or `app_id` and `app_secret` in the token secret",
             ));
         };
-        let request = Request::SecretForm {
-            path: "oauth/access_token".into(),
+        let request = Request::Exchange {
             form: vec![
                 ("method", "GET".to_string()),
                 ("grant_type", "fb_exchange_token".to_string()),

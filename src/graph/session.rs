@@ -449,7 +449,9 @@ impl Session<'_> {
                 rand::random::<f64>(),
             ) {
                 Decision::GiveUp => {
-                    self.maybe_stop(lane, &err);
+                    if !request.is_exchange() {
+                        self.maybe_stop(lane, &err);
+                    }
                     return Err(err);
                 }
                 Decision::RetryAfter(delay) => {
@@ -492,7 +494,7 @@ impl Session<'_> {
         }
         decode(status, &body, Some(&self.scrubber))
             .map_err(|e| throttle_time(e, &usage))
-            .map_err(|e| match request.answer_is_secret() {
+            .map_err(|e| match request.is_exchange() {
                 true => e.unquoted(),
                 false => e,
             })

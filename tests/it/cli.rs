@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, Job};
 use serde_json::Value;
 
-use crate::support::graph::FakeGraph;
+use crate::support::graph::{FakeGraph, Fault};
 use crate::support::s3::{sink_for, S3Server};
 use crate::support::{self, cli, config_for, replay_dir, succeed, APP_ID, APP_SECRET, TOKEN};
 
@@ -671,4 +671,38 @@ async fn token_refresh_refused_or_unconfigured_says_what_to_set_and_leaves_the_s
             assert!(!text.contains(secret), "a secret was printed: {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_answer_that_cannot_be_read_is_never_quoted() {
+    let s3 = S3Server::start();
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.set_app(APP_ID, APP_SECRET);
+    let secrets = support::secrets_client(&s3.endpoint);
+    let stored = serde_json::json!({"access_token": TOKEN, "app_secret": APP_SECRET}).to_string();
+    let arn = support::create_token_secret(&secrets, &stored).await;
+    let leaked = "EAAGfreshTOKENnobodyKnows0123456789";
+    for (answer, attempts) in [
+        // Cut off mid-JSON: transient, so retried (and each retry logged) until the attempts end.
+        (format!(r#"{{"access_token": "{leaked}"#), 4),
+        // The form-encoded answer of old API versions: not JSON.
+        (format!("access_token={leaked}&expires=5183944"), 1),
+    ] {
+        let faults = (0..attempts).map(|_| Fault::Raw {
+            status: 200,
+            body: answer.clone(),
+        });
+        fake.fault("oauth/access_token", faults);
+        let output = finish(with_secret(&s3, &fake, &arn).arg("token-refresh"));
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("the answer is not shown, as it may hold a new token"),
+            "{text}"
+        );
+        for secret in [leaked, "EAAGfreshTOKENnobody", TOKEN, APP_SECRET] {
+            assert!(!text.contains(secret), "{secret} was printed: {text}");
+        }
+    }
+    assert_eq!(support::secret_value(&secrets, &arn).await, stored);
 }
