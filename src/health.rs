@@ -248,7 +248,10 @@ enum Due {
     Now,
     /// Report this outcome and message, without exchanging.
     Report(RefreshOutcome, String),
-    /// Nothing to exchange or report: the refresh is off for it, or the check already said why.
+    /// Due, but its credential cannot exchange it (no app id or app secret): the refresh is off
+    /// for it. Said in the log, not reported.
+    Off(f64),
+    /// Nothing to exchange or report: not due and off, or the check already said why.
     Quiet,
 }
 
@@ -289,10 +292,7 @@ fn due(
             Some(d) if h.valid && can_exchange => skipped(format!(
                 "{d} days left: refreshed under {below} (health.refresh_days_left)"
             )),
-            Some(d) if h.valid && d < f64::from(below.get()) => {
-                tracing::info!(ig_user_id = %h.ig_user_id, days_left = d, "the token has fewer days left than health.refresh_days_left ({below}) but is not refreshed automatically: {needs}, or refresh it with ig-collector token-refresh");
-                Due::Quiet
-            }
+            Some(d) if h.valid && d < f64::from(below.get()) => Due::Off(d),
             _ => Due::Quiet,
         },
     }
@@ -354,6 +354,13 @@ pub async fn renew(
         };
         match decision {
             Due::Quiet => {}
+            Due::Off(d) => {
+                let below = match when {
+                    Renew::Below(b) => b.get(),
+                    _ => 0,
+                };
+                tracing::info!(ig_user_id = %user, days_left = d, "the token has fewer days left than health.refresh_days_left ({below}) but is not refreshed automatically: that needs the app id (IG_APP_ID, or `app_id` in the token secret) and the app secret (IG_APP_SECRET, or `app_secret`); or refresh it with ig-collector token-refresh");
+            }
             Due::Report(outcome, message) => out.report.push(line(outcome, message)),
             Due::Now => {
                 let Some(i) = exchanged.iter().position(|(l, _)| *l == lane) else {
@@ -450,6 +457,7 @@ mod tests {
         let below = Renew::Below(NonZeroU32::new(14).expect("non-zero"));
         let outcome = |d: Due| match d {
             Due::Now => "now".to_string(),
+            Due::Off(_) => "off".to_string(),
             Due::Quiet => "quiet".to_string(),
             Due::Report(o, _) => o.name().to_string(),
         };
@@ -458,7 +466,8 @@ mod tests {
         for (checked, can, when, expected) in [
             (health(Some(13.9), true), true, below, "now"),
             (health(Some(14.0), true), true, below, "skipped"),
-            (health(Some(3.0), true), false, below, "quiet"),
+            (health(Some(3.0), true), false, below, "off"),
+            (health(Some(30.0), true), false, below, "quiet"),
             (health(Some(3.0), false), true, below, "quiet"),
             (health(None, true), true, below, "quiet"),
             (failed_check.clone(), true, below, "quiet"),

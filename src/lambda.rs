@@ -5,7 +5,10 @@
 //! the process, its credentials read again from the token secret when they are older than
 //! `TOKEN_CACHE_TTL_SECS` (15 minutes) or the API rejected them, so a rotated token is taken up
 //! without a new process. A run whose token was rejected before it collected anything runs once
-//! more at once if the secret holds a new token. A setup that fails or does not finish in time fails that event only, as an
+//! more at once if the secret holds a new token. When a run's daily check refreshed a token,
+//! the fresh token is written to the secret after the run (`setup::renew::settle`, bounded by
+//! the run's write deadline) and the secret is read again at the next event, so the process
+//! calls with it from then on. A setup that fails or does not finish in time fails that event only, as an
 //! invocation error (alarms, retries, the failure queue) with a message that says what to fix;
 //! the next event tries again. Run at cold start instead, a Secrets Manager that never answered
 //! would hang the process before its first event, and a passing fault (a 500) would be kept

@@ -151,9 +151,9 @@ pub async fn run_until(
                 brands::collect(app, &session, scheduled, deadlines.writes),
                 check
             );
-            // After the brand calls, never beside them: an exchange refused with code 190
-            // would stop its credential's calls. Booked with the check, before the final
-            // booking, so that the ledger counts it.
+            // After the brand calls, not before or beside them: their posts never wait for it,
+            // and it spends only the call booked for it (`book_brands`). Before the final
+            // booking below, so that the ledger counts it.
             if let (true, Some(below)) = (daily, app.config.health.refresh_days_left) {
                 let renewal = health::renew(&session, &checked, health::Renew::Below(below)).await;
                 summary.token_refresh = renewal.report;
@@ -336,7 +336,8 @@ async fn plan_and_reserve(
 
 /// Books the brands run's calls in the credentials' ledger (the hashtag state) before any call:
 /// on each credential, its accounts' calls with every retry the policy allows, and the token
-/// check's and refresh's, within what the credential's hour has left. The session then sends no more.
+/// check's and refresh's, within what the credential's hour has left. The session then sends no
+/// more.
 async fn book_brands(
     app: &App,
     session: &Session<'_>,
