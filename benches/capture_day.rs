@@ -431,6 +431,7 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
             app_secret: None,
+            app_id: None,
         }],
     )
     .expect("client");

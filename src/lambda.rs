@@ -5,7 +5,10 @@
 //! the process, its credentials read again from the token secret when they are older than
 //! `TOKEN_CACHE_TTL_SECS` (15 minutes) or the API rejected them, so a rotated token is taken up
 //! without a new process. A run whose token was rejected before it collected anything runs once
-//! more at once if the secret holds a new token. A setup that fails or does not finish in time fails that event only, as an
+//! more at once if the secret holds a new token. When a run's daily check refreshed a token,
+//! the fresh token is written to the secret after the run (`setup::renew::settle`, bounded by
+//! the run's write deadline) and the secret is read again at the next event, so the process
+//! calls with it from then on. A setup that fails or does not finish in time fails that event only, as an
 //! invocation error (alarms, retries, the failure queue) with a message that says what to fix;
 //! the next event tries again. Run at cold start instead, a Secrets Manager that never answered
 //! would hang the process before its first event, and a passing fault (a 500) would be kept
@@ -160,11 +163,14 @@ struct Kept {
     /// The last run ended because the API rejected the token: read the secret again before
     /// the next run, whatever its age.
     rejected: bool,
+    /// A run of this process wrote a fresh token to the secret: read it again before the next
+    /// run, so that the fresh token is the one used.
+    renewed: bool,
 }
 
 impl Kept {
     fn stale(&self) -> bool {
-        self.rejected || self.read_at.elapsed() >= self.ttl
+        self.rejected || self.renewed || self.read_at.elapsed() >= self.ttl
     }
 }
 
@@ -217,6 +223,7 @@ impl Handler {
                     read_at: Instant::now(),
                     ttl,
                     rejected: false,
+                    renewed: false,
                 });
                 Ok(app)
             }
@@ -239,6 +246,14 @@ impl Handler {
         let before = k.app.clone();
         refresh(k, until.unwrap_or_else(Instant::now)).await;
         (!Arc::ptr_eq(&before, &k.app)).then(|| k.app.clone())
+    }
+
+    /// After a run wrote a fresh token to the secret: the next event reads the secret again
+    /// (whatever the cache time), so the fresh token is used from then on.
+    async fn fresh_token_stored(&self) {
+        if let Some(k) = self.kept.lock().await.as_mut() {
+            k.renewed = true;
+        }
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
@@ -347,6 +362,24 @@ impl Handler {
                     continue;
                 }
             }
+            let mut result = result;
+            let summary = match &mut result {
+                Ok(s) => s,
+                Err(e) => e.summary_mut(),
+            };
+            if !summary.token_refresh.is_empty() {
+                let renewed = std::mem::take(&mut summary.renewed_tokens);
+                let arn = setup::Env::read().token_secret_arn;
+                let settled = setup::renew::settle(
+                    &mut summary.token_refresh,
+                    renewed,
+                    arn.as_deref(),
+                    deadlines.writes,
+                );
+                if tracing::Instrument::instrument(settled, span.clone()).await > 0 {
+                    self.fresh_token_stored().await;
+                }
+            }
             let _enter = span.enter();
             let summary = match &result {
                 Ok(s) => s,
@@ -378,9 +411,11 @@ async fn refresh(kept: &mut Kept, until: Instant) {
             kept.app = Arc::new(app);
             kept.read_at = Instant::now();
             kept.rejected = false;
+            kept.renewed = false;
         }
         Ok(Ok(None)) => {
             kept.read_at = Instant::now();
+            kept.renewed = false;
         }
         Ok(Err(e)) => tracing::warn!(
             error_type = e.kind_name(),

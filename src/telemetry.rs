@@ -14,6 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::collect::RunSummary;
+use crate::health::RefreshOutcome;
 
 /// `RUST_LOG` when set, else `level` (`info`, `debug`, …).
 fn filter(level: &str) -> EnvFilter {
@@ -204,6 +205,27 @@ pub fn emf(
         .reduce(f64::min);
     if let Some(d) = days_left {
         metrics.push(("TokenDaysLeft", "None", d));
+    }
+    // Only when the daily check's refresh looked at a token: fresh tokens stored, and refreshes
+    // that failed (a token exchanged but not stored counts as failed: it was not taken up).
+    if !summary.token_refresh.is_empty() {
+        let count = |keep: &dyn Fn(RefreshOutcome) -> bool| {
+            summary
+                .token_refresh
+                .iter()
+                .filter(|r| keep(r.outcome))
+                .count() as f64
+        };
+        metrics.push((
+            "TokensRefreshed",
+            "Count",
+            count(&|o| o == RefreshOutcome::Refreshed),
+        ));
+        metrics.push((
+            "TokenRefreshFailed",
+            "Count",
+            count(&|o| matches!(o, RefreshOutcome::Failed | RefreshOutcome::Exchanged)),
+        ));
     }
     // Hashtags runs only: what the budget left waiting, and what aged out before it was reached.
     if let Some(n) = summary.posts_behind {

@@ -11,6 +11,7 @@ use ig_collector::collect::{self, App, Job};
 use ig_collector::config::Config;
 use ig_collector::ddl::Engine;
 use ig_collector::graph::Source;
+use ig_collector::health::RefreshOutcome;
 use ig_collector::records::Kind;
 use ig_collector::reprocess::{self, DEFAULT_MAX_DOWNLOAD_BYTES};
 use ig_collector::setup::{self, Choice, Env};
@@ -71,6 +72,14 @@ enum Command {
         /// switching to it.
         #[arg(long, value_parser = parse_api_version)]
         api_version: Option<String>,
+    },
+    /// Exchanges each credential's token for a fresh one (about 60 days) and writes it back to
+    /// the token secret (IG_TOKEN_SECRET_ARN). Needs the app id (IG_APP_ID, or `app_id` in the
+    /// secret) and the app secret (IG_APP_SECRET, or `app_secret`).
+    TokenRefresh {
+        /// Only report each token's days left and whether it could be refreshed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Looks up the hashtag ids not pinned in the configuration and prints the lines to paste.
     ResolveHashtags {
@@ -221,6 +230,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::All(a) => run_jobs(config, &env, &[Job::Brands, Job::Hashtags], a).await,
         Command::TokenStatus => token_status(config, &env).await,
         Command::CheckApi { replay, .. } => check_api(config, &env, replay).await,
+        Command::TokenRefresh { dry_run } => token_refresh(&config, &env, dry_run).await,
         Command::Schema { kind } => {
             let value = match kind {
                 Some(kind) => schema::schema(kind, &config.validation),
@@ -288,6 +298,13 @@ fn check_config(config: &Config, env: &Env, credentials: Option<usize>) -> Resul
     }
     let used = config.check_budget(credentials)?;
     say!("budget: {}", used.arithmetic);
+    match config.health.refresh_days_left {
+        None => say!("token refresh: off (health.refresh_days_left = 0)"),
+        Some(days) => say!(
+            "token refresh: the daily check exchanges a token with fewer than {days} days left for a fresh one and writes it to the token secret (health.refresh_days_left), for credentials with an app id and an app secret{}",
+            if env.app_id.is_some() { "" } else { " (IG_APP_ID is not set here: unless the secret holds `app_id`, tokens are not refreshed)" }
+        ),
+    }
     let mut problems = Vec::new();
     for job in [Job::Brands, Job::Hashtags] {
         let plan = ig_collector::plan::plan(&config.for_job(job), credentials, job);
@@ -331,7 +348,7 @@ async fn run_jobs(config: Config, env: &Env, jobs: &[Job], args: RunArgs) -> Res
     // Every job runs, and every failure is reported, not only the last.
     let mut failures = Vec::new();
     for job in jobs {
-        if let Err(Failure(code, message)) = run_one(&app, *job, at).await {
+        if let Err(Failure(code, message)) = run_one(&app, env, *job, at).await {
             failures.push((code, message));
         }
     }
@@ -368,8 +385,18 @@ fn writable(dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_one(app: &App, job: Job, at: DateTime<Utc>) -> Result<(), Failure> {
-    let result = collect::run(app, job, at, None).await;
+async fn run_one(app: &App, env: &Env, job: Job, at: DateTime<Utc>) -> Result<(), Failure> {
+    let mut result = collect::run(app, job, at, None).await;
+    // The daily check may have refreshed a token: it goes to the token secret it came from.
+    let summary = match &mut result {
+        Ok(s) => s,
+        Err(e) => e.summary_mut(),
+    };
+    if !summary.token_refresh.is_empty() {
+        let renewed = std::mem::take(&mut summary.renewed_tokens);
+        let arn = env.token_secret_arn.as_deref();
+        setup::renew::settle(&mut summary.token_refresh, renewed, arn, None).await;
+    }
     let summary = match &result {
         Ok(s) => s,
         Err(e) => e.summary(),
@@ -441,6 +468,39 @@ async fn check_api(config: Config, env: &Env, replay: Option<PathBuf>) -> Result
     ))
 }
 
+/// Prints the refresh report (JSON, one entry per credential, no token); fails when a token
+/// could not be refreshed.
+async fn token_refresh(config: &Config, env: &Env, dry_run: bool) -> Result<(), Failure> {
+    let report = setup::renew::refresh(config, env, dry_run).await?;
+    say!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    let failed: Vec<String> = report
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                RefreshOutcome::Refreshed | RefreshOutcome::Skipped | RefreshOutcome::Superseded
+            )
+        })
+        .map(|r| format!("Instagram user {}: {}", r.ig_user_id, r.message))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure(
+            1,
+            format!(
+                "{} of {} tokens not refreshed: {}",
+                failed.len(),
+                report.len(),
+                failed.join("; ")
+            ),
+        ))
+    }
+}
+
 async fn resolve_hashtags(
     config: Config,
     env: &Env,
@@ -483,7 +543,7 @@ async fn reprocess(config: Config, env: &Env, request: &reprocess::Request) -> R
         if !part.is_empty() {
             tracing::info!(part = %part, "reprocessing one part of a sharded run");
         }
-        if let Err(e) = run_one(app, prepared.job, prepared.at).await {
+        if let Err(e) = run_one(app, env, prepared.job, prepared.at).await {
             failure = Some(e);
         }
     }

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::graph::{ErrorKind, GraphError, GraphStats, Source};
-use crate::health::TokenHealth;
+use crate::health::{RenewedTokens, TokenHealth, TokenRefresh};
 use crate::records::Kind;
 use crate::sink::{Sink, SinkError};
 use crate::validate::TallyRow;
@@ -194,6 +194,13 @@ pub struct RunSummary {
     /// Why the stored removed fields were not (wholly) used, when they were not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields_removed_note: Option<String>,
+    /// What the daily check's refresh did with each token (`health.refresh_days_left`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub token_refresh: Vec<TokenRefresh>,
+    /// The fresh tokens of that refresh, for the caller to store in the token secret
+    /// (`setup::renew::settle`): never serialized, and they print nothing of themselves.
+    #[serde(skip)]
+    pub renewed_tokens: RenewedTokens,
     /// Where the run's raw Graph responses were stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw_capture: Option<String>,
@@ -232,6 +239,17 @@ pub enum RunError {
 
 impl RunError {
     pub fn summary(&self) -> &RunSummary {
+        match self {
+            RunError::TokenRejected(_, s)
+            | RunError::AllTargetsFailed(s)
+            | RunError::StateUnreadable(_, s)
+            | RunError::ScheduledAhead(_, s)
+            | RunError::Write(_, s) => s,
+        }
+    }
+
+    /// The summary, to complete it after the run (the refreshed tokens stored).
+    pub fn summary_mut(&mut self) -> &mut RunSummary {
         match self {
             RunError::TokenRejected(_, s)
             | RunError::AllTargetsFailed(s)

@@ -105,6 +105,8 @@ pub async fn run_until(
         token_health: Vec::new(),
         fields_removed: Vec::new(),
         fields_removed_note: None,
+        token_refresh: Vec::new(),
+        renewed_tokens: Default::default(),
         raw_capture: None,
         graph: GraphStats::default(),
         duration_ms: 0,
@@ -158,6 +160,14 @@ pub async fn run_until(
                 brands::collect(app, &session, scheduled, deadlines.writes),
                 check
             );
+            // After the brand calls, not before or beside them: their posts never wait for it,
+            // and it spends only the call booked for it (`book_brands`). Before the final
+            // booking below, so that the ledger counts it.
+            if let (true, Some(below)) = (daily, app.config.health.refresh_days_left) {
+                let renewal = health::renew(&session, &checked, health::Renew::Below(below)).await;
+                summary.token_refresh = renewal.report;
+                summary.renewed_tokens = renewal.tokens;
+            }
             summary.token_health = checked.into_iter().filter_map(Result::ok).collect();
             collected
         }
@@ -369,7 +379,8 @@ async fn plan_and_reserve(
 
 /// Books the brands run's calls in the credentials' ledger (the hashtag state) before any call:
 /// on each credential, its accounts' calls with every retry the policy allows, and the token
-/// check's, within what the credential's hour has left. The session then sends no more.
+/// check's and refresh's, within what the credential's hour has left. The session then sends no
+/// more.
 async fn book_brands(
     app: &App,
     session: &Session<'_>,
@@ -388,7 +399,11 @@ async fn book_brands(
                 let accounts = (0..app.config.targets.len())
                     .filter(|i| i % lanes == lane)
                     .count() as u64;
-                let wanted = (accounts + u64::from(daily)) * attempts;
+                // The daily check: `debug_token`, and the exchange of a token due for a refresh.
+                let renews =
+                    app.config.health.refresh_days_left.is_some() && app.source.can_exchange(lane);
+                let checks = u64::from(daily) * (1 + u64::from(renews));
+                let wanted = (accounts + checks) * attempts;
                 let key = hashtags::lane_key(session, lane);
                 let spend = brands_booking(&loaded.state, &key, total, wanted, run.calls, &run.id);
                 session.limit_calls(lane, spend.calls);

@@ -46,7 +46,10 @@ impl Config {
     }
 
     /// Calls per hour the brands job makes on credential `lane`: one per account per run, and
-    /// the daily token check (booked as one call every hour, to be safe).
+    /// the daily token check (booked as one call every hour, to be safe). When the check also
+    /// refreshes the token (`health.refresh_days_left`, once in some 45 days), that hour's run
+    /// sends one call more than this plans: the ledger books what each run really sends, and the
+    /// hashtags job never spends past the whole allowance less every booking (`pager::Lane`).
     fn brands_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
         self.accounts_on(lane, lanes) as u64 * u64::from(self.budget.brands_runs_per_hour) + 1
     }

@@ -290,6 +290,9 @@ pub(super) fn check(
             call_time: Duration::from_millis(fo.call_time_ms),
             checks_tokens: true,
         },
+        health: HealthSettings {
+            refresh_days_left: std::num::NonZeroU32::new(raw.health.refresh_days_left),
+        },
         targets,
     }
 }

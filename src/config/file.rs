@@ -37,6 +37,9 @@ pub(super) struct FileConfig {
     pub(super) fanout: FanoutSection,
     #[serde(default)]
     #[validate(nested)]
+    pub(super) health: HealthSection,
+    #[serde(default)]
+    #[validate(nested)]
     pub(super) targets: Vec<TargetEntry>,
 }
 
@@ -105,6 +108,32 @@ pub(super) fn default_invocation_timeout_secs() -> u64 {
 }
 pub(super) fn default_call_time_ms() -> u64 {
     4000
+}
+
+/// The token's health: when the daily check refreshes a token by itself.
+#[derive(Debug, Deserialize, Validate)]
+pub(super) struct HealthSection {
+    #[serde(default = "default_refresh_days_left")]
+    #[validate(range(
+        min = 0,
+        max = 50,
+        message = "0 turns the refresh off; a long-lived token lasts about 60 days, and one refreshed with more days left than 50 would be refreshed every day"
+    ))]
+    pub(super) refresh_days_left: u32,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            refresh_days_left: default_refresh_days_left(),
+        }
+    }
+}
+
+/// The level at which the daily check starts to warn (`health::WARN_DAYS`): a token is
+/// refreshed before anyone is warned about it, with two weeks of daily checks left to retry.
+pub(super) fn default_refresh_days_left() -> u32 {
+    14
 }
 
 #[derive(Debug, Deserialize, Default, Validate)]

@@ -83,7 +83,17 @@ pub struct Config {
     pub validation: crate::validate::Rules,
     pub sink: SinkSettings,
     pub fanout: FanoutSettings,
+    pub health: HealthSettings,
     pub targets: Vec<Target>,
+}
+
+/// What the daily token check does besides reporting (`[health]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// A token with fewer days left than this is exchanged for a fresh one by the daily check
+    /// (`health::renew`), when its credential has an app id and an app secret; `None` (the
+    /// file's 0): never. Non-zero by its type, so "refresh below 0 days" cannot be asked for.
+    pub refresh_days_left: Option<std::num::NonZeroU32>,
 }
 
 /// What one invocation can take on; `plan` cuts a run into shards that each fit it.

@@ -107,6 +107,16 @@ impl GraphError {
         }
     }
 
+    /// The same error without any text of the answer: for an answer that may hold a secret the
+    /// scrubber does not know (a new token). Only a Graph error object's own `message` is kept
+    /// (an error carries no new token); any other text about an answer may quote its body.
+    pub(crate) fn unquoted(mut self) -> GraphError {
+        if self.code.is_none() && self.status.is_some() {
+            self.message = "the answer is not shown, as it may hold a new token".into();
+        }
+        self
+    }
+
     /// The same error with every text it carries scrubbed of secrets.
     pub fn scrubbed(mut self, scrubber: &Scrubber) -> GraphError {
         self.message = scrubber.scrub(&self.message);

@@ -102,6 +102,22 @@ pub(crate) enum Request {
         path: String,
         form: Vec<(&'static str, String)>,
     },
+    /// `POST {base}/oauth/access_token` with a form body: a token exchanged for a fresh one
+    /// (`graph::exchange`). Its answer holds a secret no scrubber knows yet (the fresh token),
+    /// so no text of it is ever quoted ([`GraphError::unquoted`]); and its refusal speaks of the
+    /// exchange, not of the credential's other calls (a token of another app is refused with
+    /// code 190 too), so it stops none of them.
+    Exchange { form: Vec<(&'static str, String)> },
+}
+
+/// Where [`Request::Exchange`] goes, relative to the versioned base URL.
+pub(crate) const EXCHANGE_PATH: &str = "oauth/access_token";
+
+impl Request {
+    /// True for [`Request::Exchange`]: its answer is never quoted, its refusal stops no call.
+    pub(crate) fn is_exchange(&self) -> bool {
+        matches!(self, Request::Exchange { .. })
+    }
 }
 
 /// A response whose headers arrived.
@@ -155,6 +171,11 @@ impl LiveClient {
                 let form: Vec<_> = form.iter().cloned().chain(proof).collect();
                 http.post(format!("{}/{path}", self.base)).form(&form)
             }
+            Request::Exchange { form } => {
+                let form: Vec<_> = form.iter().cloned().chain(proof).collect();
+                http.post(format!("{}/{EXCHANGE_PATH}", self.base))
+                    .form(&form)
+            }
         };
         let response = builder
             .bearer_auth(token)
@@ -186,8 +207,9 @@ impl LiveClient {
         max_body_bytes: u64,
     ) -> Result<Answer, GraphError> {
         let (post, path, pairs) = match request {
-            Request::Get { path, query } => (false, path, query),
-            Request::Form { path, form } => (true, path, form),
+            Request::Get { path, query } => (false, path.as_str(), query),
+            Request::Form { path, form } => (true, path.as_str(), form),
+            Request::Exchange { form } => (true, EXCHANGE_PATH, form),
         };
         let params = pairs
             .iter()
@@ -200,7 +222,7 @@ impl LiveClient {
             .collect();
         let sent = wire.send(WireRequest {
             post,
-            path: path.clone(),
+            path: path.to_string(),
             params,
             token: self.credentials.token.clone(),
         });

@@ -1,8 +1,8 @@
 //! The Instagram Graph API: **the only module that knows Graph HTTP and JSON.**
 //!
 //! A [`Source`] answers the calls the collector makes (`business_discovery`,
-//! `ig_hashtag_search`, `recent_media`, `debug_token`), either live over HTTP or from recorded
-//! response files (`--replay`). Both go through [`decode`], so a replayed run exercises the same
+//! `ig_hashtag_search`, `recent_media`, `debug_token`, `oauth/access_token`), either live over
+//! HTTP or from recorded response files (`--replay`). Both go through [`decode`], so a replayed run exercises the same
 //! parsing as a live one. Errors are decoded once, into a [`GraphError`] whose [`ErrorKind`]
 //! drives the pure retry decision in [`retry`].
 //!
@@ -14,12 +14,14 @@
 //! - [`repair`]: undecodable characters in a body → a marker validation counts (pure);
 //! - [`source`]: [`Source`] (live or replay) and [`Credentials`];
 //! - [`session`]: one run's calls: counters, deadline, stop switch, the one retrying call path;
+//! - [`exchange`]: a long-lived token exchanged for a fresh one (`oauth/access_token`);
 //! - `http`: the reqwest client (or an in-process [`Wire`]) and sending one request, reading its
 //!   body under a size cap;
 //! - [`replay`]: capture names, gzip, reading recorded bodies;
 //! - [`retry`], [`usage`], [`shapes`]: the retry decision, usage headers, response shapes.
 
 pub mod error;
+pub mod exchange;
 pub mod fields;
 mod http;
 pub mod repair;
@@ -32,6 +34,7 @@ pub mod token;
 pub mod usage;
 
 pub use error::{decode, ApiError, GraphError};
+pub use exchange::Exchanged;
 pub use fields::{business_discovery_fields, Endpoint, FieldRef, Omitted};
 pub use http::{LiveClient, Wire, WireAnswer, WireRequest};
 pub use replay::{gunzip, gunzip_capped, gzip, read_recorded, Captured};

@@ -275,7 +275,7 @@ impl Session<'_> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    fn client(&self, lane: usize) -> Option<(usize, &LiveClient)> {
+    pub(super) fn client(&self, lane: usize) -> Option<(usize, &LiveClient)> {
         match self.source {
             Source::Live(c) if !c.is_empty() => Some((lane % c.len(), &c[lane % c.len()])),
             _ => None,
@@ -511,7 +511,7 @@ impl Session<'_> {
 
     /// The one call path: one logical call with the usage gate, the stop switches, the
     /// deadline, retries and throttling applied. Every error it returns is scrubbed.
-    async fn call(
+    pub(super) async fn call(
         &self,
         lane: usize,
         c: &LiveClient,
@@ -574,7 +574,9 @@ impl Session<'_> {
                 rand::random::<f64>(),
             ) {
                 Decision::GiveUp => {
-                    self.maybe_stop(lane, &err);
+                    if !request.is_exchange() {
+                        self.maybe_stop(lane, &err);
+                    }
                     return Err(err);
                 }
                 Decision::RetryAfter(delay) => {
@@ -615,7 +617,12 @@ impl Session<'_> {
         if let Some(path) = capture {
             self.capture(path, &body);
         }
-        decode(status, &body, Some(&self.scrubber)).map_err(|e| throttle_time(e, &usage))
+        decode(status, &body, Some(&self.scrubber))
+            .map_err(|e| throttle_time(e, &usage))
+            .map_err(|e| match request.is_exchange() {
+                true => e.unquoted(),
+                false => e,
+            })
     }
 
     fn note_usage(&self, usage: &Usage) {

@@ -23,6 +23,18 @@ pub struct Credentials {
     pub token: AccessToken,
     /// When set, every call carries `appsecret_proof`.
     pub app_secret: Option<AppSecret>,
+    /// The Meta app's id, set only for a token read from the token secret: with the app secret
+    /// it lets the token be exchanged for a fresh one (`Session::exchange_token`), which is
+    /// then written back to that secret. A token from `IG_ACCESS_TOKEN` has nowhere to be
+    /// written, so it is never exchanged.
+    pub app_id: Option<String>,
+}
+
+impl Credentials {
+    /// True when the token can be exchanged for a fresh one: the app id and app secret are known.
+    pub fn can_exchange(&self) -> bool {
+        self.app_id.is_some() && self.app_secret.is_some()
+    }
 }
 
 /// Where Graph responses come from.
@@ -92,6 +104,17 @@ impl Source {
         match self {
             Source::Live(clients) => clients.get(lane).map(|c| Source::Live(vec![c.clone()])),
             Source::Replay(dir) => Some(Source::Replay(dir.clone())),
+        }
+    }
+
+    /// True when credential `lane`'s token can be exchanged for a fresh one
+    /// ([`Credentials::can_exchange`]); never for a replay.
+    pub fn can_exchange(&self, lane: usize) -> bool {
+        match self {
+            Source::Live(clients) => clients
+                .get(lane)
+                .is_some_and(|c| c.credentials.can_exchange()),
+            Source::Replay(_) => false,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct Env {
     pub token_secret_arn: Option<String>,
     /// `IG_APP_SECRET`: turns on `appsecret_proof`. Never printed.
     pub app_secret: Option<String>,
+    /// `IG_APP_ID`: the Meta app's id, which (with the app secret) lets a token be exchanged for
+    /// a fresh one (`ig-collector token-refresh`, `health.refresh_days_left`). Not a secret.
+    pub app_id: Option<String>,
     /// `TOKEN_CACHE_TTL_SECS`: how long a warm Lambda process keeps the token it read from the
     /// secret before reading it again (checked by [`super::token_cache_ttl`]).
     pub token_cache_ttl_secs: Option<String>,
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Env {
             .field("ig_user_ids", &self.ig_user_ids.len())
             .field("access_tokens", &self.access_tokens.len())
             .field("token_secret_arn", &self.token_secret_arn)
+            .field("app_id", &self.app_id)
             .field("token_cache_ttl_secs", &self.token_cache_ttl_secs)
             .field("lambda_log_level", &self.lambda_log_level)
             .field(
@@ -88,6 +92,7 @@ impl Env {
             access_tokens: list("IG_ACCESS_TOKEN"),
             token_secret_arn: var("IG_TOKEN_SECRET_ARN"),
             app_secret: var("IG_APP_SECRET"),
+            app_id: var("IG_APP_ID"),
             token_cache_ttl_secs: var("TOKEN_CACHE_TTL_SECS"),
             lambda_log_level: var("AWS_LAMBDA_LOG_LEVEL"),
         }

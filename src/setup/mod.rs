@@ -9,6 +9,7 @@
 //! error that names it, not in a cold start that never takes its first event.
 
 mod env;
+pub mod renew;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,6 +63,15 @@ pub enum SetupError {
     Graph(#[from] GraphError),
     #[error("TOKEN_CACHE_TTL_SECS is \"{0}\": set it to a whole number of seconds (900 reads the token secret again every 15 minutes), or unset it")]
     BadTokenCacheTtl(String),
+    /// The value written is not shown, nor any token: the message is scrubbed of them.
+    #[error("could not write the fresh token to the token secret {arn}: {message}; check that this role may call secretsmanager:PutSecretValue on it (template.yaml grants it when IgAppId is set)")]
+    SecretWrite { arn: String, message: String },
+    #[error("a refreshed token is written back to the token secret, and there is none: set IG_TOKEN_SECRET_ARN to the Secrets Manager secret that holds the token (a token in IG_ACCESS_TOKEN cannot be rewritten); --dry-run only reports")]
+    RefreshWithoutSecret,
+    #[error("no app id for credential {entry} (Instagram user {ig_user_id}): set IG_APP_ID to the id of the Meta app the token was issued for (App Dashboard, App settings, Basic), or put `app_id` in the token secret")]
+    MissingAppId { entry: usize, ig_user_id: String },
+    #[error("no app secret for credential {entry} (Instagram user {ig_user_id}): put `app_secret` in the token secret, or set IG_APP_SECRET, to the secret of the Meta app the token was issued for")]
+    MissingAppSecret { entry: usize, ig_user_id: String },
 }
 
 impl SetupError {
@@ -79,6 +89,10 @@ impl SetupError {
             SetupError::Unfinished { .. } => "SetupTimeout",
             SetupError::MissingBucket => "BucketMissing",
             SetupError::Graph(_) => "GraphClientSetup",
+            SetupError::SecretWrite { .. } => "TokenNotStored",
+            SetupError::RefreshWithoutSecret
+            | SetupError::MissingAppId { .. }
+            | SetupError::MissingAppSecret { .. } => "RefreshUnavailable",
         }
     }
 }
@@ -253,7 +267,9 @@ fn same_credentials(source: &Source, fresh: &[Credentials]) -> bool {
 
 /// The credentials, one or more: from Secrets Manager when `IG_TOKEN_SECRET_ARN` is set, else
 /// `IG_USER_ID` and `IG_ACCESS_TOKEN` (comma-separated lists of the same length for several).
-/// `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`.
+/// `IG_APP_SECRET` (or `app_secret` in the secret) turns on `appsecret_proof`. `IG_APP_ID` (or
+/// `app_id` in the secret) is kept for tokens read from the secret only: a refreshed token is
+/// written back there (`renew`), and a token from `IG_ACCESS_TOKEN` has nowhere to go.
 /// The Secrets Manager read ends by `until` (and within [`SECRET_READ_TIMEOUT`]).
 ///
 /// No Instagram user id may be named twice: two credentials of one user share one hourly budget,
@@ -262,51 +278,81 @@ pub async fn credentials(
     env: &Env,
     until: Option<Instant>,
 ) -> Result<Vec<Credentials>, SetupError> {
-    let app_secret = env.app_secret.clone();
-    let source_name = if env.token_secret_arn.is_some() {
+    let entries = match &env.token_secret_arn {
+        Some(arn) => {
+            let text = read_secret_text(arn, until).await?;
+            let secret = parse_secret(&text).map_err(|message| SetupError::Secret {
+                arn: arn.clone(),
+                message,
+            })?;
+            secret_entries(secret, env)?
+        }
+        None => env_entries(env)?,
+    };
+    credentials_of(entries, env)
+}
+
+/// The entries of the token secret, the user id of a one-token secret taken from `IG_USER_ID`.
+fn secret_entries(secret: SecretValue, env: &Env) -> Result<Vec<Entry>, SetupError> {
+    match secret {
+        SecretValue::Many(many) => Ok(many),
+        SecretValue::One(mut entry) => {
+            let ids = &env.ig_user_ids;
+            match ids.len() {
+                0 => return Err(SetupError::MissingUserId),
+                1 => {}
+                n => return Err(SetupError::UserIdCount(n)),
+            }
+            entry.ig_user_id = ids[0].clone();
+            Ok(vec![entry])
+        }
+    }
+}
+
+/// `IG_USER_ID` and `IG_ACCESS_TOKEN`, paired.
+fn env_entries(env: &Env) -> Result<Vec<Entry>, SetupError> {
+    let ids = env.ig_user_ids.clone();
+    let tokens = env.access_tokens.clone();
+    if tokens.is_empty() {
+        return Err(SetupError::MissingToken);
+    }
+    if ids.is_empty() {
+        return Err(SetupError::MissingUserId);
+    }
+    if ids.len() != tokens.len() {
+        return Err(SetupError::CredentialCount {
+            ids: ids.len(),
+            tokens: tokens.len(),
+        });
+    }
+    Ok(ids
+        .into_iter()
+        .zip(tokens)
+        .map(|(ig_user_id, token)| Entry {
+            ig_user_id,
+            token,
+            app_secret: None,
+            app_id: None,
+        })
+        .collect())
+}
+
+/// Checks the entries (numeric, distinct user ids) and completes them from the environment.
+fn credentials_of(entries: Vec<Entry>, env: &Env) -> Result<Vec<Credentials>, SetupError> {
+    let from_secret = env.token_secret_arn.is_some();
+    let source_name = if from_secret {
         "the token secret's `credentials`"
     } else {
         "IG_USER_ID"
     };
-    let pairs: Vec<(String, String, Option<String>)> = match &env.token_secret_arn {
-        Some(arn) => {
-            let secret = read_secret(arn, until).await?;
-            match secret {
-                SecretValue::Many(many) => many,
-                SecretValue::One(token, app) => {
-                    let ids = &env.ig_user_ids;
-                    match ids.len() {
-                        0 => return Err(SetupError::MissingUserId),
-                        1 => {}
-                        n => return Err(SetupError::UserIdCount(n)),
-                    }
-                    vec![(ids[0].clone(), token, app)]
-                }
-            }
-        }
-        None => {
-            let ids = env.ig_user_ids.clone();
-            let tokens = env.access_tokens.clone();
-            if tokens.is_empty() {
-                return Err(SetupError::MissingToken);
-            }
-            if ids.is_empty() {
-                return Err(SetupError::MissingUserId);
-            }
-            if ids.len() != tokens.len() {
-                return Err(SetupError::CredentialCount {
-                    ids: ids.len(),
-                    tokens: tokens.len(),
-                });
-            }
-            ids.into_iter()
-                .zip(tokens)
-                .map(|(i, t)| (i, t, None))
-                .collect()
-        }
-    };
-    let mut out: Vec<Credentials> = Vec::with_capacity(pairs.len());
-    for (i, (ig_user_id, token, app)) in pairs.into_iter().enumerate() {
+    let mut out: Vec<Credentials> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let Entry {
+            ig_user_id,
+            token,
+            app_secret,
+            app_id,
+        } = entry;
         if !crate::validate::is_digits(&ig_user_id) {
             return Err(SetupError::BadUserId(i + 1));
         }
@@ -321,25 +367,56 @@ pub async fn credentials(
         out.push(Credentials {
             ig_user_id,
             token: AccessToken::new(token),
-            app_secret: app.or_else(|| app_secret.clone()).map(AppSecret::new),
+            app_secret: app_secret
+                .or_else(|| env.app_secret.clone())
+                .map(AppSecret::new),
+            app_id: app_id
+                .or_else(|| env.app_id.clone())
+                .filter(|_| from_secret),
         });
     }
     Ok(out)
 }
 
-/// What the token secret holds.
-enum SecretValue {
-    /// A raw token, or JSON `{"access_token", "app_secret"?}`; the user id comes from `IG_USER_ID`.
-    One(String, Option<String>),
-    /// JSON `{"credentials": [{"ig_user_id", "access_token", "app_secret"?}, …]}`.
-    Many(Vec<(String, String, Option<String>)>),
+/// One credential as the token secret or the environment gives it.
+#[derive(Clone)]
+struct Entry {
+    /// Empty in a one-token secret until `IG_USER_ID` fills it.
+    ig_user_id: String,
+    token: String,
+    app_secret: Option<String>,
+    app_id: Option<String>,
 }
 
-/// Reads the token secret, within [`SECRET_READ_TIMEOUT`] and by `until`. The client has its
-/// own connect and operation timeouts too; whichever bound ends the wait, the error is
-/// [`SetupError::SecretTimeout`].
-async fn read_secret(arn: &str, until: Option<Instant>) -> Result<SecretValue, SetupError> {
+/// What the token secret holds.
+enum SecretValue {
+    /// A raw token, or JSON `{"access_token", "app_secret"?, "app_id"?}`; the user id comes
+    /// from `IG_USER_ID`.
+    One(Entry),
+    /// JSON `{"credentials": [{"ig_user_id", "access_token", "app_secret"?, "app_id"?}, …]}`.
+    Many(Vec<Entry>),
+}
+
+/// A Secrets Manager client whose every call ends within `bound`.
+async fn secrets_client(bound: Duration) -> aws_sdk_secretsmanager::Client {
     use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
+    let shared = aws_config::load_from_env().await;
+    let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(SECRET_CONNECT_TIMEOUT.min(bound))
+                .read_timeout(bound)
+                .operation_timeout(bound)
+                .build(),
+        )
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// Reads the token secret's text, within [`SECRET_READ_TIMEOUT`] and by `until`. The client has
+/// its own connect and operation timeouts too; whichever bound ends the wait, the error is
+/// [`SetupError::SecretTimeout`].
+async fn read_secret_text(arn: &str, until: Option<Instant>) -> Result<String, SetupError> {
     let bound = within(SECRET_READ_TIMEOUT, until);
     let timed_out = || SetupError::SecretTimeout {
         arn: arn.to_string(),
@@ -350,17 +427,7 @@ async fn read_secret(arn: &str, until: Option<Instant>) -> Result<SecretValue, S
         message,
     };
     let read = async {
-        let shared = aws_config::load_from_env().await;
-        let conf = aws_sdk_secretsmanager::config::Builder::from(&shared)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(SECRET_CONNECT_TIMEOUT.min(bound))
-                    .read_timeout(bound)
-                    .operation_timeout(bound)
-                    .build(),
-            )
-            .build();
-        let client = aws_sdk_secretsmanager::Client::from_conf(conf);
+        let client = secrets_client(bound).await;
         client.get_secret_value().secret_id(arn).send().await
     };
     let out = match tokio::time::timeout(bound, read).await {
@@ -373,12 +440,11 @@ async fn read_secret(arn: &str, until: Option<Instant>) -> Result<SecretValue, S
         }
         Ok(Ok(out)) => out,
     };
-    let text = out
+    Ok(out
         .secret_string()
         .ok_or_else(|| fail("the secret has no SecretString".into()))?
         .trim()
-        .to_string();
-    parse_secret(&text).map_err(fail)
+        .to_string())
 }
 
 /// An SDK error that is the client's own timeout (connect, read or operation).
@@ -396,7 +462,12 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
         return if text.is_empty() {
             Err("the secret is empty".into())
         } else {
-            Ok(SecretValue::One(text.to_string(), None))
+            Ok(SecretValue::One(Entry {
+                ig_user_id: String::new(),
+                token: text.to_string(),
+                app_secret: None,
+                app_id: None,
+            }))
         };
     }
     let v: serde_json::Value = serde_json::from_str(text)
@@ -409,7 +480,12 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
                 .ok_or_else(|| format!("credentials[{i}] has no string `ig_user_id`"))?;
             let token = s(c, "access_token")
                 .ok_or_else(|| format!("credentials[{i}] has no string `access_token`"))?;
-            many.push((id, token, s(c, "app_secret")));
+            many.push(Entry {
+                ig_user_id: id,
+                token,
+                app_secret: s(c, "app_secret"),
+                app_id: s(c, "app_id"),
+            });
         }
         if many.is_empty() {
             return Err("`credentials` is empty".into());
@@ -419,7 +495,12 @@ fn parse_secret(text: &str) -> Result<SecretValue, String> {
     let token = s(&v, "access_token").ok_or_else(|| {
         "the JSON secret has no string `access_token` (nor `credentials`)".to_string()
     })?;
-    Ok(SecretValue::One(token, s(&v, "app_secret")))
+    Ok(SecretValue::One(Entry {
+        ig_user_id: String::new(),
+        token,
+        app_secret: s(&v, "app_secret"),
+        app_id: s(&v, "app_id"),
+    }))
 }
 
 #[cfg(test)]
@@ -471,16 +552,46 @@ mod tests {
     }
 
     #[test]
+    fn the_app_id_is_kept_only_for_tokens_read_from_the_secret() {
+        let entry = |app_id: Option<&str>| Entry {
+            ig_user_id: "17841400000000001".into(),
+            token: "EAAGtokenFromSomewhere".into(),
+            app_secret: Some("app-secret-value".into()),
+            app_id: app_id.map(str::to_string),
+        };
+        let env = |secret: bool| {
+            Env::from_lookup(|k| match k {
+                "IG_APP_ID" => Some("42".into()),
+                "IG_TOKEN_SECRET_ARN" if secret => Some("arn:aws:secretsmanager:x".into()),
+                _ => None,
+            })
+        };
+        let app_id = |entry: Entry, env: &Env| {
+            credentials_of(vec![entry], env)
+                .ok()
+                .and_then(|c| c.first().map(|c| c.app_id.clone()))
+        };
+        assert_eq!(app_id(entry(None), &env(true)), Some(Some("42".into())));
+        assert_eq!(app_id(entry(Some("7")), &env(true)), Some(Some("7".into())));
+        // A token from IG_ACCESS_TOKEN has no secret to be written back to.
+        assert_eq!(app_id(entry(None), &env(false)), Some(None));
+    }
+
+    #[test]
     fn the_secret_may_be_raw_json_or_a_list_of_credentials() {
-        assert!(matches!(parse_secret("EAAGraw"), Ok(SecretValue::One(t, None)) if t == "EAAGraw"));
+        assert!(
+            matches!(parse_secret("EAAGraw"), Ok(SecretValue::One(e)) if e.token == "EAAGraw" && e.app_secret.is_none())
+        );
         assert!(matches!(
-            parse_secret(r#"{"access_token": "EAAGa", "app_secret": "s"}"#),
-            Ok(SecretValue::One(t, Some(a))) if t == "EAAGa" && a == "s"
+            parse_secret(r#"{"access_token": "EAAGa", "app_secret": "s", "app_id": "42"}"#),
+            Ok(SecretValue::One(e)) if e.token == "EAAGa" && e.app_secret.as_deref() == Some("s") && e.app_id.as_deref() == Some("42")
         ));
         let many = parse_secret(
-            r#"{"credentials": [{"ig_user_id": "1", "access_token": "a"}, {"ig_user_id": "2", "access_token": "b"}]}"#,
+            r#"{"credentials": [{"ig_user_id": "1", "access_token": "a"}, {"ig_user_id": "2", "access_token": "b", "app_id": "42"}]}"#,
         );
-        assert!(matches!(many, Ok(SecretValue::Many(v)) if v.len() == 2 && v[1].0 == "2"));
+        assert!(
+            matches!(many, Ok(SecretValue::Many(v)) if v.len() == 2 && v[1].ig_user_id == "2" && v[1].app_id.as_deref() == Some("42") && v[0].app_id.is_none())
+        );
         let bad = [
             ("", "empty"),
             ("{oops", "does not parse"),

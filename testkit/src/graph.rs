@@ -1,9 +1,11 @@
 //! A fake Instagram Graph API over HTTP on 127.0.0.1 that answers like Meta's: bearer-token
 //! auth (code 190 otherwise), `business_discovery` with error 110/2207013 for unknown usernames,
 //! `ig_hashtag_search`, `recent_media` with cursor paging, usage headers on every response, and
-//! scripted faults per target, hostile ones included: bare 429s, redirects, oversized or
+//! `debug_token`, `oauth/access_token` (a token exchanged for a fresh one with the app's id and
+//! secret), scripted faults per target, hostile ones included: bare 429s, redirects, oversized or
 //! chunked bodies, and answers that echo the caller's secrets back in every encoding; and fields
-//! an API version no longer has ([`FakeGraph::remove_field`]). A [`Recorder`] stands in for wherever a redirect points. Any number of synthetic accounts
+//! an API version no longer has ([`FakeGraph::remove_field`]). A [`Recorder`] stands in for
+//! wherever a redirect points. Any number of synthetic accounts
 //! ([`FakeGraph::add_synthetic_accounts`]) answer like the recorded ones, for runs at scale.
 
 use std::collections::{HashMap, VecDeque};
@@ -101,6 +103,13 @@ struct Inner {
     usage_percent: u32,
     /// `expires_at` reported by `debug_token` (0: never expires), as sent.
     token_expires_at: Value,
+    /// `expires_at` of the tokens `oauth/access_token` issued, which `debug_token` reports
+    /// instead of `token_expires_at`.
+    expiry_of: HashMap<String, Value>,
+    /// The app id and secret `oauth/access_token` accepts; `None`: it refuses every exchange.
+    app: Option<(String, String)>,
+    /// The tokens `oauth/access_token` issued, in order.
+    issued: Vec<String>,
     /// Simulated response time: (business_discovery, other calls) means, each ± `jitter`.
     latency: Option<Latency>,
     /// How many synthetic accounts answer, and the recorded bodies they are made from.
@@ -207,6 +216,10 @@ impl FakeGraph {
         let app = Router::new()
             .route("/{version}/ig_hashtag_search", get(hashtag_search))
             .route("/{version}/debug_token", axum::routing::post(debug_token))
+            .route(
+                "/{version}/oauth/access_token",
+                axum::routing::post(oauth_access_token),
+            )
             .route("/{version}/{node}", get(node))
             .route("/{version}/{node}/recent_media", get(recent_media))
             .with_state(inner.clone());
@@ -269,6 +282,16 @@ impl FakeGraph {
     /// What `debug_token` reports as `expires_at` and `data_access_expires_at`, any JSON.
     pub fn set_token_expiry_value(&self, expires_at: Value) {
         self.inner.lock().expect("lock").token_expires_at = expires_at;
+    }
+
+    /// Makes `oauth/access_token` accept this app id and app secret.
+    pub fn set_app(&self, app_id: &str, app_secret: &str) {
+        self.inner.lock().expect("lock").app = Some((app_id.to_string(), app_secret.to_string()));
+    }
+
+    /// The tokens `oauth/access_token` issued so far, in order.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner.lock().expect("lock").issued.clone()
     }
 
     /// Accepts another token (a second credential).
@@ -911,9 +934,11 @@ async fn debug_token(
         Err(r) => return r,
     };
     let usage = pass.usage;
+    let input = form.get("input_token").cloned().unwrap_or_default();
     let (tokens, expires_at) = {
         let i = inner.lock().expect("lock");
-        (i.tokens.clone(), i.token_expires_at.clone())
+        let expires_at = i.expiry_of.get(&input).unwrap_or(&i.token_expires_at);
+        (i.tokens.clone(), expires_at.clone())
     };
     if form.get("method").map(String::as_str) != Some("GET") {
         return respond(
@@ -926,6 +951,80 @@ async fn debug_token(
     let valid = form.get("input_token").is_some_and(|t| tokens.contains(t));
     answer(
         json!({"data": {"app_id": "1234567890", "type": "USER", "application": "ig-collector", "data_access_expires_at": expires_at, "expires_at": expires_at, "is_valid": valid, "scopes": ["instagram_basic", "pages_read_engagement"], "user_id": "10150000000000000"}}),
+        &pass,
+    )
+}
+
+/// How long a token `oauth/access_token` issues lasts, as Meta's example answer says (about 60
+/// days).
+pub const EXCHANGED_EXPIRES_IN: i64 = 5_183_944;
+
+/// `oauth/access_token` with `grant_type=fb_exchange_token`, as the collector sends it: a form
+/// body (`method=GET`). Refuses the app id (code 101) and the app secret (code 1) as Meta does,
+/// an invalid token with code 190, and any secret in the URL; else issues a token distinct from
+/// every other, valid for every later call, that `debug_token` reports as lasting
+/// [`EXCHANGED_EXPIRES_IN`].
+async fn oauth_access_token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(version): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let pass = match gate(
+        &inner,
+        format!("/{version}/oauth/access_token"),
+        &q,
+        &h,
+        "oauth/access_token",
+        Some(&form),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let usage = pass.usage;
+    let refuse =
+        |code: i64, message: &str| respond(400, error_body(code, None, None, message), usage, 0);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if ["client_secret", "fb_exchange_token"]
+        .iter()
+        .any(|k| q.contains_key(*k))
+    {
+        return refuse(100, "a secret was sent in the URL");
+    }
+    if field("method") != "GET" || field("grant_type") != "fb_exchange_token" {
+        return refuse(100, "Invalid grant_type or method");
+    }
+    let mut i = inner.lock().expect("lock");
+    let Some((app_id, app_secret)) = i.app.clone() else {
+        return refuse(101, "Error validating application. Invalid application ID.");
+    };
+    if field("client_id") != app_id {
+        return refuse(101, "Error validating application. Invalid application ID.");
+    }
+    if field("client_secret") != app_secret {
+        return refuse(1, "Error validating client secret.");
+    }
+    if !i.tokens.iter().any(|t| t == field("fb_exchange_token")) {
+        return refuse(190, "Error validating access token: Session has expired");
+    }
+    let token = format!(
+        "EAAGfreshTOKEN{:03}x{:016x}{:016x}",
+        i.issued.len() + 1,
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    i.tokens.push(token.clone());
+    i.issued.push(token.clone());
+    i.expiry_of.insert(
+        token.clone(),
+        json!(chrono::Utc::now().timestamp() + EXCHANGED_EXPIRES_IN),
+    );
+    drop(i);
+    answer(
+        json!({"access_token": token, "token_type": "bearer", "expires_in": EXCHANGED_EXPIRES_IN}),
         &pass,
     )
 }

@@ -83,6 +83,7 @@ pub fn credentials(ig_user_id: &str, token: &str) -> Credentials {
         ig_user_id: ig_user_id.into(),
         token: AccessToken::new(token),
         app_secret: None,
+        app_id: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Raw capture, reprocessing and token health.
+//! Raw capture, reprocessing, and token health and refresh.
 
 use std::path::Path;
 
@@ -7,8 +7,13 @@ use ig_collector::collect::{run, App, Job};
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
-use crate::support::graph::FakeGraph;
-use crate::support::{self, config_for, read_json, replay_dir, TOKEN};
+use ig_collector::config::Config;
+use ig_collector::graph::{AppSecret, Credentials, Source};
+use ig_collector::health::RefreshOutcome;
+use ig_collector::records::Kind;
+
+use crate::support::graph::{FakeGraph, Fault};
+use crate::support::{self, config_for, read_json, replay_dir, APP_ID, APP_SECRET, TOKEN};
 
 fn live_app(fake: &FakeGraph, out: &Path) -> App {
     support::live_app(config_for(&fake.url()), Sink::Dir(out.to_path_buf()))
@@ -147,6 +152,103 @@ async fn the_first_brands_run_of_the_day_checks_the_token() {
     assert!(ig_collector::telemetry::emf(&summary, true, false, 0)
         .get("TokenDaysLeft")
         .is_none());
+}
+
+/// An app over the fake whose credential can exchange its token (app id and app secret), its
+/// token expiring in 5 days, writing to `out`.
+fn refreshing_app(fake: &FakeGraph, out: &Path, configure: impl FnOnce(&mut Config)) -> App {
+    fake.set_app(APP_ID, APP_SECRET);
+    fake.set_token_expiry(Utc::now().timestamp() + 5 * 86_400);
+    let mut config = config_for(&fake.url());
+    configure(&mut config);
+    let credentials = Credentials {
+        app_id: Some(APP_ID.into()),
+        app_secret: Some(AppSecret::new(APP_SECRET)),
+        ..support::credentials(support::CALLER_ID, TOKEN)
+    };
+    App {
+        source: Source::live(&config.graph, vec![credentials]).expect("client"),
+        config,
+        sink: Sink::Dir(out.to_path_buf()),
+        clock: Default::default(),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_daily_checks_refresh_is_booked_with_it_and_counted_in_the_ledger() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // One attempt per call: the run may then send exactly what it booked.
+    let app = refreshing_app(&fake, out.path(), |c| c.retry.max_attempts = 1);
+    let midnight = Utc
+        .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+        .single()
+        .expect("time");
+    let summary = run(&app, Job::Brands, midnight, None).await.expect("run");
+    assert_eq!(summary.records.get(&Kind::Brand), Some(&11));
+    assert_eq!(
+        summary.token_refresh.len(),
+        1,
+        "{:?}",
+        summary.token_refresh
+    );
+    assert_eq!(
+        summary.token_refresh[0].outcome,
+        RefreshOutcome::Exchanged,
+        "{:?}",
+        summary.token_refresh
+    );
+    assert_eq!(fake.issued_tokens().len(), 1);
+    // 11 accounts, debug_token and the exchange: booked before, and what was sent after.
+    let state = read_json(out.path().join("state/hashtags.json"));
+    let booked: Vec<u64> = state["ledger"]
+        .as_array()
+        .expect("a ledger")
+        .iter()
+        .filter(|e| e["lane"].as_str().is_some_and(|l| l.ends_with("/brands")))
+        .filter_map(|e| e["calls"].as_u64())
+        .collect();
+    assert_eq!(booked, [13], "{state}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_exchange_refused_with_code_190_stops_no_call_and_fails_no_run() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // Meta refuses a token issued for another app with code 190.
+    fake.fault("oauth/access_token", [Fault::expired_token()]);
+    let app = refreshing_app(&fake, out.path(), |_| {});
+    let midnight = Utc
+        .with_ymd_and_hms(2023, 9, 2, 0, 0, 15)
+        .single()
+        .expect("time");
+    let summary = run(&app, Job::Brands, midnight, None)
+        .await
+        .expect("the run succeeds");
+    assert_eq!(summary.records.get(&Kind::Brand), Some(&11));
+    assert!(
+        summary.failed_targets.is_empty(),
+        "{:?}",
+        summary.failed_targets
+    );
+    let refresh = &summary.token_refresh[0];
+    assert_eq!(refresh.outcome, RefreshOutcome::Failed);
+    assert!(
+        refresh
+            .message
+            .contains("issued for another app than IG_APP_ID"),
+        "{}",
+        refresh.message
+    );
+    let emf = ig_collector::telemetry::emf(&summary, true, false, 0);
+    assert_eq!(emf["TokenRefreshFailed"].as_f64(), Some(1.0), "{emf}");
+    // The next run on the same credential calls as before.
+    let later = Utc
+        .with_ymd_and_hms(2023, 9, 2, 1, 0, 15)
+        .single()
+        .expect("time");
+    let summary = run(&app, Job::Brands, later, None).await.expect("run");
+    assert_eq!(summary.records.get(&Kind::Brand), Some(&11));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,9 +5,9 @@ use chrono::{TimeZone, Utc};
 use ig_collector::collect::{run, Job};
 use serde_json::Value;
 
-use crate::support::graph::FakeGraph;
+use crate::support::graph::{FakeGraph, Fault};
 use crate::support::s3::{sink_for, S3Server};
-use crate::support::{self, cli, config_for, replay_dir, succeed, TOKEN};
+use crate::support::{self, cli, config_for, replay_dir, succeed, APP_ID, APP_SECRET, TOKEN};
 
 const BUCKET: &str = "cli";
 
@@ -25,6 +25,10 @@ fn check_config_prints_the_plan_and_the_budget_arithmetic() {
         out.contains("credential 1 of 1: 200 calls/h - 11 accounts × 1 brands run/h - 1 token check = 188 calls/h for 11 hashtags; \
                       each polled at least every 30 min (hashtags.max_delay_mins 30, on the 5-min schedule): 11 × 2.0 = 22.0 calls/h; \
                       the 166.0 calls/h left fetch up to 8300 more posts/h (50 a page)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("token refresh: the daily check exchanges a token with fewer than 14 days left for a fresh one and writes it to the token secret (health.refresh_days_left)"),
         "{out}"
     );
 }
@@ -476,4 +480,229 @@ fn quiet_leaves_only_warnings_on_stderr() {
     assert!(logs(None).contains("INFO"));
     let quiet = logs(Some("-q"));
     assert!(!quiet.contains("INFO"), "{quiet}");
+}
+
+/// `ig-collector token-refresh` (and the other commands) against the fake Graph API, with the
+/// token in moto's Secrets Manager (secret `arn`) and the app id in `IG_APP_ID`.
+fn with_secret(s3: &S3Server, fake: &FakeGraph, arn: &str) -> std::process::Command {
+    let mut cmd = cli();
+    for (k, v) in s3.env(BUCKET).into_iter().filter(|(k, _)| k != "BUCKET") {
+        cmd.env(k, v);
+    }
+    cmd.env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &s3.endpoint)
+        .env("IG_TOKEN_SECRET_ARN", arn)
+        .env("IG_USER_ID", support::CALLER_ID)
+        .env("GRAPH_API_URL", fake.url())
+        .env("IG_APP_ID", APP_ID)
+        .env_remove("IG_ACCESS_TOKEN")
+        .env_remove("IG_APP_SECRET");
+    cmd
+}
+
+/// Runs a command to its end without blocking the test's runtime (the fake API runs on it).
+fn finish(cmd: &mut std::process::Command) -> std::process::Output {
+    tokio::task::block_in_place(|| cmd.output().expect("runs"))
+}
+
+/// Everything a command printed.
+fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_refresh_writes_a_fresh_token_to_the_secret_and_a_later_run_uses_it() {
+    let s3 = S3Server::start();
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.set_app(APP_ID, APP_SECRET);
+    let secrets = support::secrets_client(&s3.endpoint);
+    let stored =
+        serde_json::json!({"access_token": TOKEN, "app_secret": APP_SECRET, "note": "kept"})
+            .to_string();
+    let arn = support::create_token_secret(&secrets, &stored).await;
+    let mut outputs = Vec::new();
+
+    // A dry run reports the days left and changes nothing.
+    let dry = finish(with_secret(&s3, &fake, &arn).args(["token-refresh", "--dry-run"]));
+    assert!(dry.status.success(), "{}", printed(&dry));
+    let report: Value = serde_json::from_slice(&dry.stdout).expect("a JSON report");
+    assert_eq!(report[0]["outcome"], "skipped", "{report}");
+    assert!(
+        report[0]["days_left"]
+            .as_f64()
+            .is_some_and(|d| (49.0..=50.0).contains(&d)),
+        "{report}"
+    );
+    assert!(
+        report[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("dry run")),
+        "{report}"
+    );
+    assert_eq!(fake.calls_for("oauth"), 0);
+    assert_eq!(support::secret_value(&secrets, &arn).await, stored);
+    outputs.push(dry);
+
+    let refreshed = finish(with_secret(&s3, &fake, &arn).arg("token-refresh"));
+    assert!(refreshed.status.success(), "{}", printed(&refreshed));
+    let report: Value = serde_json::from_slice(&refreshed.stdout).expect("a JSON report");
+    assert_eq!(report[0]["ig_user_id"], support::CALLER_ID, "{report}");
+    assert_eq!(report[0]["outcome"], "refreshed", "{report}");
+    assert_eq!(report[0]["new_days_left"], 60.0, "{report}");
+    let issued = fake.issued_tokens();
+    assert_eq!(issued.len(), 1);
+    let fresh = &issued[0];
+    assert_ne!(fresh, TOKEN);
+    // The fresh token in the secret, every other field kept in its place.
+    assert_eq!(
+        support::secret_value(&secrets, &arn).await,
+        serde_json::json!({"access_token": fresh, "app_secret": APP_SECRET, "note": "kept"})
+            .to_string()
+    );
+    // The app secret and the token travelled in the form body, never in the URL.
+    let exchange = fake
+        .seen()
+        .into_iter()
+        .find(|s| s.path.ends_with("/oauth/access_token"))
+        .expect("an exchange");
+    assert!(exchange.query.is_empty(), "{:?}", exchange.query);
+    assert_eq!(
+        exchange.form.get("client_id").map(String::as_str),
+        Some(APP_ID)
+    );
+    assert_eq!(
+        exchange.form.get("fb_exchange_token").map(String::as_str),
+        Some(TOKEN)
+    );
+    outputs.push(refreshed);
+
+    // A later run reads the secret and calls with the fresh token only.
+    let out = tempfile::tempdir().expect("tempdir");
+    let before = fake.seen().len();
+    let run = finish(
+        with_secret(&s3, &fake, &arn)
+            .args(["brands", "--at", "2023-09-02T01:00:00Z", "--out"])
+            .arg(out.path()),
+    );
+    assert!(run.status.success(), "{}", printed(&run));
+    let seen = &fake.seen()[before..];
+    assert_eq!(seen.len(), 11, "one call per account");
+    assert_eq!(
+        support::calls_with(seen, fresh),
+        11,
+        "every call used the fresh token"
+    );
+    outputs.push(run);
+
+    for output in &outputs {
+        let text = printed(output);
+        for secret in [TOKEN, fresh.as_str(), APP_SECRET] {
+            assert!(!text.contains(secret), "a secret was printed: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_refresh_refused_or_unconfigured_says_what_to_set_and_leaves_the_secret_as_it_was() {
+    let s3 = S3Server::start();
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.set_app(APP_ID, APP_SECRET);
+    let secrets = support::secrets_client(&s3.endpoint);
+    let wrong = "wrongAPPsecret0123456789";
+    let stored = serde_json::json!({"access_token": TOKEN, "app_secret": wrong}).to_string();
+    let arn = support::create_token_secret(&secrets, &stored).await;
+
+    let refused = finish(with_secret(&s3, &fake, &arn).arg("token-refresh"));
+    assert_eq!(refused.status.code(), Some(1), "{}", printed(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "error: 1 of 1 tokens not refreshed: Instagram user {}: Meta refused the app id or app secret (",
+            support::CALLER_ID
+        )) && last.contains("Error validating client secret.")
+            && last.contains("set IG_APP_ID and IG_APP_SECRET (or `app_id` and `app_secret` in the token secret)"),
+        "{err}"
+    );
+    assert!(fake.issued_tokens().is_empty());
+    assert_eq!(support::secret_value(&secrets, &arn).await, stored);
+
+    // Without an app id: refused before any Graph call, naming what to set.
+    let calls = fake.seen().len();
+    let no_app = finish(
+        with_secret(&s3, &fake, &arn)
+            .env_remove("IG_APP_ID")
+            .arg("token-refresh"),
+    );
+    assert_eq!(no_app.status.code(), Some(2), "{}", printed(&no_app));
+    assert!(
+        String::from_utf8_lossy(&no_app.stderr).contains(&format!(
+            "error: no app id for credential 1 (Instagram user {}): set IG_APP_ID to the id of the Meta app the token was issued for",
+            support::CALLER_ID
+        )),
+        "{}",
+        printed(&no_app)
+    );
+    // With the token in IG_ACCESS_TOKEN there is no secret to write to.
+    let no_secret = finish(
+        with_secret(&s3, &fake, &arn)
+            .env_remove("IG_TOKEN_SECRET_ARN")
+            .env("IG_ACCESS_TOKEN", TOKEN)
+            .arg("token-refresh"),
+    );
+    assert_eq!(no_secret.status.code(), Some(2), "{}", printed(&no_secret));
+    assert!(
+        printed(&no_secret).contains("set IG_TOKEN_SECRET_ARN"),
+        "{}",
+        printed(&no_secret)
+    );
+    assert_eq!(
+        fake.seen().len(),
+        calls,
+        "no Graph call without what a refresh needs"
+    );
+    assert_eq!(support::secret_value(&secrets, &arn).await, stored);
+    for output in [&refused, &no_app, &no_secret] {
+        let text = printed(output);
+        for secret in [TOKEN, wrong, APP_SECRET] {
+            assert!(!text.contains(secret), "a secret was printed: {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_answer_that_cannot_be_read_is_never_quoted() {
+    let s3 = S3Server::start();
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.set_app(APP_ID, APP_SECRET);
+    let secrets = support::secrets_client(&s3.endpoint);
+    let stored = serde_json::json!({"access_token": TOKEN, "app_secret": APP_SECRET}).to_string();
+    let arn = support::create_token_secret(&secrets, &stored).await;
+    let leaked = "EAAGfreshTOKENnobodyKnows0123456789";
+    for (answer, attempts) in [
+        // Cut off mid-JSON: transient, so retried (and each retry logged) until the attempts end.
+        (format!(r#"{{"access_token": "{leaked}"#), 4),
+        // The form-encoded answer of old API versions: not JSON.
+        (format!("access_token={leaked}&expires=5183944"), 1),
+    ] {
+        let faults = (0..attempts).map(|_| Fault::Raw {
+            status: 200,
+            body: answer.clone(),
+        });
+        fake.fault("oauth/access_token", faults);
+        let output = finish(with_secret(&s3, &fake, &arn).arg("token-refresh"));
+        let text = printed(&output);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("the answer is not shown, as it may hold a new token"),
+            "{text}"
+        );
+        for secret in [leaked, "EAAGfreshTOKENnobody", TOKEN, APP_SECRET] {
+            assert!(!text.contains(secret), "{secret} was printed: {text}");
+        }
+    }
+    assert_eq!(support::secret_value(&secrets, &arn).await, stored);
 }

@@ -48,6 +48,24 @@ fn every_semantic_problem_is_reported_at_once() {
 }
 
 #[test]
+fn a_token_refresh_threshold_out_of_range_names_its_key_and_zero_turns_it_off() {
+    let msg = errors_of(&EMBEDDED.replace("refresh_days_left = 14", "refresh_days_left = 61"));
+    assert!(
+        msg.contains("health.refresh_days_left: 61 is not in 0..=50 (0 turns the refresh off"),
+        "{msg}"
+    );
+    let off = Config::parse(
+        &EMBEDDED.replace("refresh_days_left = 14", "refresh_days_left = 0"),
+        "off.toml",
+        &Overrides::default(),
+    )
+    .expect("valid");
+    assert_eq!(off.health.refresh_days_left, None);
+    let shipped = Config::parse(EMBEDDED, "shipped", &Overrides::default()).expect("valid");
+    assert_eq!(shipped.health.refresh_days_left.map(|d| d.get()), Some(14));
+}
+
+#[test]
 fn a_wrong_type_names_the_line() {
     let msg = errors_of(&EMBEDDED.replace("concurrency = 16", "concurrency = \"four\""));
     assert!(msg.contains("my-config.toml"), "{msg}");
@@ -304,7 +322,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &bare.budget,
                         &bare.sink,
                         &bare.validation,
-                        &bare.fanout
+                        &bare.fanout,
+                        &bare.health
                     )
                 ),
                 format!(
@@ -317,7 +336,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &full.budget,
                         &full.sink,
                         &full.validation,
-                        &full.fanout
+                        &full.fanout,
+                        &full.health
                     )
                 ),
                 "{section}.{key}: the shipped value differs from the code default"

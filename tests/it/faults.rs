@@ -526,6 +526,7 @@ async fn with_an_app_secret_every_call_carries_appsecret_proof() {
             ig_user_id: CALLER_ID.into(),
             token: AccessToken::new(TOKEN),
             app_secret: Some(AppSecret::new("app-secret-value")),
+            app_id: None,
         }],
     )
     .expect("client");

@@ -191,6 +191,7 @@ fn hostile_credentials(fake: &FakeGraph) -> Vec<Credentials> {
             ig_user_id: id.into(),
             token: AccessToken::new(token),
             app_secret: Some(AppSecret::new(APP_SECRET)),
+            app_id: None,
         })
         .collect()
 }

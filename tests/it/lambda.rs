@@ -7,7 +7,7 @@ use crate::support::graph::{FakeGraph, Fault};
 use crate::support::runtime::{Function, RuntimeApi};
 use crate::support::s3::S3Server;
 use crate::support::s3proxy::{Op as S3Op, S3Fault, S3Proxy};
-use crate::support::{self, read_json, replay_dir, root, TOKEN};
+use crate::support::{self, calls_with, read_json, replay_dir, root, APP_ID, APP_SECRET, TOKEN};
 
 const BUCKET: &str = "lambda-out";
 
@@ -563,15 +563,7 @@ async fn a_setup_that_failed_for_one_event_succeeds_for_the_next_and_is_kept() {
 
 /// A Secrets Manager client on moto (the S3 server's endpoint serves it too).
 fn secrets_client(s3: &S3Server) -> aws_sdk_secretsmanager::Client {
-    let conf = aws_sdk_secretsmanager::config::Builder::new()
-        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .endpoint_url(&s3.endpoint)
-        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .build();
-    aws_sdk_secretsmanager::Client::from_conf(conf)
+    support::secrets_client(&s3.endpoint)
 }
 
 /// The token the secret is rotated to.
@@ -588,24 +580,9 @@ async fn rotate(secrets: &aws_sdk_secretsmanager::Client, arn: &str, token: &str
         .expect("secret rotated");
 }
 
-/// Graph calls made with `token`, out of `seen`.
-fn calls_with(seen: &[crate::support::graph::Seen], token: &str) -> usize {
-    let bearer = format!("Bearer {token}");
-    seen.iter()
-        .filter(|s| s.authorization.as_deref() == Some(bearer.as_str()))
-        .count()
-}
-
 /// A secret in moto's Secrets Manager holding the test token; its ARN.
 async fn token_secret(secrets: &aws_sdk_secretsmanager::Client) -> String {
-    let created = secrets
-        .create_secret()
-        .name("ig-collector/graph-token")
-        .secret_string(json!({ "access_token": TOKEN }).to_string())
-        .send()
-        .await
-        .expect("secret created");
-    created.arn().expect("arn").to_string()
+    support::create_token_secret(secrets, &json!({ "access_token": TOKEN }).to_string()).await
 }
 
 #[tokio::test]
@@ -684,4 +661,141 @@ async fn a_warm_process_reads_the_token_secret_again_once_its_cache_time_has_pas
         !output.contains(TOKEN) && !output.contains(ROTATED),
         "{output}"
     );
+}
+
+/// The EMF metrics line of the output, parsed.
+fn metrics_line(output: &str) -> Value {
+    output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("_aws").is_some())
+        .unwrap_or_else(|| panic!("no metrics line: {output}"))
+}
+
+/// The brands function with its token in a secret holding `app_secret`, the app id in
+/// `IG_APP_ID` and a token that `debug_token` says expires in `days`; runs the 00:00 event (the
+/// daily check) and then the 01:00 one. Returns the two answers, what the function printed, the
+/// fake, the Graph calls of the second run, and the secret before and after.
+async fn refresh_at_the_daily_check(
+    app_secret: &str,
+    days: i64,
+) -> (
+    Vec<Value>,
+    String,
+    FakeGraph,
+    Vec<crate::support::graph::Seen>,
+    String,
+    String,
+) {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET).await;
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    fake.set_app(APP_ID, APP_SECRET);
+    fake.set_token_expiry(chrono::Utc::now().timestamp() + days * 86_400);
+    let secrets = secrets_client(&s3);
+    let stored = json!({ "access_token": TOKEN, "app_secret": app_secret }).to_string();
+    let arn = support::create_token_secret(&secrets, &stored).await;
+    let mut env = secret_env(&fake, &s3, &s3.endpoint, &arn);
+    env.push(("IG_APP_ID".into(), APP_ID.into()));
+    let api = RuntimeApi::start(vec![event("brands-scheduled-event.json")]).await;
+    let f = Function::spawn(env!("CARGO_BIN_EXE_brands"), &api, &env);
+    let first = api.outcomes(1).await;
+    let before = fake.seen().len();
+    api.push(event("brands-scheduler.json"));
+    let outcomes = api.outcomes(2).await;
+    let output = f.stop();
+    assert_eq!(first.len(), 1, "{output}");
+    assert_eq!(outcomes.len(), 2, "{output}");
+    let answers = outcomes
+        .into_iter()
+        .map(|o| o.result.unwrap_or_else(|e| panic!("{e:?}\n{output}")))
+        .collect();
+    let second = fake.seen()[before..].to_vec();
+    let after = support::secret_value(&secrets, &arn).await;
+    (answers, output, fake, second, stored, after)
+}
+
+#[tokio::test]
+async fn the_brands_function_refreshes_a_token_under_the_threshold_and_its_next_run_uses_the_fresh_one(
+) {
+    let (answers, output, fake, second, _, after) = refresh_at_the_daily_check(APP_SECRET, 5).await;
+    let daily = &answers[0];
+    assert_eq!(daily["records"]["brand"], 11, "{daily}");
+    assert_eq!(daily["token_refresh"][0]["outcome"], "refreshed", "{daily}");
+    assert_eq!(daily["token_refresh"][0]["days_left"], 5.0, "{daily}");
+    let issued = fake.issued_tokens();
+    assert_eq!(issued.len(), 1, "one exchange");
+    let fresh = &issued[0];
+    assert_eq!(
+        after,
+        json!({ "access_token": fresh, "app_secret": APP_SECRET }).to_string(),
+        "the fresh token is in the secret, the app secret kept"
+    );
+    // The warm process read the secret again: the next run called with the fresh token only.
+    assert_eq!(answers[1]["records"]["brand"], 11, "{}", answers[1]);
+    assert_eq!(second.len(), 11, "{second:?}");
+    assert_eq!(
+        calls_with(&second, fresh),
+        11,
+        "every call used the fresh token"
+    );
+    let metrics = metrics_line(&output);
+    assert_eq!(metrics["TokensRefreshed"], 1.0, "{metrics}");
+    assert_eq!(metrics["TokenRefreshFailed"], 0.0, "{metrics}");
+    for secret in [TOKEN, fresh.as_str(), APP_SECRET] {
+        assert!(!output.contains(secret), "a secret was printed: {output}");
+    }
+}
+
+#[tokio::test]
+async fn the_brands_function_leaves_a_token_with_days_to_spare() {
+    let (answers, output, fake, second, stored, after) =
+        refresh_at_the_daily_check(APP_SECRET, 30).await;
+    let daily = &answers[0];
+    assert_eq!(daily["token_refresh"][0]["outcome"], "skipped", "{daily}");
+    assert!(
+        daily["token_refresh"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refreshed under 14 (health.refresh_days_left)")),
+        "{daily}"
+    );
+    assert_eq!(fake.calls_for("oauth"), 0, "no exchange");
+    assert_eq!(after, stored, "the secret is as it was");
+    assert_eq!(calls_with(&second, TOKEN), 11);
+    let metrics = metrics_line(&output);
+    assert_eq!(metrics["TokensRefreshed"], 0.0, "{metrics}");
+    assert!(!output.contains(TOKEN) && !output.contains(APP_SECRET));
+}
+
+#[tokio::test]
+async fn a_refresh_meta_refuses_is_logged_and_counted_and_the_run_keeps_its_data() {
+    let wrong = "wrongAPPsecret0123456789";
+    let (answers, output, fake, second, stored, after) = refresh_at_the_daily_check(wrong, 5).await;
+    let daily = &answers[0];
+    assert_eq!(daily["records"]["brand"], 11, "the run's data: {daily}");
+    assert_eq!(daily["records"]["media"], 275, "{daily}");
+    assert_eq!(daily["token_refresh"][0]["outcome"], "failed", "{daily}");
+    assert!(fake.issued_tokens().is_empty());
+    assert_eq!(after, stored, "the secret is as it was");
+    assert_eq!(
+        calls_with(&second, TOKEN),
+        11,
+        "the current token stays in use"
+    );
+    let metrics = metrics_line(&output);
+    assert_eq!(metrics["TokenRefreshFailed"], 1.0, "{metrics}");
+    assert_eq!(metrics["RunsSucceeded"], 1.0, "{metrics}");
+    let failure = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"].as_str().is_some_and(|m| {
+                m.starts_with("token refresh failed: Meta refused the app id or app secret")
+            })
+        })
+        .unwrap_or_else(|| panic!("no failure line: {output}"));
+    assert_eq!(failure["level"], "ERROR", "{failure}");
+    for secret in [TOKEN, wrong, APP_SECRET] {
+        assert!(!output.contains(secret), "a secret was printed: {output}");
+    }
 }

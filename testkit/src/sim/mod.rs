@@ -541,6 +541,7 @@ impl<'o> Sim<'o> {
                     ig_user_id: s.tokens[i].ig_user_id.clone(),
                     token: AccessToken::new(s.tokens[i].token.clone()),
                     app_secret: (i % 2 == 1).then(|| AppSecret::new(s.secrets[2 * i + 1].clone())),
+                    app_id: None,
                 })
                 .collect()
         });

@@ -64,3 +64,53 @@ pub fn python_json<T: serde::de::DeserializeOwned>(
     );
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
+
+/// A Secrets Manager client on moto at `endpoint` (the S3 server serves Secrets Manager too).
+pub fn secrets_client(endpoint: &str) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::config::Builder::new()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+/// A secret named `ig-collector/graph-token` holding `value`; its ARN.
+pub async fn create_token_secret(secrets: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    let created = secrets
+        .create_secret()
+        .name("ig-collector/graph-token")
+        .secret_string(value)
+        .send()
+        .await
+        .expect("secret created");
+    created.arn().expect("arn").to_string()
+}
+
+/// What the secret holds now.
+pub async fn secret_value(secrets: &aws_sdk_secretsmanager::Client, arn: &str) -> String {
+    secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .expect("secret read")
+        .secret_string()
+        .expect("a string")
+        .to_string()
+}
+
+/// Calls the Graph API received with `token` as the bearer token, out of `seen`.
+pub fn calls_with(seen: &[graph::Seen], token: &str) -> usize {
+    let bearer = format!("Bearer {token}");
+    seen.iter()
+        .filter(|s| s.authorization.as_deref() == Some(bearer.as_str()))
+        .count()
+}
+
+/// The Meta app the token-refresh tests exchange tokens with.
+pub const APP_ID: &str = "1234567890";
+pub const APP_SECRET: &str = "appSECRET0123456789leakcanary";
