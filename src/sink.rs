@@ -89,6 +89,8 @@ pub enum Sink {
         bucket: String,
         /// The bound of one call, retries included.
         operation_timeout: Duration,
+        /// The SDK's credentials chain, to check before a run spends its calls.
+        credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
     },
     Dir(PathBuf),
     /// An in-process object store (a simulated S3), bounded like S3 by `operation_timeout`.
@@ -147,6 +149,37 @@ impl Sink {
             client: aws_sdk_s3::Client::from_conf(conf),
             bucket,
             operation_timeout: settings.operation_timeout,
+            credentials: shared.credentials_provider(),
+        }
+    }
+
+    /// For an S3 sink, whether AWS credentials resolve (environment, profile, SSO, instance
+    /// role: the SDK's chain), within `timeout`: a CLI run checks it before its first Graph call,
+    /// so that missing credentials cost no budget. `Err` says what to do in a sentence.
+    pub async fn check_credentials(&self, timeout: std::time::Duration) -> Result<(), String> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let Sink::S3 {
+            bucket,
+            credentials,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let fix = format!("set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or log in with `aws sso login`) to write to s3://{bucket}, or unset BUCKET and use --out for a folder");
+        let Some(provider) = credentials else {
+            return Err(format!("no AWS credentials are configured: {fix}"));
+        };
+        match tokio::time::timeout(timeout, provider.provide_credentials()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!(
+                "AWS credentials could not be resolved ({}): {fix}",
+                one_line(&e.to_string())
+            )),
+            Err(_) => Err(format!(
+                "AWS credentials did not resolve within {} s: {fix}",
+                timeout.as_secs()
+            )),
         }
     }
 
@@ -459,4 +492,14 @@ async fn read_file(path: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The first line of `text`, at most 200 characters: an SDK message, never a debug dump.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }

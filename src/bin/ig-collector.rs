@@ -345,6 +345,12 @@ async fn run_jobs(config: Config, env: &Env, jobs: &[Job], args: RunArgs) -> Res
         out_dir,
     };
     let app = setup::build(config, env, &choice, None).await?;
+    // Before any Graph call: a run that could not write its records would spend its calls for
+    // nothing.
+    app.sink
+        .check_credentials(app.config.sink.operation_timeout)
+        .await
+        .map_err(|m| Failure(2, m))?;
     // Every job runs, and every failure is reported, not only the last.
     let mut failures = Vec::new();
     for job in jobs {

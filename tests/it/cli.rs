@@ -459,6 +459,50 @@ async fn out_and_bucket_together_or_an_unwritable_out_are_refused_before_any_cal
     assert!(fake.seen().is_empty(), "no Graph call was made");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_aws_credentials_for_a_bucket_are_refused_before_any_call() {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let output = tokio::task::block_in_place(|| {
+        let mut cmd = live_cli(&fake.url());
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.env("BUCKET", "some-bucket")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("HOME", home.path())
+            .arg("brands")
+            .output()
+            .expect("runs")
+    });
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("AWS credentials") && err.contains("s3://some-bucket"),
+        "{err}"
+    );
+    let error: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(
+        error.len() == 1 && !error[0].contains(" { "),
+        "one plain sentence: {err}"
+    );
+    assert!(fake.seen().is_empty(), "no Graph call was made");
+}
+
 #[test]
 fn quiet_leaves_only_warnings_on_stderr() {
     let logs = |flag: Option<&str>| {
