@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example simulate -- --seeds 200 [--seed S] [--days D]
-//!     [--faults passing|all|none] [--on CLASS]... [--off CLASS]... [--verbose] [--memory-mb 64]
+//!     [--faults all|none] [--on CLASS]... [--off CLASS]... [--verbose] [--memory-mb 64]
 //!     [--break graph_sends_twice|store_drops_a_record_in_a_merge|store_loses_hashtag_writes]
 //! ```
 //!
@@ -126,9 +126,8 @@ fn args() -> Result<Args, String> {
             "--faults" => {
                 a.faults = match value()?.as_str() {
                     "all" => Faults::ALL,
-                    "passing" => Faults::PASSING,
                     "none" => Faults::NONE,
-                    other => return Err(format!("--faults: {other}: use all, passing or none")),
+                    other => return Err(format!("--faults: {other}: use all or none")),
                 }
             }
             "--on" | "--off" => {

@@ -240,9 +240,10 @@ pub struct TagReport {
     pub posts_behind: u64,
     /// Posts estimated lost: the part of a gap that aged out of the API's 24 hours.
     pub posts_given_up: u64,
-    /// That gap exactly: posts timestamped from `given_up_from` up to `given_up_to` (API
-    /// timestamps) were not fetched and no longer can be. The count above is an estimate from
-    /// the hashtag's rate; the times are what an analyst can rely on.
+    /// That gap: a post timestamped from `given_up_from` up to `given_up_to` (API timestamps)
+    /// and not written by then was not fetched and no longer can be. It starts `late_window`
+    /// before the frontier, where the sweep for posts listed late would have looked. The count
+    /// above is an estimate from the hashtag's rate; the times are what an analyst can rely on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub given_up_from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -862,14 +863,27 @@ impl Pager {
             posts_behind = r.behind_at_start;
         }
         // A gap older than the API's 24 hours can no longer be fetched: give it up, and say so.
+        // The gap runs from the frontier this run started from: a poll that reached the end of
+        // what the API still lists moved the frontier on, past a gap it could not fetch.
         let mut posts_given_up = 0.0;
         let mut given_up = None;
-        if let Some(c) = next.complete_to.as_deref().and_then(graph_ts) {
+        let frontiers = [r.prev.complete_to.as_deref(), next.complete_to.as_deref()];
+        if let Some(c) = frontiers.into_iter().flatten().filter_map(graph_ts).min() {
             if c < window_start {
                 posts_given_up = rate * hours_between(window_start, c);
                 let to = window_start.format(TIMESTAMP_FORMAT).to_string();
-                given_up = Some((c.format(TIMESTAMP_FORMAT).to_string(), to.clone()));
-                next.complete_to = Some(to);
+                // Posts the API lists late behind the frontier were the next sweep's to fetch:
+                // that sweep never came either.
+                let from = c - span(s.late_window);
+                given_up = Some((from.format(TIMESTAMP_FORMAT).to_string(), to.clone()));
+                if next
+                    .complete_to
+                    .as_deref()
+                    .and_then(graph_ts)
+                    .is_some_and(|n| n < window_start)
+                {
+                    next.complete_to = Some(to);
+                }
             }
         }
         // A hashtag this run did not fetch keeps its ids as they were.
@@ -1411,6 +1425,65 @@ mod tests {
             m.booked_near("1", CallSpan::at(t0() - chrono::Duration::minutes(30))),
             5 + 7 + 11 + 13
         );
+    }
+
+    #[test]
+    fn a_poll_that_reaches_past_a_gap_reports_its_exact_times_given_up() {
+        // Complete up to 25 hours ago: the hour before the API's 24 hours is gone.
+        let mut state = State::default();
+        state
+            .hashtags
+            .insert("tag0".into(), polled_ago(25 * 3600, 10.0));
+        let mut pager = pager_for(settings(), &state, "tag0", 1000, t0());
+        let requests = pager.round();
+        assert_eq!(requests.len(), 1);
+        // One page reaching the end of what the API lists.
+        pager.absorb(
+            0,
+            &Page {
+                posts: vec![("1".into(), ts(-60)), ("2".into(), ts(-23 * 3600))],
+                next: None,
+            },
+        );
+        let out = pager.finish("r", chrono::Duration::zero());
+        let report = &out.reports[0];
+        // From the old frontier, less the sweep's 20 minutes, to the start of the 24 hours.
+        assert_eq!(
+            report.given_up_from.as_deref(),
+            Some(ts(-25 * 3600 - 20 * 60).as_str())
+        );
+        assert_eq!(report.given_up_to.as_deref(), Some(ts(-24 * 3600).as_str()));
+        assert!(report.posts_given_up > 0);
+        // The poll reached the end: the frontier moved on to the newest post.
+        assert_eq!(out.states[0].complete_to.as_deref(), Some(ts(-60).as_str()));
+    }
+
+    #[test]
+    fn a_sweep_the_budget_refuses_keeps_the_frontier() {
+        let mut state = State::default();
+        state
+            .hashtags
+            .insert("tag0".into(), polled_ago(30 * 60, 10.0));
+        // One call: the first page, none left for the sweep.
+        let mut pager = pager_for(settings(), &state, "tag0", 1000, t0());
+        pager.cap_calls(0, 1);
+        assert_eq!(pager.round().len(), 1);
+        // The page reaches the frontier with a post listed late behind it.
+        pager.absorb(
+            0,
+            &Page {
+                posts: vec![("1".into(), ts(-60)), ("2".into(), ts(-40 * 60))],
+                next: Some("c1".into()),
+            },
+        );
+        assert!(pager.round().is_empty(), "no call left for the sweep");
+        let out = pager.finish("r", chrono::Duration::zero());
+        assert_eq!(
+            out.states[0].complete_to.as_deref(),
+            Some(ts(-30 * 60).as_str()),
+            "the frontier stays for the next poll's sweep"
+        );
+        assert!(out.states[0].behind);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The deterministic simulation (`testkit::sim`): the real jobs against a simulated Graph API
-//! and S3 for more than a day of 5-minute steps. Fixed seeds with the fault classes the library
-//! survives today ([`Faults::PASSING`]) must break no invariant; and each breakage the
+//! and S3 for more than a day of 5-minute steps. Fixed seeds with every fault class
+//! ([`Faults::ALL`]) must break no invariant; and each breakage the
 //! simulation can put into the environment must be caught, named with its seed.
 
 use testkit::sim::{simulate, Breakage, Faults, Options, Report};
@@ -8,7 +8,7 @@ use testkit::sim::{simulate, Breakage, Faults, Options, Report};
 /// Long enough that posts' 24 hours close and the completeness invariant is checked.
 const DAYS: f64 = 1.25;
 
-/// Seeds that break no invariant with [`Faults::PASSING`] (the example runs any others).
+/// Seeds run with every fault class (the example runs any others).
 const SEEDS: &[u64] = &[1, 2, 4];
 
 fn lines(report: &Report) -> Vec<String> {
@@ -16,7 +16,7 @@ fn lines(report: &Report) -> Vec<String> {
 }
 
 fn run_seed(seed: u64) {
-    let report = simulate(&Options::new(seed, DAYS, Faults::PASSING));
+    let report = simulate(&Options::new(seed, DAYS, Faults::ALL));
     assert!(
         report.runs > 300,
         "seed {seed} ran only {} runs",
