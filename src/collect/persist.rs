@@ -331,21 +331,78 @@ pub(super) async fn reserve(
 /// conflict, merges into what the other run wrote and tries again.
 pub(super) async fn write_state(
     app: &App,
-    mut state: State,
+    state: State,
     etag: Option<String>,
     until: Option<Instant>,
     summary: &mut RunSummary,
 ) -> Result<(), SinkError> {
-    let key = &app.config.hashtags.state_key;
     let window = app.config.hashtags.known_window;
+    let key = &app.config.hashtags.state_key;
+    write_merging(
+        app,
+        key,
+        state,
+        etag,
+        until,
+        summary,
+        State::to_bytes,
+        |body, ours| State::parse(body).map(|(theirs, _)| theirs.merge(ours, window)),
+    )
+    .await
+}
+
+/// Writes the removed fields (`crate::drift`) under the condition that nobody wrote them since
+/// they were read; after a conflict, merges with what the other run wrote (every entry of both
+/// kept) and tries again. An object there that cannot be read is kept aside first.
+pub(super) async fn write_removed_fields(
+    app: &App,
+    removed: crate::drift::RemovedFields,
+    etag: Option<String>,
+    until: Option<Instant>,
+    summary: &mut RunSummary,
+) -> Result<(), SinkError> {
+    let key = &app.config.graph.removed_fields_key;
+    let entries = removed.len();
+    let to_bytes = crate::drift::RemovedFields::to_bytes;
+    write_merging(
+        app,
+        key,
+        removed,
+        etag,
+        until,
+        summary,
+        to_bytes,
+        |body, ours| crate::drift::RemovedFields::parse(body).map(|(theirs, _)| theirs.merge(ours)),
+    )
+    .await?;
+    tracing::info!(location = %app.sink.location(key), entries, "removed fields written");
+    Ok(())
+}
+
+/// Writes `value` to `key` under the condition that the object is still the version read
+/// (`etag`; none: still absent). After a conflict it reads what another run wrote, `merge`s its
+/// own into it and tries again, up to `sink.conflict_retries` times; an object there that cannot
+/// be read is kept aside first (`set_aside`), so nothing is lost either way.
+#[allow(clippy::too_many_arguments)]
+async fn write_merging<T>(
+    app: &App,
+    key: &str,
+    mut value: T,
+    etag: Option<String>,
+    until: Option<Instant>,
+    summary: &mut RunSummary,
+    to_bytes: impl Fn(&T) -> Vec<u8>,
+    merge: impl Fn(&[u8], &T) -> Result<T, String>,
+) -> Result<(), SinkError> {
     let mut condition = match etag {
         Some(e) => Condition::Matches(e),
         None => Condition::Absent,
     };
     for _ in 0..=app.config.sink.conflict_retries {
+        let body = to_bytes(&value);
         match app
             .sink
-            .put(key, state.to_bytes(), "application/json", &condition, until)
+            .put(key, body, "application/json", &condition, until)
             .await?
         {
             Written::Done(_) => return Ok(()),
@@ -354,8 +411,8 @@ pub(super) async fn write_state(
         condition = match app.sink.get(key, until).await? {
             None => Condition::Absent,
             Some(object) => {
-                match State::parse(&object.body) {
-                    Ok((theirs, _)) => state = theirs.merge(&state, window),
+                match merge(&object.body, &value) {
+                    Ok(merged) => value = merged,
                     Err(e) => {
                         set_aside(app, key, object.body, until, &e).await?;
                     }
@@ -363,56 +420,7 @@ pub(super) async fn write_state(
                 Condition::Matches(object.etag)
             }
         };
-        tracing::info!(location = %app.sink.location(key), "the state changed since it was read (an overlapping run): merged and written again");
-    }
-    Err(gave_up(app, key))
-}
-
-/// Writes the removed fields (`crate::drift`) under the condition that nobody wrote them since
-/// they were read; after a conflict, merges with what the other run wrote (every entry of both
-/// kept) and tries again. An object there that cannot be read is kept aside first.
-pub(super) async fn write_removed_fields(
-    app: &App,
-    mut removed: crate::drift::RemovedFields,
-    etag: Option<String>,
-    until: Option<Instant>,
-    summary: &mut RunSummary,
-) -> Result<(), SinkError> {
-    let key = &app.config.graph.removed_fields_key;
-    let mut condition = match etag {
-        Some(e) => Condition::Matches(e),
-        None => Condition::Absent,
-    };
-    for _ in 0..=app.config.sink.conflict_retries {
-        match app
-            .sink
-            .put(
-                key,
-                removed.to_bytes(),
-                "application/json",
-                &condition,
-                until,
-            )
-            .await?
-        {
-            Written::Done(_) => {
-                tracing::info!(location = %app.sink.location(key), entries = removed.len(), "removed fields written");
-                return Ok(());
-            }
-            Written::Conflict => summary.write_conflicts += 1,
-        }
-        condition = match app.sink.get(key, until).await? {
-            None => Condition::Absent,
-            Some(object) => {
-                match crate::drift::RemovedFields::parse(&object.body) {
-                    Ok((theirs, _)) => removed = theirs.merge(&removed),
-                    Err(e) => {
-                        set_aside(app, key, object.body, until, &e).await?;
-                    }
-                }
-                Condition::Matches(object.etag)
-            }
-        };
+        tracing::info!(location = %app.sink.location(key), "the object changed since it was read (an overlapping run): merged and written again");
     }
     Err(gave_up(app, key))
 }
