@@ -124,7 +124,8 @@ struct Inner {
 }
 
 /// An account's generated media: `posts` posts, the newest at `newest`, one every 2 hours
-/// back; `stuck`: every page's cursor points at the second page, as a broken API would.
+/// back; `stuck`: every page's cursor points half a page on, so the second page repeats half of
+/// the first and then points at itself, as a broken API would.
 #[derive(Debug, Clone)]
 struct History {
     newest: chrono::DateTime<chrono::Utc>,
@@ -183,7 +184,7 @@ fn history_page(username: &str, history: &History, cursor: Option<&str>, limit: 
         .collect();
     let mut cursors = json!({"before": format!("p{from}")});
     if history.stuck {
-        cursors["after"] = json!(format!("p{}", limit.max(1)));
+        cursors["after"] = json!(format!("p{}", limit.max(2) / 2));
     } else if to < history.posts {
         cursors["after"] = json!(format!("p{to}"));
     }
@@ -349,8 +350,8 @@ impl FakeGraph {
         );
     }
 
-    /// Makes every media page of an account (with a history) answer the second page's cursor,
-    /// so paging would go round in a circle.
+    /// Makes every media page of an account (with a history) answer the cursor half a page on:
+    /// the second page repeats posts of the first, and paging would go round in a circle.
     pub fn set_stuck_media_cursor(&self, username: &str) {
         if let Some(h) = self.inner.lock().expect("lock").histories.get_mut(username) {
             h.stuck = true;
