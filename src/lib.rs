@@ -14,6 +14,7 @@
 //! - [`collect`]: the two jobs, from fetch to write, and the run summary;
 //! - [`state`]: what the hashtags job remembers between runs (pure);
 //! - [`drift`]: the fields the Graph API reported removed, remembered between runs (pure);
+//! - [`lookback`]: how far back the brands job pages an account's media, and its cost (pure);
 //! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
 //! - [`plan`]: how a run too large for one invocation is cut into shards (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
@@ -29,6 +30,7 @@ pub mod drift;
 pub mod graph;
 pub mod health;
 pub mod lambda;
+pub mod lookback;
 pub mod pager;
 pub mod plan;
 pub mod probe;

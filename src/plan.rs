@@ -98,10 +98,15 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
     let cap = capacity.calls.max(1);
     let units = units(config, job);
     let allowance = |lane| config.hashtag_calls_per_hour(lane, lanes);
-    // The calls the whole run may make: one per account, or every credential's hourly hashtag
-    // allowance (the pager may spend it in one run).
+    // An account's calls: its first page and the pages its lookback is booked for.
+    let per_account = 1 + crate::lookback::pages_per_account(
+        config.brands.lookback_days,
+        config.graph.brand_media_limit,
+    );
+    // The calls the whole run may make: those of every account, or every credential's hourly
+    // hashtag allowance (the pager may spend it in one run).
     let whole = match job {
-        Job::Brands => units.len() as u64,
+        Job::Brands => units.len() as u64 * per_account,
         Job::Hashtags => (0..lanes).map(allowance).sum(),
     };
     if whole <= cap || units.is_empty() {
@@ -125,7 +130,7 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
             continue;
         }
         let load = match job {
-            Job::Brands => mine.len() as u64,
+            Job::Brands => mine.len() as u64 * per_account,
             Job::Hashtags => allowance(lane),
         };
         let count = (load.div_ceil(cap) as usize).clamp(1, mine.len());

@@ -176,6 +176,10 @@ pub struct RunSummary {
     /// Per credential (hashtags job): the hourly allowance, calls booked within the hour, spent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hashtag_budget: Vec<crate::pager::LaneUse>,
+    /// What the brands job's lookback fetched (`brands.lookback_days` above 0): pages, pages
+    /// the hour's calls could not book, accounts cut short.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brands_lookback: Option<crate::lookback::Report>,
     /// Why the hashtag state was not (wholly) used, when it was not: missing, unreadable,
     /// entries ignored.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -37,6 +37,8 @@ pub(super) struct Collected {
     pub resolved: BTreeMap<String, String>,
     /// Pages fetched per hashtag.
     pub pages: BTreeMap<String, u32>,
+    /// What the brands job's lookback fetched (`brands.lookback_days`).
+    pub lookback: crate::lookback::Report,
 }
 
 impl Collected {
@@ -100,6 +102,7 @@ pub async fn run_until(
         posts_behind: None,
         posts_given_up: None,
         hashtag_budget: Vec::new(),
+        brands_lookback: None,
         state: None,
         state_as_of: None,
         token_health: Vec::new(),
@@ -140,9 +143,15 @@ pub async fn run_until(
             let daily = !replaying && scheduled.hour() == 0 && app.config.fanout.checks_tokens;
             // The calls are booked in the credentials' ledger before they are made, so retries
             // and redeliveries count against the hour like the hashtags job's calls.
+            let mut pages = brands::Pages::unlimited();
+            let mut pages_skipped = 0;
             if !replaying {
                 match book_brands(app, &session, scheduled, &run, daily, deadlines).await {
-                    Ok(loaded) => brands_booked = Some(loaded),
+                    Ok(booked) => {
+                        brands_booked = Some(booked.loaded);
+                        pages = booked.pages;
+                        pages_skipped = booked.pages_skipped;
+                    }
                     Err(e) => {
                         tracing::error!(location = %e.location, "the calls could not be booked: {e}");
                         return Err(RunError::StateUnreadable(e, finish(summary)));
@@ -156,10 +165,22 @@ pub async fn run_until(
                     Vec::new()
                 }
             };
-            let (collected, checked) = tokio::join!(
-                brands::collect(app, &session, scheduled, deadlines.writes),
+            let (mut collected, checked) = tokio::join!(
+                brands::collect(app, &session, scheduled, deadlines.writes, &pages),
                 check
             );
+            collected.lookback.pages_skipped = pages_skipped;
+            if app.config.brands.lookback_days > 0 {
+                collected.lookback.days = app.config.brands.lookback_days;
+                if pages_skipped > 0 || collected.lookback.accounts_cut_short > 0 {
+                    tracing::warn!(
+                        pages_skipped,
+                        accounts_cut_short = collected.lookback.accounts_cut_short,
+                        "the hour's calls could not book every lookback page: the first pages were booked first, and the oldest posts of some windows wait for a run with calls to spare; raise budget.calls_per_hour_per_credential, lower brands.lookback_days, or add credentials"
+                    );
+                }
+                summary.brands_lookback = Some(collected.lookback.clone());
+            }
             // After the brand calls, not before or beside them: their posts never wait for it,
             // and it spends only the call booked for it (`book_brands`). Before the final
             // booking below, so that the ledger counts it.
@@ -377,10 +398,19 @@ async fn plan_and_reserve(
     Err(persist::gave_up(app, &app.config.hashtags.state_key))
 }
 
+/// What [`book_brands`] booked: the ledger as read, and the lookback's pages.
+struct Booked {
+    loaded: Loaded,
+    pages: brands::Pages,
+    /// Lookback pages the estimate wanted that the hour had no calls left for.
+    pages_skipped: u64,
+}
+
 /// Books the brands run's calls in the credentials' ledger (the hashtag state) before any call:
 /// on each credential, its accounts' calls with every retry the policy allows, and the token
-/// check's and refresh's, within what the credential's hour has left. The session then sends no
-/// more.
+/// check's and refresh's, then the lookback's estimated pages (`lookback::pages_per_account`
+/// per account, each with its retries), within what the credential's hour has left: a short
+/// hour drops lookback pages first. The session then sends no more.
 async fn book_brands(
     app: &App,
     session: &Session<'_>,
@@ -388,12 +418,18 @@ async fn book_brands(
     run: &ThisRun,
     daily: bool,
     deadlines: Deadlines,
-) -> Result<Loaded, crate::sink::SinkError> {
+) -> Result<Booked, crate::sink::SinkError> {
     let lanes = session.lanes().max(1);
     let attempts = u64::from(app.config.retry.max_attempts.max(1));
     let total = u64::from(app.config.budget.calls_per_hour_per_credential);
+    let per_account = crate::lookback::pages_per_account(
+        app.config.brands.lookback_days,
+        app.config.graph.brand_media_limit,
+    );
     for _ in 0..=app.config.sink.conflict_retries {
         let mut loaded = hashtags::load_state(app, scheduled, deadlines.writes).await?;
+        let mut lookback_calls = Vec::with_capacity(lanes);
+        let mut pages_skipped = 0;
         let spends: Vec<Spend> = (0..lanes)
             .map(|lane| {
                 let accounts = (0..app.config.targets.len())
@@ -403,15 +439,33 @@ async fn book_brands(
                 let renews =
                     app.config.health.refresh_days_left.is_some() && app.source.can_exchange(lane);
                 let checks = u64::from(daily) * (1 + u64::from(renews));
-                let wanted = (accounts + checks) * attempts;
+                let first = (accounts + checks) * attempts;
+                let lookback = accounts
+                    .saturating_mul(per_account)
+                    .saturating_mul(attempts);
                 let key = hashtags::lane_key(session, lane);
-                let spend = brands_booking(&loaded.state, &key, total, wanted, run.calls, &run.id);
+                let spend = brands_booking(
+                    &loaded.state,
+                    &key,
+                    total,
+                    first.saturating_add(lookback),
+                    run.calls,
+                    &run.id,
+                );
                 session.limit_calls(lane, spend.calls);
+                // The first pages take the booking first; the lookback gets what is left.
+                let granted = spend.calls.saturating_sub(first).min(lookback);
+                lookback_calls.push(granted);
+                pages_skipped += (lookback - granted).div_ceil(attempts);
                 spend
             })
             .collect();
         if persist::reserve(app, &mut loaded, spends, &[], scheduled, deadlines.writes).await? {
-            return Ok(loaded);
+            return Ok(Booked {
+                loaded,
+                pages: brands::Pages::booked(lookback_calls, attempts),
+                pages_skipped,
+            });
         }
     }
     Err(persist::gave_up(app, &app.config.hashtags.state_key))

@@ -2,7 +2,7 @@
 //!
 //! Targets are spread over the credentials in turn (target i uses credential i mod n), brands
 //! and hashtags alike. On each credential the brands job's calls are fixed (one per account per
-//! brands run, and the daily token check); the hashtags job gets the rest of the hour
+//! brands run, its lookback pages, and the daily token check); the hashtags job gets the rest of the hour
 //! (`pager`). The least it must spend is one page per hashtag per longest poll interval (the
 //! freshness target); every call above that fetches up to a page of posts.
 
@@ -50,8 +50,26 @@ impl Config {
     /// refreshes the token (`health.refresh_days_left`, once in some 45 days), that hour's run
     /// sends one call more than this plans: the ledger books what each run really sends, and the
     /// hashtags job never spends past the whole allowance less every booking (`pager::Lane`).
+    ///
+    /// With `brands.lookback_days`, each account's run also pages back
+    /// `lookback::pages_per_account` pages (at `lookback::POSTS_PER_DAY`): they are booked
+    /// here, so the hashtags job's least spend is checked against what the lookback leaves.
     fn brands_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
-        self.accounts_on(lane, lanes) as u64 * u64::from(self.budget.brands_runs_per_hour) + 1
+        let accounts = self.accounts_on(lane, lanes) as u64;
+        let runs = u64::from(self.budget.brands_runs_per_hour);
+        accounts * runs + self.lookback_calls_per_hour(lane, lanes) + 1
+    }
+
+    /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.
+    fn lookback_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
+        self.lookback_pages_per_account()
+            .saturating_mul(self.accounts_on(lane, lanes) as u64)
+            .saturating_mul(u64::from(self.budget.brands_runs_per_hour))
+    }
+
+    /// Pages past the first one account's run reads back (`brands.lookback_days`).
+    fn lookback_pages_per_account(&self) -> u64 {
+        crate::lookback::pages_per_account(self.brands.lookback_days, self.graph.brand_media_limit)
     }
 
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
@@ -98,12 +116,17 @@ impl Config {
             limit += budget;
             posts += (spare * page as f64) as u64;
             for_hashtags.push(left);
+            let lookback = self.lookback_calls_per_hour(lane, lanes);
             lines.push(format!(
-                "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - 1 token check = {left} calls/h for {hashtags} hashtags; \
+                "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - {lookback} lookback pages/h ({accounts} accounts × {} pages back for brands.lookback_days {} at {} posts/day, {} a page) - 1 token check = {left} calls/h for {hashtags} hashtags; \
                  each polled at least every {interval_mins} min (hashtags.max_delay_mins {}, on the {}-min schedule): {hashtags} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
                  the {spare:.1} calls/h left fetch up to {} more posts/h ({page} a page)",
                 lane + 1,
                 b.brands_runs_per_hour,
+                self.lookback_pages_per_account(),
+                self.brands.lookback_days,
+                crate::lookback::POSTS_PER_DAY,
+                self.graph.brand_media_limit,
                 self.hashtags.max_delay.as_secs() / 60,
                 self.hashtags.run_every().as_secs() / 60,
                 (spare * page as f64) as u64,
@@ -133,7 +156,7 @@ impl Config {
                 problems.push(Problem {
                     key: "budget".into(),
                     message: format!(
-                        "the schedule is over the Graph API budget of credential {} of {lanes}:\n{}\nRaise hashtags.max_delay_mins or budget.calls_per_hour_per_credential, track fewer targets, or add credentials",
+                        "the schedule is over the Graph API budget of credential {} of {lanes}:\n{}\nRaise hashtags.max_delay_mins or budget.calls_per_hour_per_credential, lower brands.lookback_days, track fewer targets, or add credentials",
                         lane + 1,
                         used.arithmetic
                     ),

@@ -293,6 +293,10 @@ pub(super) fn check(
         health: HealthSettings {
             refresh_days_left: std::num::NonZeroU32::new(raw.health.refresh_days_left),
         },
+        brands: BrandsSettings {
+            lookback_days: raw.brands.lookback_days,
+            backfill_days: raw.brands.backfill_days,
+        },
         targets,
     }
 }
@@ -370,8 +374,11 @@ struct LongestCaptures {
 }
 
 fn longest_captures(raw: &FileConfig) -> LongestCaptures {
-    use crate::graph::replay::{brand_path, hashtag_search_path, recent_media_path};
-    // A run cannot fetch more pages of one hashtag than its credential's hourly calls.
+    use crate::graph::replay::{
+        brand_page_path, brand_path, hashtag_search_path, recent_media_path,
+    };
+    // A run cannot fetch more pages of one hashtag, or of one account's media, than its
+    // credential's hourly calls.
     let pages = raw.budget.calls_per_hour_per_credential.max(2);
     let longest = |names: Vec<String>| {
         let name = names
@@ -386,7 +393,7 @@ fn longest_captures(raw: &FileConfig) -> LongestCaptures {
         brands: longest(
             raw.targets
                 .iter()
-                .map(|t| brand_path(&t.username))
+                .flat_map(|t| [brand_path(&t.username), brand_page_path(&t.username, pages)])
                 .collect(),
         ),
         hashtags: longest(

@@ -40,6 +40,9 @@ pub(super) struct FileConfig {
     pub(super) health: HealthSection,
     #[serde(default)]
     #[validate(nested)]
+    pub(super) brands: BrandsSection,
+    #[serde(default)]
+    #[validate(nested)]
     pub(super) targets: Vec<TargetEntry>,
 }
 
@@ -128,6 +131,43 @@ impl Default for HealthSection {
             refresh_days_left: default_refresh_days_left(),
         }
     }
+}
+
+/// How far back the brands job reads each account's media.
+#[derive(Debug, Deserialize, Validate)]
+pub(super) struct BrandsSection {
+    #[serde(default = "default_lookback_days")]
+    #[validate(range(
+        min = 0,
+        max = 365,
+        message = "0 reads only the first page; every day more adds pages to every account's hourly run, and a year is far past the days in which a post's counts still move"
+    ))]
+    pub(super) lookback_days: u32,
+    #[serde(default = "default_backfill_days")]
+    #[validate(range(
+        min = 0,
+        max = 3650,
+        message = "0 fetches no history; ten years is the most"
+    ))]
+    pub(super) backfill_days: u32,
+}
+
+impl Default for BrandsSection {
+    fn default() -> Self {
+        BrandsSection {
+            lookback_days: default_lookback_days(),
+            backfill_days: default_backfill_days(),
+        }
+    }
+}
+
+/// A post's counts move most in its first days; a week, at one post every 2 hours, is a few
+/// pages per account per hour (README, "Brands: a week of counts").
+pub(super) fn default_lookback_days() -> u32 {
+    7
+}
+pub(super) fn default_backfill_days() -> u32 {
+    0
 }
 
 /// The level at which the daily check starts to warn (`health::WARN_DAYS`): a token is

@@ -84,7 +84,19 @@ pub struct Config {
     pub sink: SinkSettings,
     pub fanout: FanoutSettings,
     pub health: HealthSettings,
+    pub brands: BrandsSettings,
     pub targets: Vec<Target>,
+}
+
+/// How far back the brands job reads each account's media (`[brands]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrandsSettings {
+    /// Every brands run pages each account's media back this many days before its scheduled
+    /// time, so the counts of the posts of the window are refreshed every hour. 0: the first
+    /// page only.
+    pub lookback_days: u32,
+    /// Parsed and checked, not yet used: a newly tracked account's history to fetch once.
+    pub backfill_days: u32,
 }
 
 /// What the daily token check does besides reporting (`[health]`).

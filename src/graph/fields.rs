@@ -179,11 +179,19 @@ impl Omitted {
     }
 }
 
-/// The `fields=` expression of `business_discovery` for `username`, without the omitted fields.
-pub fn business_discovery_fields(username: &str, media_limit: u32, omitted: &Omitted) -> String {
+/// The `fields=` expression of `business_discovery` for `username`, without the omitted fields:
+/// the first page of its media, or the page after the cursor `after`
+/// (`media.after(…).limit(n)`; the caller passes only a cursor `lookback::is_cursor` accepts).
+pub fn business_discovery_fields(
+    username: &str,
+    media_limit: u32,
+    after: Option<&str>,
+    omitted: &Omitted,
+) -> String {
     let e = Endpoint::BusinessDiscovery;
+    let after = after.map_or_else(String::new, |a| format!(".after({a})"));
     format!(
-        "business_discovery.username({username}){{{},media.limit({media_limit}){{{}}}}}",
+        "business_discovery.username({username}){{{},media{after}.limit({media_limit}){{{}}}}}",
         omitted.list(e, Kind::Brand),
         omitted.list(e, Kind::Media)
     )
@@ -469,7 +477,7 @@ mod tests {
     fn the_requests_leave_out_the_omitted_fields_and_never_an_id() {
         let mut omitted = Omitted::default();
         assert_eq!(
-            business_discovery_fields("dior", 25, &omitted),
+            business_discovery_fields("dior", 25, None, &omitted),
             "business_discovery.username(dior){id,username,name,profile_picture_url,followers_count,media_count,media.limit(25){id,timestamp,caption,media_type,media_product_type,media_url,permalink,like_count,comments_count}}"
         );
         assert!(
@@ -481,7 +489,7 @@ mod tests {
         assert!(!omitted.insert(bd(Kind::Brand, "media_count")));
         assert!(omitted.insert(rm("like_count")));
         assert_eq!(
-            business_discovery_fields("dior", 25, &omitted),
+            business_discovery_fields("dior", 25, None, &omitted),
             "business_discovery.username(dior){id,username,name,profile_picture_url,followers_count,media.limit(25){id,timestamp,caption,media_type,media_url,permalink,like_count,comments_count}}"
         );
         assert_eq!(
@@ -499,5 +507,14 @@ mod tests {
             None
         );
         assert_eq!(bd(Kind::Brand, "media_count").qualified(), "media_count");
+    }
+
+    #[test]
+    fn a_lookback_page_asks_for_the_media_after_its_cursor_with_the_same_fields() {
+        let omitted = Omitted::default();
+        assert_eq!(
+            business_discovery_fields("dior", 25, Some("QVFIab-_="), &omitted),
+            "business_discovery.username(dior){id,username,name,profile_picture_url,followers_count,media_count,media.after(QVFIab-_=).limit(25){id,timestamp,caption,media_type,media_product_type,media_url,permalink,like_count,comments_count}}"
+        );
     }
 }

@@ -23,6 +23,16 @@ pub fn brand_path(username: &str) -> String {
     format!("brands/{username}.json")
 }
 
+/// The capture name of page `page` (1-based) of a `business_discovery` answer's media: the
+/// first is [`brand_path`]'s, the lookback's pages follow it.
+pub fn brand_page_path(username: &str, page: u32) -> String {
+    if page <= 1 {
+        brand_path(username)
+    } else {
+        format!("brands/{username}.{page}.json")
+    }
+}
+
 /// The capture name of an `ig_hashtag_search` answer.
 pub fn hashtag_search_path(hashtag: &str) -> String {
     format!("hashtag_search/{hashtag}.json")

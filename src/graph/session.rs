@@ -313,11 +313,40 @@ impl Session<'_> {
                     path: c.credentials.ig_user_id.clone(),
                     query: vec![(
                         "fields",
-                        business_discovery_fields(username, limit, omitted),
+                        business_discovery_fields(username, limit, None, omitted),
                     )],
                 };
                 let endpoint = Endpoint::BusinessDiscovery;
                 self.call_fields(endpoint, lane, c, request, Need::Required, capture)
+                    .await
+            }
+        }
+    }
+
+    /// `business_discovery` with its media from the cursor `after` on
+    /// (`media.after(…).limit(n)`): page `page` (2 or more) of the brands job's lookback. An
+    /// optional call (dropped when usage is high), through the same call path as every other.
+    pub async fn business_discovery_page(
+        &self,
+        lane: usize,
+        username: &str,
+        after: &str,
+        page: u32,
+    ) -> Result<Value, GraphError> {
+        let capture = replay::brand_page_path(username, page);
+        match self.client(lane) {
+            None => self.replay(&capture).await,
+            Some((lane, c)) => {
+                let limit = self.settings.brand_media_limit;
+                let request = |omitted: &Omitted| Request::Get {
+                    path: c.credentials.ig_user_id.clone(),
+                    query: vec![(
+                        "fields",
+                        business_discovery_fields(username, limit, Some(after), omitted),
+                    )],
+                };
+                let endpoint = Endpoint::BusinessDiscovery;
+                self.call_fields(endpoint, lane, c, request, Need::Optional, capture)
                     .await
             }
         }

@@ -3,6 +3,7 @@
 //! that knows how Graph JSON is laid out; `validate` sees one API object at a time. It must not
 //! make calls or decide on retries: it reads bodies the session already decoded.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{Endpoint, ErrorKind, GraphError};
@@ -35,7 +36,14 @@ pub fn brand(
     if let Some(brand) = validate::record(Kind::Brand, bd, None, rules, tally) {
         batch.brand.push(brand);
     }
-    let media = match bd.get("media") {
+    let media = media_list(bd, tally);
+    batch.media = validate::records(Kind::Media, media, Some(owner), rules, tally);
+    Ok(batch)
+}
+
+/// The media edge's posts; a missing or malformed edge is none, counted.
+fn media_list<'b>(bd: &'b Value, tally: &mut Tally) -> &'b [Value] {
+    match bd.get("media") {
         None | Some(Value::Null) => {
             tally.default_field(Kind::Brand, "media", Reason::Missing);
             &[][..]
@@ -47,9 +55,75 @@ pub fn brand(
                 &[][..]
             }
         },
+    }
+}
+
+/// Where a `business_discovery` answer's media page ends: its oldest post and the cursor of
+/// the page after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaPaging {
+    /// The oldest readable `timestamp` among the page's posts; `None` when none has one.
+    pub oldest: Option<DateTime<Utc>>,
+    /// `media.paging.cursors.after`. Meta leaves `paging.next` out of an edge read through
+    /// field expansion, so the cursor alone says there may be more; an empty page ends it.
+    pub after: Option<String>,
+}
+
+/// The paging of a `business_discovery` answer's media edge.
+pub fn media_paging(body: &Value) -> MediaPaging {
+    let media = body.get("business_discovery").and_then(|b| b.get("media"));
+    let oldest = media
+        .and_then(|m| m.get("data"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("timestamp").and_then(Value::as_str))
+        .filter_map(validate::parse_timestamp)
+        .map(|t| t.with_timezone(&Utc))
+        .min();
+    let after = media
+        .and_then(|m| m.pointer("/paging/cursors/after"))
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    MediaPaging { oldest, after }
+}
+
+/// The media of a lookback page (`media.after(…)`): the posts `keep` accepts (by id and time;
+/// the caller drops those already written and those before its window), as records. The
+/// page's profile is not a record (the first page's is); an answer about another account is
+/// refused whole, as [`brand`] does.
+pub fn brand_media(
+    body: &Value,
+    target: &Target,
+    rules: &Rules,
+    tally: &mut Tally,
+    keep: impl Fn(Option<&str>, Option<DateTime<Utc>>) -> bool,
+) -> Result<Vec<Record>, GraphError> {
+    let Some(bd) = body.get("business_discovery").filter(|v| v.is_object()) else {
+        return Err(bad_shape("the response has no business_discovery object"));
     };
-    batch.media = validate::records(Kind::Media, media, Some(owner), rules, tally);
-    Ok(batch)
+    same_account(bd, target)?;
+    let kept: Vec<Value> = media_list(bd, tally)
+        .iter()
+        .filter(|p| {
+            let id = p.get("id").and_then(Value::as_str);
+            let at = p
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(validate::parse_timestamp)
+                .map(|t| t.with_timezone(&Utc));
+            keep(id, at)
+        })
+        .cloned()
+        .collect();
+    Ok(validate::records(
+        Kind::Media,
+        &kept,
+        Some(&target.user_id),
+        rules,
+        tally,
+    ))
 }
 
 /// Refuses a `business_discovery` object that names another account than `target`. An id or

@@ -118,6 +118,77 @@ struct Inner {
     removed: Vec<(Option<String>, String, String)>,
     /// Requests refused because they named a removed field.
     refused: usize,
+    /// Accounts whose media are a generated history (newest first), paged by
+    /// `media.after(cursor).limit(n)`.
+    histories: HashMap<String, History>,
+}
+
+/// An account's generated media: `posts` posts, the newest at `newest`, one every 2 hours
+/// back; `stuck`: every page's cursor points half a page on, so the second page repeats half of
+/// the first and then points at itself, as a broken API would.
+#[derive(Debug, Clone)]
+struct History {
+    newest: chrono::DateTime<chrono::Utc>,
+    posts: usize,
+    stuck: bool,
+}
+
+/// Post `k` (0: the newest) of an account's generated history: its id, its time (2 hours per
+/// post back from `newest`), and counts that say which post it is.
+pub fn history_post(username: &str, newest: chrono::DateTime<chrono::Utc>, k: usize) -> Value {
+    let at = newest - chrono::Duration::hours(2 * k as i64);
+    let tag: u64 = username
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 1_000_000;
+    json!({
+        "id": format!("19{tag:06}{k:08}"),
+        "timestamp": at.format("%Y-%m-%dT%H:%M:%S+0000").to_string(),
+        "caption": format!("post {k} of {username}"),
+        "media_type": "IMAGE",
+        "media_product_type": "FEED",
+        "media_url": format!("https://cdn.example/{username}/{k}.jpg"),
+        "permalink": format!("https://www.instagram.com/p/{username}{k}/"),
+        "like_count": 1000 + k,
+        "comments_count": k,
+    })
+}
+
+/// The media cursor and page size a `business_discovery` field expression asks for:
+/// `media.after(C).limit(n)` or `media.limit(n)`.
+fn media_page_of(fields: &str) -> (Option<String>, usize) {
+    let after = fields
+        .split_once("media.after(")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(c, _)| c.to_string());
+    let limit = fields
+        .rsplit_once(".limit(")
+        .and_then(|(_, r)| r.split_once(')'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(25);
+    (after, limit)
+}
+
+/// The media edge of `history` at `cursor` (`p{offset}`), `limit` posts: its paging holds
+/// cursors only, as Meta answers an edge read through field expansion (no `next`), and no
+/// `after` on the last page.
+fn history_page(username: &str, history: &History, cursor: Option<&str>, limit: usize) -> Value {
+    let from = cursor
+        .and_then(|c| c.strip_prefix('p'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(history.posts);
+    let to = (from + limit.max(1)).min(history.posts);
+    let data: Vec<Value> = (from..to)
+        .map(|k| history_post(username, history.newest, k))
+        .collect();
+    let mut cursors = json!({"before": format!("p{from}")});
+    if history.stuck {
+        cursors["after"] = json!(format!("p{}", limit.max(2) / 2));
+    } else if to < history.posts {
+        cursors["after"] = json!(format!("p{to}"));
+    }
+    json!({"data": data, "paging": {"cursors": cursors}})
 }
 
 /// The username of synthetic account `i` (0-based): `synthetic_000042`.
@@ -263,6 +334,28 @@ impl FakeGraph {
         let mut names: Vec<&String> = inner.brands.keys().collect();
         names.sort();
         names.iter().map(|n| inner.brands[*n].clone()).collect()
+    }
+
+    /// Gives an account `posts` posts, the newest at `newest` and one every 2 hours back
+    /// ([`history_post`]), answered page by page to `media.after(cursor).limit(n)`; its profile
+    /// stays the recorded (or synthetic) one.
+    pub fn set_history(&self, username: &str, newest: chrono::DateTime<chrono::Utc>, posts: usize) {
+        self.inner.lock().expect("lock").histories.insert(
+            username.to_string(),
+            History {
+                newest,
+                posts,
+                stuck: false,
+            },
+        );
+    }
+
+    /// Makes every media page of an account (with a history) answer the cursor half a page on:
+    /// the second page repeats posts of the first, and paging would go round in a circle.
+    pub fn set_stuck_media_cursor(&self, username: &str) {
+        if let Some(h) = self.inner.lock().expect("lock").histories.get_mut(username) {
+            h.stuck = true;
+        }
     }
 
     /// Replaces the `business_discovery` body of an account.
@@ -853,9 +946,13 @@ async fn node(
             0,
         );
     }
-    let (recorded, synthetic) = {
+    let (recorded, synthetic, history) = {
         let i = inner.lock().expect("lock");
-        (i.brands.get(&username).cloned(), i.synthetic.clone())
+        (
+            i.brands.get(&username).cloned(),
+            i.synthetic.clone(),
+            i.histories.get(&username).cloned(),
+        )
     };
     // Generated outside the lock: a body is a few tens of KB.
     let body = recorded.or_else(|| {
@@ -872,6 +969,10 @@ async fn node(
     }
     match body {
         Some(mut b) => {
+            if let (Some(h), Some(bd)) = (&history, b.get_mut("business_discovery")) {
+                let (after, limit) = media_page_of(&fields);
+                bd["media"] = history_page(&username, h, after.as_deref(), limit);
+            }
             strip_removed(&mut b, &removed);
             answer(b, &pass)
         }

@@ -22,9 +22,10 @@ fn check_config_prints_the_plan_and_the_budget_arithmetic() {
         "{out}"
     );
     assert!(
-        out.contains("credential 1 of 1: 200 calls/h - 11 accounts × 1 brands run/h - 1 token check = 188 calls/h for 11 hashtags; \
+        out.contains("credential 1 of 1: 200 calls/h - 11 accounts × 1 brands run/h - 33 lookback pages/h \
+                      (11 accounts × 3 pages back for brands.lookback_days 7 at 12 posts/day, 25 a page) - 1 token check = 155 calls/h for 11 hashtags; \
                       each polled at least every 30 min (hashtags.max_delay_mins 30, on the 5-min schedule): 11 × 2.0 = 22.0 calls/h; \
-                      the 166.0 calls/h left fetch up to 8300 more posts/h (50 a page)"),
+                      the 133.0 calls/h left fetch up to 6650 more posts/h (50 a page)"),
         "{out}"
     );
     assert!(

@@ -323,7 +323,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &bare.sink,
                         &bare.validation,
                         &bare.fanout,
-                        &bare.health
+                        &bare.health,
+                        &bare.brands
                     )
                 ),
                 format!(
@@ -337,7 +338,8 @@ fn the_shipped_file_sets_what_the_code_defaults_to() {
                         &full.sink,
                         &full.validation,
                         &full.fanout,
-                        &full.health
+                        &full.health,
+                        &full.brands
                     )
                 ),
                 "{section}.{key}: the shipped value differs from the code default"

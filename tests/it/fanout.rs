@@ -28,6 +28,8 @@ async fn fake() -> FakeGraph {
 /// `config` with one invocation sized to `capacity` calls: 4 concurrent calls × (60 s - 8 s
 /// margin) ÷ the call time.
 fn with_capacity(mut config: Config, capacity: u64) -> Config {
+    // One call per account, as the arithmetic below counts: the lookback's pages are `history`'s.
+    config.brands.lookback_days = 0;
     config.graph.concurrency = 4;
     config.fanout.invocation_timeout = Duration::from_secs(60);
     config.retry.deadline_margin = Duration::from_secs(8);
@@ -268,7 +270,9 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
     // into 3 shards (6 accounts: 2 shards of 3; 5 accounts: 1 shard).
     let text = ig_collector::config::EMBEDDED
         .replace("concurrency = 16", "concurrency = 1")
-        .replace("call_time_ms = 4000", "call_time_ms = 10000");
+        .replace("call_time_ms = 4000", "call_time_ms = 10000")
+        // The plan's arithmetic counts one call per account: the lookback's pages are `history`'s.
+        .replace("lookback_days = 7", "lookback_days = 0");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("configure.toml");
     std::fs::write(&path, text).expect("config written");
@@ -332,7 +336,9 @@ async fn the_functions_answer_a_planning_event_then_run_one_shard_and_refuse_an_
 fn check_config_prints_the_plan_and_refuses_more_than_30_hashtags_on_a_credential() {
     let mut text = ig_collector::config::EMBEDDED
         .replace("concurrency = 16", "concurrency = 1")
-        .replace("call_time_ms = 4000", "call_time_ms = 10000");
+        .replace("call_time_ms = 4000", "call_time_ms = 10000")
+        // The plan's arithmetic counts one call per account: the lookback's pages are `history`'s.
+        .replace("lookback_days = 7", "lookback_days = 0");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("configure.toml");
     std::fs::write(&path, &text).expect("written");

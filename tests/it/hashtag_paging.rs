@@ -221,23 +221,25 @@ fn a_config_over_the_hourly_budget_is_refused_with_the_arithmetic() {
     let shipped = config_for("https://unused")
         .check_budget(1)
         .expect("the shipped schedule fits");
-    // 11 brands calls and the token check; 11 hashtags polled at least every 30 minutes.
-    assert_eq!(shipped.for_hashtags, [188]);
-    assert_eq!(shipped.calls_per_hour, 12 + 22);
-    // Polled at least every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 88.
+    // 11 brands calls, their 33 lookback pages and the token check; 11 hashtags polled at least
+    // every 30 minutes.
+    assert_eq!(shipped.for_hashtags, [155]);
+    assert_eq!(shipped.calls_per_hour, 12 + 33 + 22);
+    // Polled at least every 5 minutes on 100 calls an hour: 11 × 12 = 132 > 55.
     let mut config = config_for("https://unused");
     config.hashtags.max_delay = std::time::Duration::from_secs(5 * 60);
     config.budget.calls_per_hour_per_credential = 100;
     let msg = config.check_budget(1).expect_err("over budget").to_string();
     assert!(
-        msg.contains("credential 1 of 1: 100 calls/h - 11 accounts × 1 brands run/h - 1 token check = 88 calls/h for 11 hashtags; each polled at least every 5 min"),
+        msg.contains("credential 1 of 1: 100 calls/h - 11 accounts × 1 brands run/h - 33 lookback pages/h (11 accounts × 3 pages back for brands.lookback_days 7 at 12 posts/day, 25 a page) - 1 token check = 55 calls/h for 11 hashtags; each polled at least every 5 min"),
         "{msg}"
     );
     assert!(msg.contains("11 × 12.0 = 132.0 calls/h"), "{msg}");
     let two = config
         .check_budget(2)
         .expect("two credentials share the hashtags");
-    assert_eq!(two.for_hashtags, [93, 94]);
+    // 6 and 5 accounts, 18 and 15 lookback pages.
+    assert_eq!(two.for_hashtags, [75, 79]);
     // The API's 30 unique hashtags per app user in 7 days.
     let mut many = config_for("https://unused");
     let base = many.targets[0].clone();
@@ -350,6 +352,8 @@ async fn a_poll_cut_short_by_the_hourly_budget_keeps_its_frontier_and_a_later_ru
     let app = app(&fake, out.path(), vec![(CALLER_ID, TOKEN)], |c| {
         c.targets.retain(|t| t.hashtag == "dior");
         c.budget.calls_per_hour_per_credential = 6;
+        // The brands job's first pages only: the lookback's pages are `history`'s.
+        c.brands.lookback_days = 0;
     });
     let first = run(&app, Job::Hashtags, at(0, 0, 47), None)
         .await
@@ -409,6 +413,8 @@ async fn a_short_budget_serves_the_higher_hashtag_priority_first_whatever_the_or
                 t.hashtag_priority = if t.hashtag == "dior" { dior } else { gucci };
             }
             c.budget.calls_per_hour_per_credential = 10;
+            // The brands job's first pages only: the lookback's pages are `history`'s.
+            c.brands.lookback_days = 0;
         });
         let s = second_run_at(
             &fake,
@@ -482,26 +488,34 @@ async fn accounts_without_a_hashtag_are_left_to_the_brands_job_and_count_only_th
         .await
         .expect("brands run");
     assert_eq!(b.records[&ig_collector::records::Kind::Brand], 11);
-    // The budget: 11 accounts' brands calls, 5 hashtags; over two credentials, 3 and 2.
+    // The budget: 11 accounts' brands calls and lookback pages, 5 hashtags; over two
+    // credentials, 3 and 2.
     let one = app.config.check_budget(1).expect("fits");
     assert!(
-        one.arithmetic
-            .contains("11 accounts × 1 brands run/h - 1 token check = 188 calls/h for 5 hashtags"),
+        one.arithmetic.contains(
+            "11 accounts × 1 brands run/h - 33 lookback pages/h (11 accounts × 3 pages back"
+        ) && one
+            .arithmetic
+            .contains("- 1 token check = 155 calls/h for 5 hashtags"),
         "{}",
         one.arithmetic
     );
     let two = app.config.budget_use(2).arithmetic;
     assert!(
-        two.contains("6 accounts × 1 brands run/h - 1 token check = 193 calls/h for 3 hashtags")
+        two.contains(
+            "6 accounts × 1 brands run/h - 18 lookback pages/h (6 accounts × 3 pages back"
+        ) && two.contains("- 1 token check = 175 calls/h for 3 hashtags")
             && two.contains(
-                "5 accounts × 1 brands run/h - 1 token check = 194 calls/h for 2 hashtags"
-            ),
+                "5 accounts × 1 brands run/h - 15 lookback pages/h (5 accounts × 3 pages back"
+            )
+            && two.contains("- 1 token check = 179 calls/h for 2 hashtags"),
         "{two}"
     );
-    // The hashtags job's own configuration still reserves the brands calls of all 11.
+    // The hashtags job's own configuration still reserves the brands calls (and lookback
+    // pages) of all 11.
     let job = app.config.for_job(Job::Hashtags);
     assert_eq!(job.targets.len(), 5);
-    assert_eq!(job.hashtag_calls_per_hour(0, 1), 188);
+    assert_eq!(job.hashtag_calls_per_hour(0, 1), 155);
 }
 
 #[test]

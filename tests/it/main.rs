@@ -12,6 +12,7 @@ mod faults;
 mod golden;
 mod graph_hostile;
 mod hashtag_paging;
+mod history;
 mod lambda;
 mod ops;
 mod release_profile;

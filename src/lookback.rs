@@ -1,0 +1,220 @@
+//! **Pure**: how far the brands job pages back an account's media (`[brands] lookback_days`).
+//!
+//! The first `business_discovery` page holds an account's latest posts; a post's counts go on
+//! moving for days, so every run also follows the media edge's `after` cursor until the page
+//! reaches the window's start. A [`Walk`] decides, page by page, whether to go on; it never
+//! follows a cursor twice, so an API that answers the same cursor again ends the paging instead
+//! of looping. What the pages cost is estimated here too, for the booking (`collect::run`) and
+//! the budget arithmetic (`config::budget`).
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+
+/// The posting rate the budget assumes for an account: one post every 2 hours. Busier accounts
+/// use the pages quieter ones on the same credential leave; past the booking a window is cut
+/// short and reported, never the first page of another account.
+pub const POSTS_PER_DAY: u64 = 12;
+
+/// The longest cursor followed. Meta's cursors are some hundred characters; anything longer is
+/// not one.
+const MAX_CURSOR_LEN: usize = 1024;
+
+/// Pages past the first that an account posting [`POSTS_PER_DAY`] needs for `lookback_days`, at
+/// `page_size` posts a page. The walk stops on the first page holding a post older than the
+/// window, so `posts` in the window take `posts / page_size` pages after the first.
+pub fn pages_per_account(lookback_days: u32, page_size: u32) -> u64 {
+    let posts = u64::from(lookback_days).saturating_mul(POSTS_PER_DAY);
+    posts / u64::from(page_size.max(1))
+}
+
+/// What a brands run's lookback did, all accounts (the run summary's `brands_lookback`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// `brands.lookback_days`.
+    pub days: u32,
+    /// Pages fetched past the first, all accounts.
+    pub pages: u64,
+    /// Pages the run wanted to book (the estimate) but the credentials' hour had no calls left
+    /// for: the first pages were booked before them.
+    pub pages_skipped: u64,
+    /// Accounts whose paging stopped before the window's start because the pages booked were
+    /// spent: their oldest posts of the window wait for a run with calls to spare.
+    pub accounts_cut_short: u64,
+    /// Pages that failed (or were not sent: usage high, deadline); the account's paging ends
+    /// there, what it had is written.
+    pub pages_failed: u64,
+    /// Accounts whose paging ended on a cursor already followed or not a cursor.
+    pub cursors_refused: u64,
+}
+
+impl Report {
+    /// Adds one account's paging.
+    pub fn add(&mut self, other: &Report) {
+        self.pages += other.pages;
+        self.accounts_cut_short += other.accounts_cut_short;
+        self.pages_failed += other.pages_failed;
+        self.cursors_refused += other.cursors_refused;
+    }
+}
+
+/// Why an account's paging ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The page held a post older than the window's start: everything younger was read.
+    Window,
+    /// The page had no posts, or no cursor to a next one: the account has no older posts.
+    NoMore,
+    /// The API answered a cursor already followed: it would page in a circle.
+    RepeatedCursor,
+    /// The cursor is not one the API gives (too long, or characters that would change the
+    /// request's field expression).
+    BadCursor,
+}
+
+/// One account's paging back to the window's start.
+#[derive(Debug, Clone)]
+pub struct Walk {
+    since: DateTime<Utc>,
+    followed: HashSet<String>,
+}
+
+impl Walk {
+    /// The walk of a run scheduled at `scheduled`; `None` when `lookback_days` is 0 (the first
+    /// page only).
+    pub fn new(scheduled: DateTime<Utc>, lookback_days: u32) -> Option<Walk> {
+        if lookback_days == 0 {
+            return None;
+        }
+        let since = scheduled
+            .checked_sub_signed(Duration::days(i64::from(lookback_days)))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Some(Walk {
+            since,
+            followed: HashSet::new(),
+        })
+    }
+
+    /// The window's start: posts at or after it are the window's.
+    pub fn since(&self) -> DateTime<Utc> {
+        self.since
+    }
+
+    /// Whether a post of time `at` belongs to the window.
+    pub fn in_window(&self, at: DateTime<Utc>) -> bool {
+        at >= self.since
+    }
+
+    /// After a page whose oldest post is `oldest` (`None`: no post with a readable time) and
+    /// whose next cursor is `after`: the cursor to follow, or why the paging ends.
+    pub fn next(
+        &mut self,
+        oldest: Option<DateTime<Utc>>,
+        after: Option<&str>,
+    ) -> Result<String, End> {
+        let oldest = oldest.ok_or(End::NoMore)?;
+        if !self.in_window(oldest) {
+            return Err(End::Window);
+        }
+        let after = after.filter(|a| !a.is_empty()).ok_or(End::NoMore)?;
+        if !is_cursor(after) {
+            return Err(End::BadCursor);
+        }
+        if !self.followed.insert(after.to_string()) {
+            return Err(End::RepeatedCursor);
+        }
+        Ok(after.to_string())
+    }
+}
+
+/// A cursor as the API gives them: letters, digits, `-`, `_`, `=`, `%`, and not too long. It
+/// goes inside the request's field expression (`media.after(…)`), where a parenthesis or brace
+/// would change what is asked.
+pub fn is_cursor(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_CURSOR_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'%'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("time")
+    }
+
+    #[test]
+    fn a_week_at_one_post_every_two_hours_costs_three_pages_past_the_first() {
+        for (days, size, pages) in [
+            (7, 25, 3),
+            (0, 25, 0),
+            (1, 25, 0),
+            (3, 12, 3),
+            (7, 100, 0),
+            (7, 0, 84),
+            (365, 25, 175),
+        ] {
+            assert_eq!(
+                pages_per_account(days, size),
+                pages,
+                "{days} days, {size} a page"
+            );
+        }
+    }
+
+    #[test]
+    fn no_lookback_days_is_no_walk() {
+        assert!(Walk::new(at("2026-01-10T12:00:00Z"), 0).is_none());
+    }
+
+    #[test]
+    fn the_walk_goes_on_while_the_oldest_post_is_in_the_window() {
+        let mut w = Walk::new(at("2026-01-10T12:00:00Z"), 7).expect("walk");
+        assert_eq!(w.since(), at("2026-01-03T12:00:00Z"));
+        assert_eq!(
+            w.next(Some(at("2026-01-03T12:00:00Z")), Some("QVFI1")),
+            Ok("QVFI1".into())
+        );
+        assert_eq!(
+            w.next(Some(at("2026-01-03T11:59:59Z")), Some("QVFI2")),
+            Err(End::Window)
+        );
+        assert_eq!(
+            w.next(Some(at("2026-01-09T00:00:00Z")), None),
+            Err(End::NoMore)
+        );
+        assert_eq!(
+            w.next(Some(at("2026-01-09T00:00:00Z")), Some("")),
+            Err(End::NoMore)
+        );
+        assert_eq!(w.next(None, Some("QVFI3")), Err(End::NoMore));
+    }
+
+    #[test]
+    fn a_cursor_already_followed_ends_the_walk() {
+        let mut w = Walk::new(at("2026-01-10T12:00:00Z"), 7).expect("walk");
+        let t = Some(at("2026-01-09T00:00:00Z"));
+        assert_eq!(w.next(t, Some("a1")), Ok("a1".into()));
+        assert_eq!(w.next(t, Some("a2")), Ok("a2".into()));
+        assert_eq!(w.next(t, Some("a1")), Err(End::RepeatedCursor));
+    }
+
+    #[test]
+    fn a_cursor_that_would_change_the_field_expression_is_not_followed() {
+        let mut w = Walk::new(at("2026-01-10T12:00:00Z"), 7).expect("walk");
+        let t = Some(at("2026-01-09T00:00:00Z"));
+        for bad in ["a)", "a}{id", "a,b", "a b", &"x".repeat(1025)] {
+            assert_eq!(w.next(t, Some(bad)), Err(End::BadCursor), "{bad}");
+        }
+        assert!(is_cursor("QVFIUmlKdXBzYWtyUml3-_%3D="));
+    }
+
+    #[test]
+    fn a_window_before_the_representable_times_starts_at_the_first() {
+        let w = Walk::new(DateTime::<Utc>::MIN_UTC, 7).expect("walk");
+        assert!(w.in_window(DateTime::<Utc>::MIN_UTC));
+    }
+}

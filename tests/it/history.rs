@@ -1,0 +1,359 @@
+//! The brands job's lookback (`[brands] lookback_days`): each run pages every account's media
+//! back to the window's start, so the counts of a week of posts are written every hour, within
+//! the calls the run booked, and never in a circle.
+
+use chrono::{DateTime, Duration, Utc};
+use ig_collector::collect::{run, App, Job, RunSummary};
+use ig_collector::config::{Config, Overrides, EMBEDDED};
+use ig_collector::graph::Source;
+use ig_collector::sink::Sink;
+use serde_json::Value;
+
+use crate::support::graph::{history_post, FakeGraph};
+use crate::support::{self, at, config_for, replay_dir, TOKEN};
+
+/// Posts each account has: far more than a week's.
+const POSTS: usize = 300;
+/// A week at one post every 2 hours, the newest half an hour before the run: posts 0..=83.
+const IN_WINDOW: usize = 84;
+
+fn app(fake: &FakeGraph, out: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> App {
+    let mut config = config_for(&fake.url());
+    tweak(&mut config);
+    let source = Source::live(
+        &config.graph,
+        vec![support::credentials(support::CALLER_ID, TOKEN)],
+    )
+    .expect("client");
+    App {
+        config,
+        source,
+        sink: Sink::Dir(out.to_path_buf()),
+        clock: Default::default(),
+    }
+}
+
+/// A fake whose every shipped account has [`POSTS`] posts, the newest at `newest`.
+async fn fake_with_history(newest: DateTime<Utc>) -> (FakeGraph, Vec<String>) {
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    let usernames: Vec<String> = config_for(&fake.url())
+        .targets
+        .iter()
+        .map(|t| t.username.clone())
+        .collect();
+    for u in &usernames {
+        fake.set_history(u, newest, POSTS);
+    }
+    (fake, usernames)
+}
+
+/// The media records written for scheduled time `t`, in the object's order.
+fn media_written(out: &std::path::Path, t: DateTime<Utc>) -> Vec<Value> {
+    let key = t
+        .format("raw/media_%Y-%m-%d/media_%Y-%m-%d_%H%M%S.json")
+        .to_string();
+    let bytes = std::fs::read(out.join(&key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+    match serde_json::from_slice(&bytes).expect("a JSON array") {
+        Value::Array(records) => records,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+/// The `business_discovery` requests the fake received: (username, media cursor).
+fn brand_requests(fake: &FakeGraph) -> Vec<(String, Option<String>)> {
+    fake.seen()
+        .into_iter()
+        .filter_map(|s| {
+            let fields = s.query.get("fields")?;
+            let username = fields
+                .strip_prefix("business_discovery.username(")?
+                .split_once(')')?
+                .0
+                .to_string();
+            let after = fields
+                .split_once("media.after(")
+                .and_then(|(_, r)| r.split_once(')'))
+                .map(|(c, _)| c.to_string());
+            Some((username, after))
+        })
+        .collect()
+}
+
+/// The ids of `username`'s records in `records`, in order.
+fn ids_of(records: &[Value], username: &str, newest: DateTime<Utc>) -> Vec<String> {
+    let all: Vec<String> = (0..POSTS)
+        .map(|k| {
+            history_post(username, newest, k)["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    records
+        .iter()
+        .filter_map(|r| r["media_id"].as_str())
+        .filter(|id| all.iter().any(|a| a == id))
+        .map(str::to_string)
+        .collect()
+}
+
+fn expected_ids(
+    username: &str,
+    newest: DateTime<Utc>,
+    posts: std::ops::Range<usize>,
+) -> Vec<String> {
+    posts
+        .map(|k| {
+            history_post(username, newest, k)["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+fn lookback(summary: &RunSummary) -> ig_collector::lookback::Report {
+    summary
+        .brands_lookback
+        .clone()
+        .expect("the summary reports the lookback")
+}
+
+#[tokio::test]
+async fn a_brands_run_writes_every_post_of_the_week_with_its_counts_and_stops_paging_at_its_start()
+{
+    let t = at(10, 0, 0);
+    let newest = t - Duration::minutes(30);
+    let (fake, usernames) = fake_with_history(newest).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), |c| c.brands.lookback_days = 7);
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+
+    let media = media_written(out.path(), t);
+    assert_eq!(media.len(), usernames.len() * IN_WINDOW);
+    for u in &usernames {
+        // Every post of the window, each once, newest first: the first page, then the older.
+        assert_eq!(
+            ids_of(&media, u, newest),
+            expected_ids(u, newest, 0..IN_WINDOW),
+            "{u}"
+        );
+    }
+    // Accounts in configuration order.
+    let order: Vec<String> = media
+        .chunks(IN_WINDOW)
+        .map(|c| c[0]["media_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let firsts: Vec<String> = usernames
+        .iter()
+        .map(|u| expected_ids(u, newest, 0..1).remove(0))
+        .collect();
+    assert_eq!(order, firsts);
+    // Their counts, as the API answered them.
+    for r in &media {
+        let id = r["media_id"].as_str().unwrap_or_default();
+        let k: usize = id[8..].parse().expect("the post's index");
+        assert_eq!(r["like_count"], 1000 + k as u64, "{r}");
+        assert_eq!(r["comments_count"], k as u64, "{r}");
+    }
+
+    // Pages 2, 3 and 4 (posts 25..100): the fourth holds post 84, older than the week, and
+    // ends the paging; nothing past it is asked for.
+    let requests = brand_requests(&fake);
+    for u in &usernames {
+        let mut cursors: Vec<Option<String>> = requests
+            .iter()
+            .filter(|(n, _)| n == u)
+            .map(|(_, a)| a.clone())
+            .collect();
+        cursors.sort();
+        assert_eq!(
+            cursors,
+            vec![
+                None,
+                Some("p25".into()),
+                Some("p50".into()),
+                Some("p75".into())
+            ],
+            "{u}"
+        );
+    }
+    let report = lookback(&summary);
+    assert_eq!(report.days, 7);
+    assert_eq!(report.pages, 3 * usernames.len() as u64);
+    assert_eq!(
+        (
+            report.pages_skipped,
+            report.accounts_cut_short,
+            report.pages_failed,
+            report.cursors_refused
+        ),
+        (0, 0, 0, 0)
+    );
+    assert!(
+        summary.failed_targets.is_empty(),
+        "{:?}",
+        summary.failed_targets
+    );
+}
+
+#[tokio::test]
+async fn a_cursor_that_comes_back_ends_the_paging_without_failing_the_account_and_a_post_listed_twice_is_written_once(
+) {
+    let t = at(10, 0, 0);
+    let newest = t - Duration::minutes(30);
+    let (fake, usernames) = fake_with_history(newest).await;
+    fake.set_stuck_media_cursor("dior");
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), |c| c.brands.lookback_days = 7);
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+
+    let dior: Vec<_> = brand_requests(&fake)
+        .into_iter()
+        .filter(|(u, _)| u == "dior")
+        .collect();
+    assert_eq!(
+        dior.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>(),
+        vec![None, Some("p12".into())],
+        "the cursor p12 is followed once"
+    );
+    // The second page (posts 12..37) repeats 12..25 of the first: each post is written once.
+    let media = media_written(out.path(), t);
+    assert_eq!(
+        ids_of(&media, "dior", newest),
+        expected_ids("dior", newest, 0..37)
+    );
+    let report = lookback(&summary);
+    assert_eq!(report.cursors_refused, 1);
+    assert_eq!(report.pages, 3 * (usernames.len() as u64 - 1) + 1);
+    assert!(
+        summary.failed_targets.is_empty(),
+        "{:?}",
+        summary.failed_targets
+    );
+}
+
+#[tokio::test]
+async fn a_short_hour_books_every_first_page_and_skips_lookback_pages_reporting_them() {
+    let t = at(10, 0, 0);
+    let newest = t - Duration::minutes(30);
+    let (fake, usernames) = fake_with_history(newest).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // 11 first pages × 4 attempts = 44 calls booked first; the 16 left are 4 lookback pages of
+    // 4 attempts each, of the 33 the estimate wants.
+    let app = app(&fake, out.path(), |c| {
+        c.brands.lookback_days = 7;
+        c.budget.calls_per_hour_per_credential = 60;
+    });
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+
+    let media = media_written(out.path(), t);
+    for u in &usernames {
+        let ids = ids_of(&media, u, newest);
+        assert_eq!(
+            ids[..25],
+            expected_ids(u, newest, 0..25)[..],
+            "{u}: its first page"
+        );
+    }
+    let requests = brand_requests(&fake);
+    assert_eq!(
+        requests.iter().filter(|(_, a)| a.is_none()).count(),
+        usernames.len()
+    );
+    assert_eq!(requests.iter().filter(|(_, a)| a.is_some()).count(), 4);
+    let report = lookback(&summary);
+    assert_eq!(report.pages, 4);
+    assert_eq!(report.pages_skipped, 29, "(132 - 16) calls ÷ 4 attempts");
+    assert!(
+        report.accounts_cut_short >= usernames.len() as u64 - 2,
+        "{report:?}"
+    );
+    assert_eq!(
+        summary.records[&ig_collector::records::Kind::Brand],
+        usernames.len()
+    );
+}
+
+#[tokio::test]
+async fn no_lookback_days_makes_one_call_per_account_as_before() {
+    let t = at(10, 0, 0);
+    let newest = t - Duration::minutes(30);
+    let (fake, usernames) = fake_with_history(newest).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), |c| c.brands.lookback_days = 0);
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+
+    let requests = brand_requests(&fake);
+    assert_eq!(requests.len(), usernames.len());
+    assert!(requests.iter().all(|(_, a)| a.is_none()), "{requests:?}");
+    assert_eq!(media_written(out.path(), t).len(), usernames.len() * 25);
+    assert!(summary.brands_lookback.is_none());
+}
+
+#[test]
+fn the_lookbacks_pages_are_in_the_budget_and_a_lookback_that_cannot_fit_is_refused() {
+    let shipped = Config::parse(EMBEDDED, "configure.toml", &Overrides::default()).expect("valid");
+    assert_eq!(shipped.brands.lookback_days, 7);
+    let used = shipped.check_budget(1).expect("the shipped schedule fits");
+    assert!(
+        used.arithmetic
+            .contains("200 calls/h - 11 accounts × 1 brands run/h - 33 lookback pages/h"),
+        "{}",
+        used.arithmetic
+    );
+    assert_eq!(used.for_hashtags, vec![200 - 11 - 33 - 1]);
+
+    let long = Config::parse(
+        &EMBEDDED.replace("lookback_days = 7", "lookback_days = 60"),
+        "long.toml",
+        &Overrides::default(),
+    )
+    .expect("parses");
+    let refused = long
+        .check_budget(1)
+        .expect_err("60 days of pages do not fit");
+    let msg = refused.to_string();
+    assert!(
+        msg.contains("long.toml") && msg.contains("lower brands.lookback_days"),
+        "{msg}"
+    );
+    assert!(msg.contains("- 308 lookback pages/h"), "{msg}");
+}
+
+#[test]
+fn lookback_and_backfill_days_out_of_range_name_their_keys() {
+    let text = EMBEDDED
+        .replace("lookback_days = 7", "lookback_days = 366")
+        .replace("backfill_days = 0", "backfill_days = 3651");
+    let msg = Config::parse(&text, "bad.toml", &Overrides::default())
+        .expect_err("refused")
+        .to_string();
+    assert!(msg.contains("bad.toml"), "{msg}");
+    assert!(
+        msg.contains("brands.lookback_days: 366 is not in 0..=365"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("brands.backfill_days: 3651 is not in 0..=3650"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_plan_counts_each_accounts_lookback_pages_in_an_invocations_calls() {
+    // 60 accounts over 2 credentials; one invocation takes 4 slots × 12 calls = 48 calls.
+    let mut config = config_for("https://unused");
+    config.targets = support::synthetic_targets(60);
+    config.graph.concurrency = 4;
+    config.fanout.invocation_timeout = std::time::Duration::from_secs(60);
+    config.retry.deadline_margin = std::time::Duration::from_secs(8);
+    config.fanout.call_time = std::time::Duration::from_millis(52_000 / 12);
+    // A week: each account's first page and 3 pages back, 120 calls per credential: 3 shards.
+    let week = ig_collector::plan::plan(&config, 2, Job::Brands);
+    assert_eq!(week.shards.len(), 6, "{week:?}");
+    // The first pages only: 30 calls per credential, one shard each.
+    config.brands.lookback_days = 0;
+    let none = ig_collector::plan::plan(&config, 2, Job::Brands);
+    assert_eq!(none.shards.len(), 2, "{none:?}");
+}
