@@ -59,6 +59,9 @@ pub struct Settings {
     pub late_window: Duration,
     /// How long ids are remembered behind the watermark (and the frontier).
     pub known_window: Duration,
+    /// With calls to spare, the most a post should wait (`hashtags.fresh_delay_mins`): see
+    /// [`Settings::fresh_interval`]. `None`: no freshness polls.
+    pub fresh_delay: Option<Duration>,
 }
 
 impl Settings {
@@ -88,6 +91,18 @@ impl Settings {
             }
         }
         Duration::from_secs(best.1 * every)
+    }
+
+    /// How often spare calls poll a hashtag: the largest multiple of the schedule that leaves a
+    /// post listed just after a poll written within `fresh_delay` (the next poll, then the run's
+    /// own time), at least every run. `None` without a freshness target, or when it is not
+    /// sooner than the fewest-calls interval could be.
+    pub fn fresh_interval(&self) -> Option<Duration> {
+        let target = self.fresh_delay?;
+        let every = self.run_every.as_secs().max(1);
+        let k = (target.as_secs().saturating_sub(every) / every).max(1);
+        let interval = Duration::from_secs(k * every);
+        (interval < self.max_interval()).then_some(interval)
     }
 
     /// How far past the frontier a poll reads when the budget allows.
@@ -222,6 +237,9 @@ pub enum Due {
     Behind,
     /// Its interval has passed.
     Interval,
+    /// Not due yet, polled sooner with calls the hour can spare (`fresh_delay`): its posts
+    /// arrive sooner. Never with calls a due hashtag needs.
+    Fresh,
     /// Not yet: polled again at `next_due`.
     NotDue,
 }
@@ -311,6 +329,9 @@ struct TagRun {
     oldest: Option<DateTime<FixedOffset>>,
     /// Posts estimated behind when the run started (for ordering and the report).
     behind_at_start: f64,
+    /// Not due, but posts are estimated waiting since its last poll, this many: a freshness
+    /// poll would fetch them sooner (0: none, or not a candidate).
+    waiting: f64,
     rate: f64,
 }
 
@@ -405,8 +426,14 @@ impl Pager {
                     .filter(|r| r.is_finite() && *r >= 0.0)
                     .unwrap_or(0.0);
                 let due = due_of(&settings, &prev, rate, scheduled);
+                let waiting = match due {
+                    Due::NotDue => fresh_waiting(&settings, &prev, rate, scheduled),
+                    _ => 0.0,
+                };
                 let behind_at_start = match prev.complete_to.as_deref().and_then(graph_ts) {
-                    Some(c) if due != Due::NotDue => rate * hours_between(scheduled, c),
+                    Some(c) if due != Due::NotDue || waiting > 0.0 => {
+                        rate * hours_between(scheduled, c)
+                    }
                     _ => 0.0,
                 };
                 TagRun {
@@ -431,6 +458,7 @@ impl Pager {
                     newest: None,
                     oldest: None,
                     behind_at_start,
+                    waiting,
                     rate,
                 }
             })
@@ -498,6 +526,49 @@ impl Pager {
                 blocked[r.tag.lane] = true;
                 r.want = Want::Done;
                 r.refused += 1;
+            }
+        }
+        self.admit_fresh(free, &blocked);
+    }
+
+    /// Freshness polls from what the due hashtags left: the hashtags with most posts estimated
+    /// waiting first, each given the pages it is estimated to need, while each credential keeps
+    /// what its hashtags' due polls cost in an hour ([`Settings::calls_per_hour`] at their
+    /// rates). So freshness spends only calls the hour can spare, and a due poll later in the
+    /// hour still finds its calls; a credential where a due hashtag waited gets none.
+    fn admit_fresh(&mut self, mut free: Vec<u64>, blocked: &[bool]) {
+        let mut keep = vec![0.0f64; self.lanes.len()];
+        for r in &self.runs {
+            if let Some(k) = keep.get_mut(r.tag.lane) {
+                *k += self.settings.calls_per_hour(r.rate);
+            }
+        }
+        let mut candidates: Vec<usize> = (0..self.runs.len())
+            .filter(|&i| self.runs[i].waiting > 0.0)
+            .collect();
+        candidates.sort_by(|&a, &b| {
+            let (x, y) = (&self.runs[a], &self.runs[b]);
+            y.waiting
+                .total_cmp(&x.waiting)
+                .then_with(|| x.tag.name.cmp(&y.tag.name))
+        });
+        for i in candidates {
+            let r = &mut self.runs[i];
+            let lane = r.tag.lane;
+            let (Some(lane_free), Some(keep), Some(false)) =
+                (free.get_mut(lane), keep.get(lane), blocked.get(lane))
+            else {
+                continue;
+            };
+            let need = self.settings.pages_for(
+                r.behind_at_start + r.rate * self.settings.overlap.as_secs_f64() / 3600.0,
+            );
+            let spare = (*lane_free as f64 - keep.ceil()).max(0.0) as u64;
+            if need <= spare {
+                *lane_free -= need;
+                r.reserved = need;
+                r.due = Due::Fresh;
+                r.want = Want::Start;
             }
         }
     }
@@ -857,7 +928,7 @@ impl Pager {
             }
             next.polled_at = Some(at.to_string());
             next.rate_per_hour = Some(rate);
-        } else if r.due != Due::NotDue {
+        } else if !matches!(r.due, Due::NotDue | Due::Fresh) {
             // Due, but the budget made it wait.
             next.behind = true;
             posts_behind = r.behind_at_start;
@@ -921,6 +992,32 @@ impl Pager {
     }
 }
 
+/// The fewest new posts a freshness poll must be estimated to find: a poll that expects less
+/// than one post spends a call on nothing most of the time.
+const FRESH_MIN_POSTS: f64 = 1.0;
+
+/// Posts estimated waiting on a hashtag that is not due at `scheduled`, when a freshness poll
+/// is worth making (its fresh interval has passed and at least [`FRESH_MIN_POSTS`] are
+/// expected); else 0.
+fn fresh_waiting(settings: &Settings, prev: &TagState, rate: f64, scheduled: DateTime<Utc>) -> f64 {
+    let (Some(interval), Some(polled)) = (
+        settings.fresh_interval(),
+        prev.polled_at.as_deref().and_then(rfc3339),
+    ) else {
+        return 0.0;
+    };
+    if prev.behind || scheduled <= polled || prev.complete_to.is_none() {
+        return 0.0;
+    }
+    let elapsed = (scheduled - polled).to_std().unwrap_or_default();
+    let waiting = rate * elapsed.as_secs_f64() / 3600.0;
+    if elapsed + settings.run_every / 2 >= interval && waiting >= FRESH_MIN_POSTS {
+        waiting
+    } else {
+        0.0
+    }
+}
+
 /// Whether a hashtag is due at `scheduled`.
 fn due_of(settings: &Settings, prev: &TagState, rate: f64, scheduled: DateTime<Utc>) -> Due {
     let Some(polled) = prev.polled_at.as_deref().and_then(rfc3339) else {
@@ -961,6 +1058,7 @@ mod tests {
             overlap: Duration::from_secs(120),
             late_window: Duration::from_secs(20 * 60),
             known_window: Duration::from_secs(3 * 3600),
+            fresh_delay: None,
         }
     }
 
@@ -1614,6 +1712,114 @@ mod tests {
         let calls: u64 = sim.spends.iter().map(|(_, _, c)| c).sum();
         let per_hour = calls as f64 / 7.0;
         assert!(per_hour < 40.0, "{per_hour} calls/h");
+    }
+
+    /// Delays (seconds from a post's time to its write) of the posts timestamped from 0 on,
+    /// sorted, and whether each was written exactly once.
+    fn delays(sim: &Sim, feeds: &[Vec<Post>]) -> (Vec<i64>, bool) {
+        let at: BTreeMap<u64, i64> = feeds.iter().flatten().map(|p| (p.id, p.at)).collect();
+        let mut out: Vec<i64> = sim
+            .written
+            .iter()
+            .filter(|(id, _)| at[*id] >= 0)
+            .map(|(id, (_, w))| w - at[id])
+            .collect();
+        out.sort_unstable();
+        let posts = feeds.iter().flatten().filter(|p| p.at >= 0).count();
+        let once = out.len() == posts && sim.written.values().all(|(n, _)| *n == 1);
+        (out, once)
+    }
+
+    fn p99(sorted: &[i64]) -> i64 {
+        sorted
+            .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn fresh_polls(sim: &Sim) -> usize {
+        sim.reports
+            .iter()
+            .flat_map(|(_, r)| r)
+            .filter(|r| r.due == Due::Fresh && r.pages > 0)
+            .count()
+    }
+
+    #[test]
+    fn spare_calls_poll_sooner_so_the_p99_delay_meets_the_fresh_target() {
+        let slow = settings();
+        let fresh = Settings {
+            fresh_delay: Some(Duration::from_secs(600)),
+            ..settings()
+        };
+        assert_eq!(fresh.fresh_interval(), Some(Duration::from_secs(300)));
+        let rates = [0.005, 0.3, 1.2, 3.0, 9.0];
+        let feeds: Vec<Vec<Post>> = rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| feed(21 + i as u64, *r, -3600, 6 * 3600, 5, (i as u64 + 1) << 20))
+            .collect();
+        let before = simulate(&slow, &feeds, &[], 188, 0, 7 * 3600);
+        let after = simulate(&fresh, &feeds, &[], 188, 0, 7 * 3600);
+        let (d0, once0) = delays(&before, &feeds);
+        let (d1, once1) = delays(&after, &feeds);
+        assert!(once0 && once1, "every post written once, with and without");
+        assert!(p99(&d0) > 600, "without: p99 {} s", p99(&d0));
+        assert!(p99(&d1) <= 600, "with spare calls: p99 {} s", p99(&d1));
+        assert!(fresh_polls(&after) > 0 && fresh_polls(&before) == 0);
+        assert!(
+            max_hourly_spend(&after) <= 188,
+            "{}",
+            max_hourly_spend(&after)
+        );
+        // A hashtag that has had no time for a post is not polled for freshness: the quietest
+        // (one post in some 3 hours) is polled only when due.
+        let quiet_fresh = after
+            .reports
+            .iter()
+            .filter(|(_, r)| r[0].due == Due::Fresh)
+            .count();
+        assert_eq!(quiet_fresh, 0);
+    }
+
+    #[test]
+    fn freshness_never_takes_the_calls_a_due_poll_needs() {
+        let fresh = Settings {
+            fresh_delay: Some(Duration::from_secs(600)),
+            ..settings()
+        };
+        // Busy hashtags whose due polls need most of a small budget.
+        let rates = [20.0, 12.0, 6.0, 2.0, 1.0, 0.5];
+        let feeds: Vec<Vec<Post>> = rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| feed(40 + i as u64, *r, -3600, 5 * 3600, 0, (i as u64 + 1) << 20))
+            .collect();
+        let need: f64 = rates.iter().map(|r| fresh.calls_per_hour(r * 60.0)).sum();
+        let budget = (need * 1.6).ceil() as u64;
+        let sim = simulate(&fresh, &feeds, &[], budget, 0, 6 * 3600);
+        let (d, once) = delays(&sim, &feeds);
+        let twice = sim.written.values().filter(|(n, _)| *n > 1).count();
+        let posts = feeds.iter().flatten().filter(|p| p.at >= 0).count();
+        assert!(
+            once,
+            "every post written once: {} of {posts}, {twice} twice",
+            d.len()
+        );
+        let worst = d.last().copied().unwrap_or(0);
+        assert!(
+            worst <= fresh.max_delay.as_secs() as i64,
+            "a post written {worst} s after its time on a budget of {budget}"
+        );
+        let behind: u64 = sim
+            .reports
+            .iter()
+            .flat_map(|(_, r)| r)
+            .map(|r| r.posts_behind)
+            .sum();
+        assert_eq!(behind, 0, "no due hashtag waited");
+        assert!(fresh_polls(&sim) > 0, "the spare calls were used");
+        assert!(max_hourly_spend(&sim) <= budget);
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl Config {
             overlap: self.hashtags.overlap,
             late_window: self.hashtags.late_window,
             known_window: self.hashtags.known_window,
+            fresh_delay: self.hashtags.fresh_delay,
         }
     }
 

@@ -275,6 +275,8 @@ pub(super) fn check(
             late_window: Duration::from_secs(hs.late_window_mins.saturating_mul(60)),
             runs_per_hour: hs.runs_per_hour,
             known_window: Duration::from_secs(hs.known_window_mins.saturating_mul(60)),
+            fresh_delay: (hs.fresh_delay_mins > 0)
+                .then(|| Duration::from_secs(hs.fresh_delay_mins.saturating_mul(60))),
             state_key: hs.state_key.clone(),
         },
         budget: BudgetSettings {

@@ -203,6 +203,13 @@ pub(super) struct HashtagsSection {
     #[serde(default = "default_known_window_mins")]
     #[validate(range(min = 5, max = 2880, message = "the API serves the last 24 hours"))]
     pub(super) known_window_mins: u64,
+    #[serde(default = "default_fresh_delay_mins")]
+    #[validate(range(
+        min = 0,
+        max = 720,
+        message = "0 polls each hashtag only as often as its fewest calls need; above hashtags.max_delay_mins it changes nothing"
+    ))]
+    pub(super) fresh_delay_mins: u64,
     #[serde(default = "default_state_key")]
     pub(super) state_key: String,
 }
@@ -215,6 +222,7 @@ impl Default for HashtagsSection {
             late_window_mins: default_late_window_mins(),
             runs_per_hour: default_runs_per_hour(),
             known_window_mins: default_known_window_mins(),
+            fresh_delay_mins: default_fresh_delay_mins(),
             state_key: default_state_key(),
         }
     }
@@ -234,6 +242,11 @@ pub(super) fn default_runs_per_hour() -> u32 {
 }
 pub(super) fn default_known_window_mins() -> u64 {
     180
+}
+/// Spare calls poll a hashtag so that its posts wait at most this long: two schedules, so a
+/// busy hashtag is polled every run and a post waits for the next run at most.
+pub(super) fn default_fresh_delay_mins() -> u64 {
+    10
 }
 pub(super) fn default_state_key() -> String {
     "state/hashtags.json".to_string()

@@ -135,6 +135,9 @@ pub struct HashtagSettings {
     pub runs_per_hour: u32,
     /// How far behind the newest post ids are remembered, to recognise posts already written.
     pub known_window: Duration,
+    /// With calls to spare, the most a post waits: a hashtag is polled sooner than its fewest
+    /// calls need (`pager`, freshness polls). `None`: only as often as `max_delay` needs.
+    pub fresh_delay: Option<Duration>,
     /// Object key of the per-hashtag state (ids, watermark, resolved hashtag ids).
     pub state_key: String,
 }
