@@ -8,15 +8,15 @@
 //! (`ig-collector token-refresh`); `setup::renew` writes the fresh tokens to the token secret.
 //!
 //! This module decides which tokens are exchanged and says what became of each
-//! ([`TokenRefresh`]). It must not know where tokens are stored.
+//! ([`TokenRefresh`]). It must not know where tokens are stored, nor how a Graph answer is laid
+//! out: `graph::debug_token` reads the answer, this module judges it ([`TokenHealth::new`]).
 
 use std::num::NonZeroU32;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::graph::{AccessToken, ErrorKind, GraphError, Session};
+use crate::graph::{AccessToken, DebugToken, ErrorKind, Expiry, GraphError, Session};
 
 /// Days left under which the check warns.
 pub const WARN_DAYS: f64 = 14.0;
@@ -44,52 +44,25 @@ pub struct TokenHealth {
     pub scopes: Vec<String>,
 }
 
-/// Reads a `debug_token` answer (`{"data": {...}}`). Pure.
-///
-/// An expiry that is there but not an integer (a string, a float, `null`) is an error: read as
-/// "never expires", a token about to die would look healthy until it did.
-pub fn parse(ig_user_id: &str, body: &Value, now: DateTime<Utc>) -> Result<TokenHealth, String> {
-    let data = body.get("data").unwrap_or(&Value::Null);
-    let expires_at = timestamp(data, "expires_at")?;
-    let never_expires = expires_at == Some(0);
-    let expires_at = expires_at.filter(|e| *e > 0);
-    Ok(TokenHealth {
-        ig_user_id: ig_user_id.to_string(),
-        valid: data
-            .get("is_valid")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        expires_at,
-        days_left: expires_at
-            .map(|e| (e.saturating_sub(now.timestamp()) as f64 / 86_400.0 * 10.0).round() / 10.0),
-        never_expires,
-        data_access_expires_at: timestamp(data, "data_access_expires_at")?.filter(|e| *e > 0),
-        scopes: data
-            .get("scopes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
-}
-
-/// A Unix-seconds field: absent is `None`, an integer is its value, anything else an error.
-fn timestamp(data: &Value, field: &str) -> Result<Option<i64>, String> {
-    match data.get(field) {
-        None => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-            let mut shown = v.to_string();
-            if shown.len() > 40 {
-                shown = format!("{}…", shown.chars().take(40).collect::<String>());
-            }
-            format!(
-                "unreadable expiry: debug_token answered {field} = {shown}, not Unix seconds; \
-                 check the token by hand (Access Token Debugger) before trusting it"
-            )
-        }),
+impl TokenHealth {
+    /// What `debug_token`'s answer (read by `graph`) means for one credential's token at `now`:
+    /// its days left, to a tenth. Pure.
+    pub fn new(ig_user_id: &str, token: DebugToken, now: DateTime<Utc>) -> TokenHealth {
+        let expires_at = match token.expiry {
+            Expiry::At(e) => Some(e),
+            Expiry::Never | Expiry::Unreported => None,
+        };
+        TokenHealth {
+            ig_user_id: ig_user_id.to_string(),
+            valid: token.valid,
+            expires_at,
+            days_left: expires_at.map(|e| {
+                (e.saturating_sub(now.timestamp()) as f64 / 86_400.0 * 10.0).round() / 10.0
+            }),
+            never_expires: token.expiry == Expiry::Never,
+            data_access_expires_at: token.data_access_expires_at,
+            scopes: token.scopes,
+        }
     }
 }
 
@@ -104,12 +77,7 @@ pub async fn check(
         let result = session
             .debug_token(lane)
             .await
-            .and_then(|body| {
-                parse(&user, &body, Utc::now()).map_err(|message| GraphError {
-                    attempts: 1,
-                    ..GraphError::local(ErrorKind::BadResponse, message)
-                })
-            })
+            .map(|token| TokenHealth::new(&user, token, Utc::now()))
             .map_err(|e| (user.clone(), e));
         match &result {
             Ok(h) => log(h),
@@ -315,7 +283,7 @@ fn exchange_failure(e: &GraphError) -> String {
     }
 }
 
-/// Days in `secs`, to a tenth, as [`parse`] counts them.
+/// Days in `secs`, to a tenth, as [`TokenHealth::new`] counts them.
 fn days(secs: u64) -> f64 {
     (secs as f64 / 86_400.0 * 10.0).round() / 10.0
 }
@@ -416,7 +384,6 @@ fn log(h: &TokenHealth) {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use serde_json::json;
 
     #[test]
     fn days_left_and_never_expiring_tokens_are_read() {
@@ -424,18 +391,22 @@ mod tests {
             .with_ymd_and_hms(2023, 9, 2, 0, 0, 0)
             .single()
             .expect("time");
-        let body = json!({"data": {"is_valid": true, "expires_at": now.timestamp() + 10 * 86_400, "scopes": ["instagram_basic"]}});
-        let h = parse("1", &body, now).expect("readable");
+        let token = |expiry| DebugToken {
+            valid: true,
+            expiry,
+            data_access_expires_at: None,
+            scopes: vec!["instagram_basic".into()],
+        };
+        let h = TokenHealth::new("1", token(Expiry::At(now.timestamp() + 10 * 86_400)), now);
         assert_eq!(h.days_left, Some(10.0));
+        assert_eq!(h.expires_at, Some(now.timestamp() + 10 * 86_400));
         assert!(!h.never_expires);
-        let h = parse(
-            "1",
-            &json!({"data": {"is_valid": true, "expires_at": 0}}),
-            now,
-        )
-        .expect("readable");
+        let h = TokenHealth::new("1", token(Expiry::Never), now);
         assert!(h.never_expires);
-        assert_eq!(h.days_left, None);
+        assert_eq!((h.days_left, h.expires_at), (None, None));
+        let h = TokenHealth::new("1", token(Expiry::Unreported), now);
+        assert!(!h.never_expires);
+        assert_eq!((h.days_left, h.expires_at), (None, None));
     }
 
     type Checked = Result<TokenHealth, (String, GraphError)>;
@@ -501,22 +472,5 @@ mod tests {
             ..GraphError::local(ErrorKind::Token, "expired")
         };
         assert!(exchange_failure(&expired).contains("create a new long-lived token"));
-    }
-
-    #[test]
-    fn an_expiry_that_is_not_an_integer_is_an_error_not_never_expires() {
-        let now = Utc
-            .with_ymd_and_hms(2023, 9, 2, 0, 0, 0)
-            .single()
-            .expect("time");
-        for bad in [
-            json!({"data": {"is_valid": true, "expires_at": "1700000000"}}),
-            json!({"data": {"is_valid": true, "expires_at": 1.7e9}}),
-            json!({"data": {"is_valid": true, "expires_at": null}}),
-            json!({"data": {"is_valid": true, "expires_at": 0, "data_access_expires_at": "soon"}}),
-        ] {
-            let e = parse("1", &bad, now).expect_err("unreadable");
-            assert!(e.starts_with("unreadable expiry"), "{e}");
-        }
     }
 }

@@ -221,7 +221,7 @@ fn is_zero(n: &u32) -> bool {
 pub enum RunError {
     /// Code 190 on every credential: no call can succeed until an operator replaces the token.
     /// What was collected before the rejection is written first.
-    #[error("the Graph API rejected the access token: {}; create a new long-lived or system user token and update the secret (IG_TOKEN_SECRET_ARN) or IG_ACCESS_TOKEN ({})", token_reason(.0.subcode), .0)]
+    #[error("the Graph API rejected the access token: {}; create a new long-lived or system user token and update the secret (IG_TOKEN_SECRET_ARN) or IG_ACCESS_TOKEN ({})", .0.token_reason(), .0)]
     TokenRejected(GraphError, Box<RunSummary>),
     /// Every target failed; nothing is written so the retry starts clean.
     #[error("all {} targets failed; first: {}", .0.targets_total, .0.failed_targets.first().map(|f| f.message.as_str()).unwrap_or("?"))]
@@ -272,19 +272,5 @@ impl RunError {
             RunError::ScheduledAhead(..) => "BadTime",
             RunError::Write(..) => "WriteFailed",
         }
-    }
-}
-
-/// What each code-190 subcode means, for the operator.
-pub fn token_reason(subcode: Option<i64>) -> &'static str {
-    match subcode {
-        Some(458) => "the app is not installed for the user (subcode 458)",
-        Some(459) => "the user is checkpointed and must log in to Facebook (subcode 459)",
-        Some(460) => "the password changed, which invalidated the token (subcode 460)",
-        Some(463) => "the token expired (subcode 463)",
-        Some(464) => "the user is not confirmed (subcode 464)",
-        Some(467) => "the token is invalid (subcode 467)",
-        Some(492) => "the user lost their role on the page (subcode 492)",
-        _ => "the token is invalid or revoked",
     }
 }

@@ -10,7 +10,7 @@ use crate::pager::brands_booking;
 use crate::state::{CallSpan, Spend, BRANDS};
 
 use super::hashtags::{self, Loaded, Planned};
-use super::{brands, drift, persist, token_reason, App, FailedTarget, Job, RunError, RunSummary};
+use super::{brands, drift, persist, App, FailedTarget, Job, RunError, RunSummary};
 use crate::config::Config;
 use crate::graph::{GraphStats, Session, Source};
 use crate::health;
@@ -274,7 +274,7 @@ pub async fn run_until(
         tracing::error!(
             severity = "CRITICAL", ig_user_id = session.lane_user(lane).unwrap_or_default(), code = ?e.code, subcode = ?e.subcode,
             "the access token was rejected: {}. Its targets were not collected. Create a new long-lived (or system user) token and update the secret",
-            token_reason(e.subcode)
+            e.token_reason()
         );
     }
     let rejected = session

@@ -10,7 +10,7 @@
 //! body (`POST` with `method=GET`, as `debug_token` does), because the query is part of the URL
 //! and the app secret and the token must never be in one: URLs end up in proxies' and load
 //! balancers' logs. The call goes through the session's one call path (retries, deadline,
-//! booking, scrubbing), as a [`Request::Exchange`], so that no text of its answer, which
+//! booking, scrubbing), as a `Request::Exchange`, so that no text of its answer, which
 //! holds a token the scrubber does not know, can be quoted in an error or a log line, and so
 //! that its refusal stops none of the credential's other calls: Meta refuses a token issued for
 //! another app with code 190, which from any other call would mean the token is dead.
@@ -19,9 +19,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::error::GraphError;
+use super::error::{ErrorKind, GraphError};
 use super::http::Request;
-use super::retry::ErrorKind;
 use super::session::{Need, Session};
 use super::token::AccessToken;
 

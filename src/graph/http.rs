@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::error::GraphError;
-use super::retry::ErrorKind;
-use super::source::Credentials;
+use super::credentials::Credentials;
+use super::error::{ErrorKind, GraphError};
 use super::token::AccessToken;
 use super::usage::Usage;
 use crate::config::GraphSettings;

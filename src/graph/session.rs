@@ -3,7 +3,7 @@
 //! A [`Session`] counts calls, reads usage headers, honours the run deadline, keeps every body
 //! for the raw capture, stops further calls once a token is rejected or the API throttles, and
 //! scrubs every error before it leaves. Every endpoint, `debug_token` included, goes through
-//! [`Session::call`], so none can skip the retries, the deadline, the usage reading or the
+//! `Session::call`, so none can skip the retries, the deadline, the usage reading or the
 //! scrub. The endpoints whose `fields=` come from the record tables also leave out the fields
 //! the API version no longer has, learning them from its refusals (`call_fields`, with the pure
 //! `fields::removed_field` deciding), each call again through the same path. It must not know
@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::{decode, GraphError};
+use super::debug_token::{self, DebugToken};
+use super::error::{decode, ErrorKind, GraphError};
 use super::fields::{
     business_discovery_fields, recent_media_fields, removed_field, Endpoint, FieldRef, Omitted,
     Removed,
 };
 use super::http::{Answer, LiveClient, Request};
 use super::replay::{self, read_recorded, Captured};
-use super::retry::{decide, Decision, ErrorKind};
+use super::retry::{decide, Decision};
 use super::shapes;
 use super::source::Source;
 use super::token::Scrubber;
@@ -89,6 +90,19 @@ pub struct Session<'a> {
     /// The fields the API refused this run (code 100, "nonexisting field"), ids included, in the
     /// order refused.
     refused: Mutex<Vec<FieldRef>>,
+}
+
+impl Source {
+    /// Starts a run over this source: its counters, its deadline and its stop switches. Here
+    /// rather than in `source`, so that a source knows nothing of the runs made over it.
+    pub fn session<'a>(
+        &'a self,
+        policy: &'a RetryPolicy,
+        settings: &'a GraphSettings,
+        deadline: Option<Instant>,
+    ) -> Session<'a> {
+        Session::new(self, policy, settings, deadline)
+    }
 }
 
 impl<'a> Session<'a> {
@@ -287,12 +301,12 @@ impl Session<'_> {
         matches!(self.source, Source::Replay(_))
     }
 
-    /// The account a lane's calls are made as (for messages).
     /// How many credentials (lanes) the run has.
     pub fn lanes(&self) -> usize {
         self.source.lanes()
     }
 
+    /// The account a lane's calls are made as (for messages).
     pub fn lane_user(&self, lane: usize) -> Option<&str> {
         self.client(lane)
             .map(|(_, c)| c.credentials.ig_user_id.as_str())
@@ -413,10 +427,11 @@ impl Session<'_> {
         }
     }
 
-    /// `POST /debug_token` with `method=GET`: what the API knows of the token. The token goes in
-    /// the form body (and the header), never in the URL. Retried, throttled and bounded by the
-    /// deadline like every other call; its body is not captured (it is not collected data).
-    pub async fn debug_token(&self, lane: usize) -> Result<Value, GraphError> {
+    /// `POST /debug_token` with `method=GET`: what the API knows of the token, read by
+    /// [`debug_token::read`]. The token goes in the form body (and the header), never in the
+    /// URL. Retried, throttled and bounded by the deadline like every other call; its body is
+    /// not captured (it is not collected data).
+    pub async fn debug_token(&self, lane: usize) -> Result<DebugToken, GraphError> {
         let Some((lane, c)) = self.client(lane) else {
             return Err(GraphError::local(
                 ErrorKind::NoSource,
@@ -430,7 +445,8 @@ impl Session<'_> {
                 ("input_token", c.credentials.token.expose().to_string()),
             ],
         };
-        self.call(lane, c, request, Need::Required, None).await
+        let body = self.call(lane, c, request, Need::Required, None).await?;
+        debug_token::read(&body)
     }
 
     /// Reads a recorded body (`.json` or `.json.gz`) and decodes it like a live one.

@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Endpoint, ErrorKind, GraphError};
+use super::error::{ErrorKind, GraphError};
+use super::fields::Endpoint;
 use crate::config::Target;
 use crate::records::{Batch, Kind, Record};
 use crate::validate::{self, Reason, Rules, Tally};

@@ -1,41 +1,19 @@
 //! Where Graph responses come from: the live API over one or more credentials, or a folder of
 //! recorded bodies.
 //!
-//! This module owns the credentials and the choice of source, and builds the [`Scrubber`] that
-//! knows every secret of every credential. It must not make calls itself: a run's calls go
-//! through a [`Session`].
+//! This module owns the choice of source and the lanes its [`Credentials`] make, and builds the
+//! [`Scrubber`] that knows every secret of every credential. It must not make calls itself, nor
+//! know of a run: a run's calls go through a [`Session`](super::session::Session), which
+//! `Source::session` (in `session`) starts over a source.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
+use super::credentials::Credentials;
 use super::error::GraphError;
 use super::http::{build_client, LiveClient, Transport, Wire};
-use super::session::Session;
-use super::token::{AccessToken, AppSecret, Scrubber};
-use crate::config::{GraphSettings, RetryPolicy};
-
-/// Credentials of a live source: one Instagram business account and its token.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    /// The Instagram business account the calls are made as.
-    pub ig_user_id: String,
-    pub token: AccessToken,
-    /// When set, every call carries `appsecret_proof`.
-    pub app_secret: Option<AppSecret>,
-    /// The Meta app's id, set only for a token read from the token secret: with the app secret
-    /// it lets the token be exchanged for a fresh one (`Session::exchange_token`), which is
-    /// then written back to that secret. A token from `IG_ACCESS_TOKEN` has nowhere to be
-    /// written, so it is never exchanged.
-    pub app_id: Option<String>,
-}
-
-impl Credentials {
-    /// True when the token can be exchanged for a fresh one: the app id and app secret are known.
-    pub fn can_exchange(&self) -> bool {
-        self.app_id.is_some() && self.app_secret.is_some()
-    }
-}
+use super::token::{AppSecret, Scrubber};
+use crate::config::GraphSettings;
 
 /// Where Graph responses come from.
 #[derive(Debug, Clone)]
@@ -133,15 +111,5 @@ impl Source {
             })),
             Source::Replay(_) => Scrubber::default(),
         }
-    }
-
-    /// Starts a run: its counters, its deadline and its stop switches.
-    pub fn session<'a>(
-        &'a self,
-        policy: &'a RetryPolicy,
-        settings: &'a GraphSettings,
-        deadline: Option<Instant>,
-    ) -> Session<'a> {
-        Session::new(self, policy, settings, deadline)
     }
 }

@@ -49,7 +49,7 @@ impl Usage {
     }
 
     /// Parses the two header values; anything unreadable counts as 0, never as an error, and
-    /// one unreadable figure does not hide the readable ones beside it (see [`percent`]).
+    /// one unreadable figure does not hide the readable ones beside it (see `percent`).
     pub fn parse(app: Option<&str>, business: Option<&str>) -> Usage {
         let mut usage = Usage::default();
         if let Some(v) = app.and_then(|s| serde_json::from_str::<Value>(s).ok()) {
