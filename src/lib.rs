@@ -15,6 +15,7 @@
 //! - [`state`]: what the hashtags job remembers between runs (pure);
 //! - [`drift`]: the fields the Graph API reported removed, remembered between runs (pure);
 //! - [`lookback`]: how far back the brands job pages an account's media, and its cost (pure);
+//! - [`backfill`]: where a newly tracked account's history stands, and what it may spend (pure);
 //! - [`pager`]: which hashtag pages a run fetches within the hourly budget (pure);
 //! - [`plan`]: how a run too large for one invocation is cut into shards (pure);
 //! - [`health`]: the access token's days left, from `debug_token`;
@@ -23,6 +24,7 @@
 //! - [`reprocess`]: a run's captured responses run again, held to a live run's bounds;
 //! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
 
+pub mod backfill;
 pub mod collect;
 pub mod config;
 pub mod ddl;

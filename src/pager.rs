@@ -105,6 +105,24 @@ impl Settings {
         (interval < self.max_interval()).then_some(interval)
     }
 
+    /// Calls per hour one hashtag at `rate_per_hour` costs when spare calls also poll it for
+    /// freshness: every fresh interval while each poll is estimated to find a post, else at its
+    /// fewest-calls interval. What the brands job's backfill keeps for the hashtags job.
+    pub fn calls_per_hour_fresh(&self, rate_per_hour: f64) -> f64 {
+        let due = self.calls_per_hour(rate_per_hour);
+        let Some(interval) = self.fresh_interval() else {
+            return due;
+        };
+        let polls = (3600.0 / interval.as_secs_f64().max(1.0)).min(rate_per_hour / FRESH_MIN_POSTS);
+        if !polls.is_finite() || polls <= 0.0 {
+            return due;
+        }
+        let overlap_h = self.overlap.as_secs_f64() / 3600.0;
+        let fresh =
+            polls * self.pages_for(rate_per_hour / polls + rate_per_hour * overlap_h) as f64;
+        due.max(fresh)
+    }
+
     /// How far past the frontier a poll reads when the budget allows.
     fn reach(&self) -> Duration {
         self.overlap.max(self.late_window)

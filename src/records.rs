@@ -58,6 +58,14 @@ impl Kind {
         }
     }
 
+    /// The output name of the post's time, for the kinds that are posts.
+    pub fn time_field(self) -> Option<&'static str> {
+        match self {
+            Kind::Brand => None,
+            Kind::Media | Kind::MediaHashtag => Some("timestamp"),
+        }
+    }
+
     /// The fields that identify a record of this kind. A `media` post belongs to the account
     /// that posted it, so its id alone is the key; a `media_hashtag` post is one record per brand
     /// whose hashtag found it, so the same `media_id` repeats under each such `user_id`.

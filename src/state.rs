@@ -71,6 +71,10 @@ pub struct State {
     /// API's 24 hours; it pages back through them (`pager`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_at: Option<String>,
+    /// Per account (username, lower case): where its history's backfill stands
+    /// (`brands.backfill_days`). Written by the brands job after its data object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub brands: BTreeMap<String, crate::backfill::Progress>,
 }
 
 /// The calls one run made on one credential, booked over the time its calls are made.
@@ -551,6 +555,13 @@ impl State {
                 None => theirs.clone(),
             };
             out.hashtags.insert(tag.clone(), merged);
+        }
+        for (account, theirs) in &other.brands {
+            let merged = match self.brands.get(account) {
+                Some(mine) => mine.merge(theirs),
+                None => theirs.clone(),
+            };
+            out.brands.insert(account.clone(), merged);
         }
         // Each run's spends are its own entries: the union books every run once.
         out.ledger.extend(other.ledger.iter().cloned());

@@ -9,7 +9,7 @@
 //! run booked on the account's credential ([`Pages`]); a lookback page that fails or is not
 //! booked ends that account's paging and keeps what it had.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use super::output::Output;
 use super::persist::CaptureTo;
 use super::run::Collected;
 use super::{App, FailedTarget, Job};
+use crate::backfill::{self, Progress};
 use crate::graph::{replay, shapes, ErrorKind, GraphError, Session};
 use crate::lookback::{self, End, Walk};
 use crate::records::{Fragment, Kind, Record};
@@ -34,6 +35,9 @@ struct Answer {
     /// run keeps no capture.
     captured: Vec<Result<Option<Written>, SinkError>>,
     lookback: lookback::Report,
+    backfill: backfill::Report,
+    /// Where its backfill stands after this run (`None`: no backfill to do).
+    progress: Option<Progress>,
 }
 
 /// The lookback pages a run booked, per credential, in calls: a page takes as many as its
@@ -83,6 +87,7 @@ pub(super) async fn collect(
     scheduled: DateTime<Utc>,
     until: Option<Instant>,
     pages: &Pages,
+    history: &History<'_>,
 ) -> Collected {
     let config = &app.config;
     let format = config.output.format;
@@ -119,33 +124,82 @@ pub(super) async fn collect(
                 {
                     captured.push(capture.put(&file).await);
                 }
+                let account = Account {
+                    session,
+                    target: t,
+                    index: i,
+                    rules: &config.validation,
+                    capture,
+                };
                 let mut report = lookback::Report::default();
-                if let Some(walk) = Walk::new(scheduled, config.brands.lookback_days) {
-                    let account = Account {
-                        session,
-                        target: t,
-                        index: i,
-                        rules: &config.validation,
-                        capture,
+                let mut back = backfill::Report::default();
+                let mut sink = PageSink {
+                    media: &mut media,
+                    seen: &mut seen,
+                    tally: &mut tally,
+                    captured: &mut captured,
+                };
+                let before = history.progress.get(&account_key(t)).cloned();
+                let backfilling = history
+                    .since
+                    .filter(|s| !before.as_ref().is_some_and(|p| p.complete(*s)));
+                let (lookback_since, (stop, page)) =
+                    match Walk::new(scheduled, config.brands.lookback_days) {
+                        Some(walk) => (
+                            walk.since(),
+                            account
+                                .look_back(walk, paging, backfilling, pages, &mut sink, &mut report)
+                                .await,
+                        ),
+                        None => (scheduled, (Stop::after_first(paging), 1)),
                     };
-                    account
-                        .look_back(
-                            walk,
-                            paging,
-                            pages,
-                            &mut media,
-                            &mut seen,
-                            &mut tally,
-                            &mut captured,
-                            &mut report,
-                        )
-                        .await;
+                let mut progress = None;
+                if let Some(since) = backfilling {
+                    let mut p = before.unwrap_or_default();
+                    let start = match (p.resume_from(lookback_since), stop) {
+                        (Some(c), _) => Some((c.to_string(), true)),
+                        (
+                            None,
+                            Stop::Window {
+                                oldest,
+                                after,
+                                older_posts,
+                            },
+                        ) => {
+                            p.record_page(oldest, after.as_deref(), older_posts);
+                            back.posts += older_posts;
+                            after.filter(|_| !p.complete(since)).map(|c| (c, false))
+                        }
+                        (None, Stop::NoMore) => {
+                            p.mark_no_more();
+                            None
+                        }
+                        (None, Stop::Short) => None,
+                    };
+                    let walk = Walk::new(scheduled, config.brands.backfill_days);
+                    if let (Some((cursor, resumed)), Some(walk)) = (start, walk) {
+                        account
+                            .back_fill(
+                                walk,
+                                cursor,
+                                resumed,
+                                page,
+                                &history.pages,
+                                &mut p,
+                                &mut sink,
+                                &mut back,
+                            )
+                            .await;
+                    }
+                    progress = Some(p);
                 }
                 Ok::<_, GraphError>(Answer {
                     brand,
                     media,
                     captured,
                     lookback: report,
+                    backfill: back,
+                    progress,
                 })
             }
             .await;
@@ -163,6 +217,15 @@ pub(super) async fn collect(
             }
         };
         out.lookback.add(&answer.lookback);
+        out.backfill.pages += answer.backfill.pages;
+        out.backfill.posts += answer.backfill.posts;
+        out.backfill.pages_failed += answer.backfill.pages_failed;
+        if let (Some(p), Some(since)) = (answer.progress, history.since) {
+            let key = account_key(target);
+            let moved = history.progress.get(&key) != Some(&p);
+            out.backfill.account(&target.username, &p, since, moved);
+            out.progress.insert(key, p);
+        }
         let streamed = &mut out.streamed;
         for captured in answer.captured {
             streamed.note_capture(captured);
@@ -180,7 +243,23 @@ pub(super) async fn collect(
     out
 }
 
-/// One account's lookback: what its pages need besides the walk.
+/// What the run's backfill starts from and may spend (`brands.backfill_days`).
+pub(super) struct History<'a> {
+    /// The start of the history to fetch; `None`: no backfill.
+    pub since: Option<DateTime<Utc>>,
+    /// Each account's progress as the run read it (by [`account_key`]).
+    pub progress: &'a BTreeMap<String, Progress>,
+    /// The backfill's pages booked, per credential.
+    pub pages: Pages,
+}
+
+/// An account's key in the state: its username in lower case (Instagram's usernames ignore
+/// case).
+pub(super) fn account_key(target: &crate::config::Target) -> String {
+    target.username.to_lowercase()
+}
+
+/// One account's paging past its first page: what its pages need besides the walk.
 struct Account<'a, 's> {
     session: &'a Session<'s>,
     target: &'a crate::config::Target,
@@ -191,84 +270,232 @@ struct Account<'a, 's> {
     capture: &'a CaptureTo<'a>,
 }
 
+/// Where an account's lookback stopped.
+enum Stop {
+    /// It read a page holding posts older than its window: the backfill goes on from that
+    /// page's cursor. The page's oldest post, its cursor, and its posts older than the window
+    /// (kept for the backfill, which would not read that page again).
+    Window {
+        oldest: Option<DateTime<Utc>>,
+        after: Option<String>,
+        older_posts: u64,
+    },
+    /// The account has no older posts.
+    NoMore,
+    /// It stopped short of its window (a failed or unbooked page, a refused cursor).
+    Short,
+}
+
+impl Stop {
+    /// Where a run without lookback stops: after its first page.
+    fn after_first(first: shapes::MediaPaging) -> Stop {
+        match (first.oldest, first.after) {
+            (Some(oldest), Some(after)) => Stop::Window {
+                oldest: Some(oldest),
+                after: Some(after),
+                older_posts: 0,
+            },
+            _ => Stop::NoMore,
+        }
+    }
+}
+
+/// A page's records and paging, or why there is none.
+type Fetched = Result<(Vec<Record>, shapes::MediaPaging), GraphError>;
+
 impl Account<'_, '_> {
+    fn lane(&self) -> usize {
+        self.index % self.session.lanes().max(1)
+    }
+
+    /// Fetches page `page` at `cursor`, keeping the posts not yet written for which
+    /// `in_window` holds.
+    async fn page(
+        &self,
+        cursor: &str,
+        page: u32,
+        seen: &HashSet<String>,
+        tally: &mut Tally,
+        in_window: impl Fn(DateTime<Utc>) -> bool,
+    ) -> Fetched {
+        let t = self.target;
+        let body = self
+            .session
+            .business_discovery_page(self.index, &t.username, cursor, page)
+            .await?;
+        let rules = self.session.rules(self.rules);
+        let keep = |id: Option<&str>, at: Option<DateTime<Utc>>| {
+            id.is_none_or(|id| !seen.contains(id)) && at.is_none_or(&in_window)
+        };
+        shapes::brand_media(&body, t, &rules, tally, keep)
+            .map(|records| (records, shapes::media_paging(&body)))
+    }
+
+    /// Appends a page's records to `media` (remembering their ids) and captures its body.
+    async fn keep_page(&self, records: &[Record], page: u32, sink: &mut PageSink<'_>) {
+        for r in records {
+            if let Some(id) = media_id(r) {
+                sink.seen.insert(id);
+            }
+            sink.media.push(r);
+        }
+        if !records.is_empty() {
+            let path = replay::brand_page_path(&self.target.username, page);
+            if let Some(file) = self.session.take_capture(&path) {
+                sink.captured.push(self.capture.put(&file).await);
+            }
+        }
+    }
+
     /// Pages the account's media back from the first page (`first`) to the walk's window,
-    /// appending each page's posts of the window not yet written to `media`, first page first.
-    #[allow(clippy::too_many_arguments)]
+    /// appending each page's posts of the window (or of `also_since`, the backfill's window,
+    /// on the page that crosses it) not yet written to `media`, first page first. Returns where
+    /// it stopped and the pages read, the first included.
     async fn look_back(
         &self,
         mut walk: Walk,
         first: shapes::MediaPaging,
+        also_since: Option<DateTime<Utc>>,
         pages: &Pages,
-        media: &mut Fragment,
-        seen: &mut HashSet<String>,
-        tally: &mut Tally,
-        captured: &mut Vec<Result<Option<Written>, SinkError>>,
+        sink: &mut PageSink<'_>,
         report: &mut lookback::Report,
-    ) {
+    ) -> (Stop, u32) {
         let t = self.target;
-        let lanes = self.session.lanes().max(1);
+        let keep_since = also_since.map_or(walk.since(), |s| s.min(walk.since()));
         let mut next = walk.next(first.oldest, first.after.as_deref());
+        let mut last = first;
         let mut page = 1u32;
+        let mut older_posts = 0;
         loop {
             let cursor = match next {
                 Ok(c) => c,
-                Err(End::Window | End::NoMore) => return,
+                Err(End::Window) => {
+                    let stop = Stop::Window {
+                        oldest: last.oldest,
+                        after: last.after,
+                        older_posts,
+                    };
+                    return (stop, page);
+                }
+                Err(End::NoMore) => return (Stop::NoMore, page),
                 Err(End::RepeatedCursor | End::BadCursor) => {
                     tracing::warn!(target_name = %t.username, page, "the media paging answered a cursor already followed, or not a cursor: the account's lookback ends here");
                     report.cursors_refused += 1;
-                    return;
+                    return (Stop::Short, page);
                 }
             };
-            if !pages.take(self.index % lanes) {
+            if !pages.take(self.lane()) {
                 report.accounts_cut_short += 1;
-                return;
+                return (Stop::Short, page);
             }
             page = page.saturating_add(1);
-            let answer = match self
-                .session
-                .business_discovery_page(self.index, &t.username, &cursor, page)
-                .await
-            {
-                Ok(body) => {
-                    let rules = self.session.rules(self.rules);
-                    let keep = |id: Option<&str>, at: Option<DateTime<Utc>>| {
-                        id.is_none_or(|id| !seen.contains(id))
-                            && at.is_none_or(|at| walk.in_window(at))
-                    };
-                    shapes::brand_media(&body, t, &rules, tally, keep)
-                        .map(|records| (records, shapes::media_paging(&body)))
-                }
-                Err(e) => Err(e),
-            };
-            let (records, paging) = match answer {
+            let fetched = self
+                .page(&cursor, page, sink.seen, sink.tally, |at| at >= keep_since)
+                .await;
+            let (records, paging) = match fetched {
                 Ok(a) => a,
                 // A replay of a capture made without this page: the capture ends here.
-                Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => return,
+                Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => {
+                    return (Stop::Short, page)
+                }
                 Err(e) => {
                     tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a lookback page was not collected; the account's lookback ends here and what it had is written: {e}");
                     report.pages_failed += 1;
-                    return;
+                    return (Stop::Short, page);
                 }
             };
             report.pages += 1;
-            for r in &records {
-                if let Some(id) = media_id(r) {
-                    seen.insert(id);
+            older_posts = records
+                .iter()
+                .filter(|r| record_time(r).is_some_and(|at| !walk.in_window(at)))
+                .count() as u64;
+            self.keep_page(&records, page, sink).await;
+            next = walk.next(paging.oldest, paging.after.as_deref());
+            last = paging;
+        }
+    }
+
+    /// Fetches the account's older posts from `cursor`, with the backfill pages booked, until
+    /// the walk's window (`backfill_days`) or the account's oldest post; page numbers go on from
+    /// `page`. Moves `progress` with each page read; a stored cursor (`resumed`) the API
+    /// refuses is dropped, so the next run pages again from the lookback's end.
+    #[allow(clippy::too_many_arguments)]
+    async fn back_fill(
+        &self,
+        mut walk: Walk,
+        cursor: String,
+        resumed: bool,
+        mut page: u32,
+        pages: &Pages,
+        progress: &mut Progress,
+        sink: &mut PageSink<'_>,
+        report: &mut backfill::Report,
+    ) {
+        let t = self.target;
+        let mut next: Result<String, End> = Ok(cursor);
+        let mut first = true;
+        loop {
+            let cursor = match next {
+                Ok(c) => c,
+                Err(End::Window) => return,
+                Err(End::NoMore) => {
+                    progress.mark_no_more();
+                    return;
                 }
-                media.push(r);
-            }
-            if !records.is_empty() {
-                if let Some(file) = self
-                    .session
-                    .take_capture(&replay::brand_page_path(&t.username, page))
-                {
-                    captured.push(self.capture.put(&file).await);
+                Err(End::RepeatedCursor | End::BadCursor) => {
+                    tracing::warn!(target_name = %t.username, page, "the media paging answered a cursor already followed, or not a cursor: the account's backfill goes on from its last page at the next run");
+                    return;
                 }
+            };
+            if !pages.take(self.lane()) {
+                return;
             }
+            page = page.saturating_add(1);
+            let fetched = self
+                .page(&cursor, page, sink.seen, sink.tally, |at| {
+                    walk.in_window(at)
+                })
+                .await;
+            let (records, paging) = match fetched {
+                Ok(a) => a,
+                Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => return,
+                Err(e) => {
+                    report.pages_failed += 1;
+                    if resumed && first && e.kind == ErrorKind::InvalidParameter {
+                        tracing::warn!(target_name = %t.username, "the API refused the cursor the backfill stopped at; the next run pages again from the lookback's end: {e}");
+                        progress.drop_cursor();
+                    } else {
+                        tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a backfill page was not collected; the account's backfill goes on from there at the next run: {e}");
+                    }
+                    return;
+                }
+            };
+            first = false;
+            report.pages += 1;
+            report.posts += records.len() as u64;
+            progress.record_page(paging.oldest, paging.after.as_deref(), records.len() as u64);
+            self.keep_page(&records, page, sink).await;
             next = walk.next(paging.oldest, paging.after.as_deref());
         }
     }
+}
+
+/// Where an account's pages go: the run's media fragment of the account, the ids already in
+/// it, the counts, and the results of writing captures.
+struct PageSink<'a> {
+    media: &'a mut Fragment,
+    seen: &'a mut HashSet<String>,
+    tally: &'a mut Tally,
+    captured: &'a mut Vec<Result<Option<Written>, SinkError>>,
+}
+
+/// A media record's time, when readable.
+fn record_time(record: &Record) -> Option<DateTime<Utc>> {
+    record
+        .get(Kind::Media.time_field()?)
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::validate::parse_timestamp)
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// A media record's id, for the lookback's deduplication.

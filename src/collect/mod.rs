@@ -180,6 +180,10 @@ pub struct RunSummary {
     /// the hour's calls could not book, accounts cut short.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brands_lookback: Option<crate::lookback::Report>,
+    /// What the brands job's backfill did (`brands.backfill_days` above 0): calls the hour
+    /// could spare, pages and posts fetched, and where each account not yet complete stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brands_backfill: Option<crate::backfill::Report>,
     /// Why the hashtag state was not (wholly) used, when it was not: missing, unreadable,
     /// entries ignored.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,10 @@ pub(super) struct Collected {
     pub pages: BTreeMap<String, u32>,
     /// What the brands job's lookback fetched (`brands.lookback_days`).
     pub lookback: crate::lookback::Report,
+    /// What the brands job's backfill fetched (`brands.backfill_days`).
+    pub backfill: crate::backfill::Report,
+    /// Where each account's backfill stands after the run, to write with the state.
+    pub progress: BTreeMap<String, crate::backfill::Progress>,
 }
 
 impl Collected {
@@ -103,6 +107,7 @@ pub async fn run_until(
         posts_given_up: None,
         hashtag_budget: Vec::new(),
         brands_lookback: None,
+        brands_backfill: None,
         state: None,
         state_as_of: None,
         token_health: Vec::new(),
@@ -121,6 +126,7 @@ pub async fn run_until(
     };
 
     let mut brands_booked: Option<Loaded> = None;
+    let mut progress_read = BTreeMap::new();
     let mut start: Option<Loaded> = None;
     let now = app.clock.now();
     if let Err(e) = crate::schedule::check_scheduled("the scheduled time", scheduled, now) {
@@ -144,12 +150,17 @@ pub async fn run_until(
             // The calls are booked in the credentials' ledger before they are made, so retries
             // and redeliveries count against the hour like the hashtags job's calls.
             let mut pages = brands::Pages::unlimited();
+            let mut backfill_pages = brands::Pages::unlimited();
             let mut pages_skipped = 0;
+            let mut backfill_granted = 0;
             if !replaying {
                 match book_brands(app, &session, scheduled, &run, daily, deadlines).await {
                     Ok(booked) => {
+                        progress_read = booked.loaded.state.brands.clone();
                         brands_booked = Some(booked.loaded);
                         pages = booked.pages;
+                        backfill_pages = booked.backfill;
+                        backfill_granted = booked.backfill_granted;
                         pages_skipped = booked.pages_skipped;
                     }
                     Err(e) => {
@@ -165,10 +176,20 @@ pub async fn run_until(
                     Vec::new()
                 }
             };
+            let history = brands::History {
+                since: crate::backfill::since(scheduled, app.config.brands.backfill_days),
+                progress: &progress_read,
+                pages: backfill_pages,
+            };
             let (mut collected, checked) = tokio::join!(
-                brands::collect(app, &session, scheduled, deadlines.writes, &pages),
+                brands::collect(app, &session, scheduled, deadlines.writes, &pages, &history),
                 check
             );
+            if history.since.is_some() {
+                collected.backfill.days = app.config.brands.backfill_days;
+                collected.backfill.calls_granted = backfill_granted;
+                summary.brands_backfill = Some(collected.backfill.clone());
+            }
             collected.lookback.pages_skipped = pages_skipped;
             if app.config.brands.lookback_days > 0 {
                 collected.lookback.days = app.config.brands.lookback_days;
@@ -239,24 +260,18 @@ pub async fn run_until(
         &mut summary,
     )
     .await;
-    if let Some(loaded) = brands_booked {
-        // What the brands run really sent replaces its booking (a failure here leaves the
-        // booking, which is never less than what was sent).
-        let spends = (0..session.lanes().max(1))
+    // What the brands run really sent replaces its booking once the data is written (with the
+    // backfill's progress) or has failed (without it).
+    let settle = brands_booked.map(|loaded| BrandsBooking {
+        loaded,
+        spends: (0..session.lanes().max(1))
             .map(|lane| {
                 let key = format!("{}/{BRANDS}", hashtags::lane_key(&session, lane));
                 let calls = run.calls.ended_after(run.took());
                 Spend::new(calls, &run.id, key, session.calls_on(lane), false)
             })
-            .collect();
-        let mut state = loaded.state;
-        state.book(spends, scheduled);
-        if let Err(e) =
-            persist::write_state(app, state, loaded.etag, deadlines.writes, &mut summary).await
-        {
-            tracing::warn!(location = %e.location, "the brands run's calls stay booked as reserved: {e}");
-        }
-    }
+            .collect(),
+    });
     summary.records = job
         .kinds()
         .iter()
@@ -293,12 +308,21 @@ pub async fn run_until(
                 tracing::error!(location = %e.location, "{e}");
             }
         }
+        if let Some(b) = settle {
+            b.write(app, scheduled, None, deadlines.writes, &mut summary)
+                .await;
+        }
         return Err(RunError::AllTargetsFailed(finish(summary)));
     }
 
     let nothing_collected = summary.records.values().all(|n| *n == 0);
     if let (Some(e), true) = (&rejected, nothing_collected) {
-        // Nothing to keep: no object, no capture, no state, so the retry starts clean.
+        // Nothing to keep: no object, no capture, no hashtag state, so the retry starts clean.
+        // The calls made are booked all the same.
+        if let Some(b) = settle {
+            b.write(app, scheduled, None, deadlines.writes, &mut summary)
+                .await;
+        }
         return Err(RunError::TokenRejected(e.clone(), finish(summary)));
     }
     let written = persist::write(
@@ -318,6 +342,12 @@ pub async fn run_until(
         &mut summary,
     )
     .await;
+    if let Some(b) = settle {
+        // The backfill's progress only once its posts are written.
+        let progress = written.is_ok().then_some(collected.progress);
+        b.write(app, scheduled, progress, deadlines.writes, &mut summary)
+            .await;
+    }
     if let Err(e) = written {
         tracing::error!(location = %e.location, "{e}");
         return Err(RunError::Write(e, finish(summary)));
@@ -326,6 +356,41 @@ pub async fn run_until(
         return Err(RunError::TokenRejected(e, finish(summary)));
     }
     Ok(*finish(summary))
+}
+
+/// The brands run's final booking, to write once the run knows whether its data was written.
+struct BrandsBooking {
+    /// The state as the run read it when it booked its calls (with its ETag).
+    loaded: Loaded,
+    /// What the run really sent, per credential: replaces its reservation.
+    spends: Vec<Spend>,
+}
+
+impl BrandsBooking {
+    /// Writes the booking and, when the run's data was written, each account's backfill
+    /// progress (merged: never moved back). A failure leaves the reservation, which is never
+    /// less than what was sent, and the progress where the last run left it.
+    async fn write(
+        self,
+        app: &App,
+        scheduled: DateTime<Utc>,
+        progress: Option<BTreeMap<String, crate::backfill::Progress>>,
+        until: Option<Instant>,
+        summary: &mut RunSummary,
+    ) {
+        let mut state = self.loaded.state;
+        state.book(self.spends, scheduled);
+        for (account, p) in progress.into_iter().flatten() {
+            let merged = match state.brands.get(&account) {
+                Some(had) => had.merge(&p),
+                None => p,
+            };
+            state.brands.insert(account, merged);
+        }
+        if let Err(e) = persist::write_state(app, state, self.loaded.etag, until, summary).await {
+            tracing::warn!(location = %e.location, "the brands run's calls stay booked as reserved: {e}");
+        }
+    }
 }
 
 /// A run as the ledger knows it: its id, when its calls are made, and since when it has run.
@@ -398,10 +463,13 @@ async fn plan_and_reserve(
     Err(persist::gave_up(app, &app.config.hashtags.state_key))
 }
 
-/// What [`book_brands`] booked: the ledger as read, and the lookback's pages.
+/// What [`book_brands`] booked: the ledger as read, and the lookback's and backfill's pages.
 struct Booked {
     loaded: Loaded,
     pages: brands::Pages,
+    backfill: brands::Pages,
+    /// Calls booked for the backfill, all credentials.
+    backfill_granted: u64,
     /// Lookback pages the estimate wanted that the hour had no calls left for.
     pages_skipped: u64,
 }
@@ -429,6 +497,7 @@ async fn book_brands(
     for _ in 0..=app.config.sink.conflict_retries {
         let mut loaded = hashtags::load_state(app, scheduled, deadlines.writes).await?;
         let mut lookback_calls = Vec::with_capacity(lanes);
+        let mut backfill_calls = Vec::with_capacity(lanes);
         let mut pages_skipped = 0;
         let spends: Vec<Spend> = (0..lanes)
             .map(|lane| {
@@ -444,19 +513,31 @@ async fn book_brands(
                     .saturating_mul(per_account)
                     .saturating_mul(attempts);
                 let key = hashtags::lane_key(session, lane);
+                let fixed = first.saturating_add(lookback);
+                let backfill = backfill_wanted(app, &loaded.state, lane, lanes, scheduled)
+                    .saturating_mul(attempts)
+                    .min(crate::backfill::spare_calls(
+                        total,
+                        loaded.state.booked_near(&key, run.calls),
+                        fixed,
+                        hashtags_need(app, &loaded.state, lane, lanes),
+                        loaded.state.booked_by_hashtags(&key, run.calls),
+                    ));
                 let spend = brands_booking(
                     &loaded.state,
                     &key,
                     total,
-                    first.saturating_add(lookback),
+                    fixed.saturating_add(backfill),
                     run.calls,
                     &run.id,
                 );
                 session.limit_calls(lane, spend.calls);
-                // The first pages take the booking first; the lookback gets what is left.
+                // The first pages take the booking first, the lookback what is left, the
+                // backfill the rest.
                 let granted = spend.calls.saturating_sub(first).min(lookback);
                 lookback_calls.push(granted);
                 pages_skipped += (lookback - granted).div_ceil(attempts);
+                backfill_calls.push(spend.calls.saturating_sub(first + granted).min(backfill));
                 spend
             })
             .collect();
@@ -464,9 +545,75 @@ async fn book_brands(
             return Ok(Booked {
                 loaded,
                 pages: brands::Pages::booked(lookback_calls, attempts),
+                backfill_granted: backfill_calls.iter().sum(),
+                backfill: brands::Pages::booked(backfill_calls, attempts),
                 pages_skipped,
             });
         }
     }
     Err(persist::gave_up(app, &app.config.hashtags.state_key))
+}
+
+/// Backfill pages a brands run wants on credential `lane`: for each of its accounts whose
+/// history is not complete, as many pages as fit in one invocation after its first page and
+/// lookback (`fanout`: the invocation's time over the time per call), so the run ends before its
+/// deadline. 0 without `brands.backfill_days`.
+fn backfill_wanted(
+    app: &App,
+    state: &crate::state::State,
+    lane: usize,
+    lanes: usize,
+    scheduled: DateTime<Utc>,
+) -> u64 {
+    let config = &app.config;
+    let Some(since) = crate::backfill::since(scheduled, config.brands.backfill_days) else {
+        return 0;
+    };
+    let unfinished = config
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| {
+            i % lanes == lane
+                && !state
+                    .brands
+                    .get(&brands::account_key(t))
+                    .is_some_and(|p| p.complete(since))
+        })
+        .count() as u64;
+    let calls_time = config
+        .fanout
+        .invocation_timeout
+        .saturating_sub(config.retry.deadline_margin);
+    let per_invocation =
+        (calls_time.as_millis() / config.fanout.call_time.as_millis().max(1)) as u64;
+    let lookback = crate::lookback::pages_per_account(
+        config.brands.lookback_days,
+        config.graph.brand_media_limit,
+    );
+    unfinished.saturating_mul(per_invocation.saturating_sub(1 + lookback))
+}
+
+/// Calls per hour the hashtags job needs on credential `lane` in the coming hour: each of its
+/// hashtags (hashtag i on credential i mod n) at its rate in the state, due and freshness polls
+/// (`pager::Settings::calls_per_hour_fresh`). What the backfill leaves it.
+fn hashtags_need(app: &App, state: &crate::state::State, lane: usize, lanes: usize) -> u64 {
+    let settings = app.config.pager_settings();
+    let calls: f64 = app
+        .config
+        .hashtag_groups()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % lanes == lane)
+        .map(|(_, g)| {
+            let rate = state
+                .hashtags
+                .get(&g.hashtag)
+                .and_then(|t| t.rate_per_hour)
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .unwrap_or(0.0);
+            settings.calls_per_hour_fresh(rate)
+        })
+        .sum();
+    calls.ceil().min(u64::MAX as f64) as u64
 }
