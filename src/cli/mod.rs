@@ -3,9 +3,9 @@
 //! ids, reprocess captured responses, and print the published contract (schemas, DDL).
 //!
 //! `src/bin/ig-collector.rs` only parses ([`Cli`]) and calls [`run`]. The commands print their
-//! results to stdout and say why they failed in a [`Failure`], whose exit code tells a setup
-//! problem (2: nothing was tried) from a run that failed (1). This module uses the rest of the
-//! crate; nothing in the crate uses it.
+//! results to stdout and say why they failed in a [`Failure`], whose [`Exit`] tells a command
+//! refused before it ran (2: configuration, arguments, credentials, output) from one that ran
+//! and failed (1). This module uses the rest of the crate; nothing in the crate uses it.
 
 mod args;
 mod check;
@@ -13,7 +13,8 @@ mod jobs;
 mod resolve;
 mod tokens;
 
-pub use args::{parse_at, Cli, Command, RunArgs};
+use args::parse_at;
+pub use args::{Cli, Command, RunArgs};
 
 use crate::collect::Job;
 use crate::setup::{self, Env};
