@@ -22,9 +22,11 @@
 //! - [`probe`]: whether an API version still answers every field asked for (`check-api`);
 //! - [`schedule`]: the one rule for a run's time, whoever gives it;
 //! - [`reprocess`]: a run's captured responses run again, held to a live run's bounds;
-//! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`.
+//! - [`setup`], [`lambda`], [`telemetry`]: wiring for the binaries in `src/bin/`;
+//! - [`cli`]: the `ig-collector` command line, its grammar and its commands.
 
 pub mod backfill;
+pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod ddl;

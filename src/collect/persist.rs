@@ -12,16 +12,9 @@
 //! redelivery). Bodies that yielded nothing (failed targets) are kept until the end and written
 //! after the data as before, so a run that collected nothing still writes nothing.
 //!
-//! Every write is made so that another delivery of the same scheduled time, or an overlapping
-//! run, cannot remove what this one wrote:
-//! - a data object is created with `If-None-Match: *`; if one is there (an earlier delivery),
-//!   this run's records are merged into it (`records::merge`) and written with `If-Match` on the
-//!   version read, again after a conflict, up to `sink.conflict_retries` times;
-//! - a raw capture file is written once (`If-None-Match: *`): the first delivery's capture,
-//!   including the state that delivery started from, is never replaced;
-//! - the state is written with `If-Match` on the version the run read (`If-None-Match: *` when
-//!   there was none); on a conflict the run merges its state into the newer one
-//!   (`State::merge`: ids united, watermark and `as_of` never move back) and tries again.
+//! Every write is conditional, so that another delivery of the same scheduled time, or an
+//! overlapping run, cannot remove what this one wrote: the rules are ARCHITECTURE.md's
+//! "Delivery: at least once, in any order, overlapping".
 
 use std::collections::BTreeMap;
 use std::time::Instant;
