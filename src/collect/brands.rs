@@ -40,19 +40,32 @@ struct Answer {
     progress: Option<Progress>,
 }
 
-/// The lookback pages a run booked, per credential, in calls: a page takes as many as its
-/// attempts may send, so a page never spends calls booked for the first pages.
+/// The pages a run booked past the first pages (its lookback's, or its backfill's), per
+/// credential. They are booked with a quarter more calls for their retries ([`Pages::calls_for`]);
+/// the session refuses any call past the run's booking, so retries beyond that end the paging
+/// of the account that needed them.
 pub(super) struct Pages {
-    /// Calls left per credential (lane); `None`: not limited (a replay, which sends nothing).
+    /// Pages left per credential (lane); `None`: not limited (a replay, which sends nothing).
     calls: Option<Mutex<Vec<u64>>>,
     per_page: u64,
 }
 
 impl Pages {
-    pub(super) fn booked(calls: Vec<u64>, per_page: u64) -> Pages {
+    /// The pages `calls` booked calls pay for (the inverse of [`Pages::calls_for`]).
+    pub(super) fn pages_in(calls: u64) -> u64 {
+        calls.saturating_mul(4) / 5
+    }
+
+    /// The calls to book for `pages` pages: a quarter more, for retries.
+    pub(super) fn calls_for(pages: u64) -> u64 {
+        pages.saturating_add(pages.div_ceil(4))
+    }
+
+    /// The pages `calls` booked per credential pay for.
+    pub(super) fn booked(calls: Vec<u64>) -> Pages {
         Pages {
-            calls: Some(Mutex::new(calls)),
-            per_page: per_page.max(1),
+            calls: Some(Mutex::new(calls.into_iter().map(Pages::pages_in).collect())),
+            per_page: 1,
         }
     }
 
@@ -153,7 +166,8 @@ pub(super) async fn collect(
                         ),
                         None => (scheduled, (Stop::after_first(paging), 1)),
                     };
-                let mut progress = None;
+                // A complete history is reported as it stands.
+                let mut progress = before.clone().filter(|_| backfilling.is_none());
                 if let Some(since) = backfilling {
                     let mut p = before.unwrap_or_default();
                     let start = match (p.resume_from(lookback_since), stop) {

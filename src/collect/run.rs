@@ -509,20 +509,27 @@ async fn book_brands(
                     app.config.health.refresh_days_left.is_some() && app.source.can_exchange(lane);
                 let checks = u64::from(daily) * (1 + u64::from(renews));
                 let first = (accounts + checks) * attempts;
-                let lookback = accounts
-                    .saturating_mul(per_account)
-                    .saturating_mul(attempts);
+                // The lookback's and backfill's pages are booked with a quarter more for their
+                // retries (`brands::Pages`): the session refuses any call past the booking, so
+                // a page whose retries find it spent ends its account's paging, never another
+                // account's first page.
+                let lookback = brands::Pages::calls_for(accounts.saturating_mul(per_account));
                 let key = hashtags::lane_key(session, lane);
                 let fixed = first.saturating_add(lookback);
-                let backfill = backfill_wanted(app, &loaded.state, lane, lanes, scheduled)
-                    .saturating_mul(attempts)
-                    .min(crate::backfill::spare_calls(
-                        total,
-                        loaded.state.booked_near(&key, run.calls),
-                        fixed,
-                        hashtags_need(app, &loaded.state, lane, lanes),
-                        loaded.state.booked_by_hashtags(&key, run.calls),
-                    ));
+                let backfill = brands::Pages::calls_for(backfill_wanted(
+                    app,
+                    &loaded.state,
+                    lane,
+                    lanes,
+                    scheduled,
+                ))
+                .min(crate::backfill::spare_calls(
+                    total,
+                    loaded.state.booked_near(&key, run.calls),
+                    fixed,
+                    hashtags_need(app, &loaded.state, lane, lanes),
+                    loaded.state.booked_by_hashtags(&key, run.calls),
+                ));
                 let spend = brands_booking(
                     &loaded.state,
                     &key,
@@ -536,7 +543,8 @@ async fn book_brands(
                 // backfill the rest.
                 let granted = spend.calls.saturating_sub(first).min(lookback);
                 lookback_calls.push(granted);
-                pages_skipped += (lookback - granted).div_ceil(attempts);
+                pages_skipped += brands::Pages::pages_in(lookback)
+                    .saturating_sub(brands::Pages::pages_in(granted));
                 backfill_calls.push(spend.calls.saturating_sub(first + granted).min(backfill));
                 spend
             })
@@ -544,9 +552,9 @@ async fn book_brands(
         if persist::reserve(app, &mut loaded, spends, &[], scheduled, deadlines.writes).await? {
             return Ok(Booked {
                 loaded,
-                pages: brands::Pages::booked(lookback_calls, attempts),
+                pages: brands::Pages::booked(lookback_calls),
                 backfill_granted: backfill_calls.iter().sum(),
-                backfill: brands::Pages::booked(backfill_calls, attempts),
+                backfill: brands::Pages::booked(backfill_calls),
                 pages_skipped,
             });
         }
@@ -591,7 +599,18 @@ fn backfill_wanted(
         config.brands.lookback_days,
         config.graph.brand_media_limit,
     );
-    unfinished.saturating_mul(per_invocation.saturating_sub(1 + lookback))
+    // The invocation's calls: `concurrency` accounts at a time, each calling one after another.
+    let accounts = config
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % lanes == lane)
+        .count() as u64;
+    let capacity = per_invocation.saturating_mul(config.graph.concurrency as u64);
+    let planned = accounts.saturating_mul(1 + lookback);
+    unfinished
+        .saturating_mul(per_invocation.saturating_sub(1 + lookback))
+        .min(capacity.saturating_sub(planned))
 }
 
 /// Calls per hour the hashtags job needs on credential `lane` in the coming hour: each of its

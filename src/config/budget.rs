@@ -72,6 +72,34 @@ impl Config {
         crate::lookback::pages_per_account(self.brands.lookback_days, self.graph.brand_media_limit)
     }
 
+    /// What freshness and backfill take from credential `lane`'s `spare` calls per hour (what
+    /// is left after the brands job and the hashtags' least spend), for `check-config`.
+    fn history_cost(&self, lane: usize, lanes: usize, spare: f64) -> String {
+        let spare = spare.max(0.0);
+        let fresh = match self.pager_settings().fresh_interval() {
+            Some(i) => format!(
+                "freshness (hashtags.fresh_delay_mins {}): a hashtag with a post waiting is polled as often as every {} min, from the {spare:.1} spare calls/h, keeping an hour of due polls in hand",
+                self.hashtags.fresh_delay.map_or(0, |d| d.as_secs() / 60),
+                i.as_secs() / 60
+            ),
+            None => "freshness: off (hashtags.fresh_delay_mins 0)".to_string(),
+        };
+        let days = self.brands.backfill_days;
+        let backfill = if days == 0 {
+            "backfill: off (brands.backfill_days 0)".to_string()
+        } else {
+            let pages = crate::lookback::pages_per_account(days, self.graph.brand_media_limit)
+                .saturating_sub(self.lookback_pages_per_account())
+                .saturating_mul(self.accounts_on(lane, lanes) as u64);
+            let hours = pages as f64 / spare.max(f64::MIN_POSITIVE);
+            format!(
+                "backfill (brands.backfill_days {days}): at most {pages} pages once, from what freshness leaves of the spare calls: at least {:.0} h at {spare:.1} calls/h",
+                hours.ceil()
+            )
+        };
+        format!("credential {} of {lanes}: {fresh}; {backfill}", lane + 1)
+    }
+
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
     pub fn hashtag_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
         if let Some(share) = &self.budget.hashtag_share {
@@ -118,6 +146,7 @@ impl Config {
             posts += (spare * page as f64) as u64;
             for_hashtags.push(left);
             let lookback = self.lookback_calls_per_hour(lane, lanes);
+            let history = self.history_cost(lane, lanes, left as f64 - minimum);
             lines.push(format!(
                 "credential {} of {lanes}: {budget} calls/h - {accounts} accounts × {} brands run/h - {lookback} lookback pages/h ({accounts} accounts × {} pages back for brands.lookback_days {} at {} posts/day, {} a page) - 1 token check = {left} calls/h for {hashtags} hashtags; \
                  each polled at least every {interval_mins} min (hashtags.max_delay_mins {}, on the {}-min schedule): {hashtags} × {polls_per_hour:.1} = {minimum:.1} calls/h; \
@@ -132,6 +161,7 @@ impl Config {
                 self.hashtags.run_every().as_secs() / 60,
                 (spare * page as f64) as u64,
             ));
+            lines.push(history);
         }
         BudgetUse {
             calls_per_hour: least.ceil() as u64,
@@ -159,6 +189,20 @@ impl Config {
                     message: format!(
                         "the schedule is over the Graph API budget of credential {} of {lanes}:\n{}\nRaise hashtags.max_delay_mins or budget.calls_per_hour_per_credential, lower brands.lookback_days, track fewer targets, or add credentials",
                         lane + 1,
+                        used.arithmetic
+                    ),
+                });
+            }
+            if self.brands.backfill_days > 0
+                && hashtags as f64 * polls_per_hour >= left
+                && self.accounts_on(lane, lanes) > 0
+            {
+                problems.push(Problem {
+                    key: "brands.backfill_days".into(),
+                    message: format!(
+                        "credential {} of {lanes} has no calls to spare after its least spend, so the backfill of {} days would never run:\n{}\nSet brands.backfill_days = 0, or raise budget.calls_per_hour_per_credential, or add credentials",
+                        lane + 1,
+                        self.brands.backfill_days,
                         used.arithmetic
                     ),
                 });
