@@ -950,6 +950,14 @@ impl Pager {
             // Due, but the budget made it wait.
             next.behind = true;
             posts_behind = r.behind_at_start;
+            if r.due == Due::First && next.polled_at.is_none() && next.complete_to.is_none() {
+                // Tracking begins when a hashtag is first due, not when the budget first lets
+                // it be polled: its frontier starts here, so what its first poll cannot reach
+                // in time is reported given up, never lost in silence.
+                let stamp = self.scheduled.format(TIMESTAMP_FORMAT).to_string();
+                next.complete_to = Some(stamp.clone());
+                next.tracked_since = Some(stamp);
+            }
         }
         // A gap older than the API's 24 hours can no longer be fetched: give it up, and say so.
         // The gap runs from the frontier this run started from: a poll that reached the end of
@@ -1572,6 +1580,36 @@ mod tests {
         assert!(report.posts_given_up > 0);
         // The poll reached the end: the frontier moved on to the newest post.
         assert_eq!(out.states[0].complete_to.as_deref(), Some(ts(-60).as_str()));
+    }
+
+    #[test]
+    fn a_first_poll_the_budget_refuses_starts_tracking_so_what_it_misses_is_reported() {
+        // A higher-priority hashtag with a backlog beyond the hour takes every call.
+        let mut state = State::default();
+        state
+            .hashtags
+            .insert("busy".into(), polled_ago(6 * 3600, 100_000.0));
+        let mut pager = pager_over(settings(), &state, &[("busy", 9), ("new", 5)], 50, t0());
+        drive(&mut pager, |req| full_page(req, 1, 1));
+        let out = pager.finish("r", chrono::Duration::zero());
+        assert_eq!(out.reports[1].due, Due::First);
+        assert_eq!(out.reports[1].pages, 0);
+        // Its tracking began at this run: a frontier here, behind.
+        assert_eq!(out.states[1].complete_to.as_deref(), Some(ts(0).as_str()));
+        assert!(out.states[1].behind);
+        state.hashtags.insert("new".into(), out.states[1].clone());
+        // 25 hours on, still waiting behind the busy one: the gap is reported given up.
+        let later = t0() + chrono::Duration::hours(25);
+        let pager = pager_over(settings(), &state, &[("busy", 9), ("new", 5)], 0, later);
+        let out = pager.finish("r2", chrono::Duration::zero());
+        let report = &out.reports[1];
+        assert_eq!(report.due, Due::Behind);
+        assert_eq!(
+            report.given_up_from.as_deref(),
+            Some(ts(-20 * 60).as_str()),
+            "from its first due run, less the sweep's window"
+        );
+        assert_eq!(report.given_up_to.as_deref(), Some(ts(3600).as_str()));
     }
 
     #[test]

@@ -387,6 +387,11 @@ impl<'o> Sim<'o> {
         let mut base = Config::parse(EMBEDDED, EMBEDDED_NAME, &Overrides::default())
             .unwrap_or_else(|e| panic!("the shipped configuration is valid: {e}"));
         base.targets.clear();
+        // Freshness polls fill spare calls, which hides what happens when a hashtag waits: every
+        // third seed (and every seed with `SIM_FRESH_OFF`) polls only when due.
+        if options.seed % 3 == 0 || std::env::var_os("SIM_FRESH_OFF").is_some() {
+            base.hashtags.fresh_delay = None;
+        }
         if let Some(calls) = options.calls_per_hour {
             base.budget.calls_per_hour_per_credential = calls;
         }
