@@ -9,7 +9,7 @@ use ig_collector::graph::Source;
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
-use crate::support::graph::{history_post, FakeGraph};
+use crate::support::graph::{history_post, FakeGraph, Fault};
 use crate::support::{self, at, config_for, replay_dir, TOKEN};
 
 /// Posts each account has: far more than a week's.
@@ -488,4 +488,137 @@ async fn six_hours_of_both_jobs_backfill_thirty_days_keep_the_week_fresh_and_sta
             .sum();
         assert!(window <= allowance, "{window} calls in the hour from {t}");
     }
+}
+
+/// Where `username`'s backfill stands in the state the runs wrote.
+fn progress_of(out: &std::path::Path, username: &str) -> ig_collector::backfill::Progress {
+    let bytes = std::fs::read(out.join("state/hashtags.json")).expect("a state");
+    let (state, _) = ig_collector::state::State::parse(&bytes).expect("a readable state");
+    state.brands.get(username).cloned().expect("its progress")
+}
+
+/// The offsets (`pN`) of the media cursors asked for `username` in the fake's requests from
+/// index `from` on.
+fn cursors_asked(fake: &FakeGraph, username: &str, from: usize) -> Vec<usize> {
+    brand_requests(fake)
+        .into_iter()
+        .skip(from)
+        .filter(|(u, _)| u == username)
+        .filter_map(|(_, a)| a?.strip_prefix('p')?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backfill_resumes_where_it_stopped_after_a_redelivery_and_after_a_failed_page() {
+    let start = at(10, 0, 0);
+    let newest = start - Duration::minutes(30);
+    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
+    for t in config_for(&fake.url()).targets {
+        fake.set_history(&t.username, newest, LONG_HISTORY);
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    // 6 calls per account per invocation: its first page, 3 lookback pages, 2 backfill pages.
+    let app = app(&fake, out.path(), |c| {
+        c.brands.lookback_days = 7;
+        c.brands.backfill_days = 30;
+        c.retry.max_attempts = 1;
+        c.fanout.call_time = std::time::Duration::from_millis(52_000 / 6);
+    });
+
+    // The first run pages on from the lookback's last page (posts 75..100): p100, p125.
+    let first = run(&app, Job::Brands, start, None).await.expect("run");
+    assert_eq!(cursors_asked(&fake, "dior", 0), vec![25, 50, 75, 100, 125]);
+    let after_first = progress_of(out.path(), "dior");
+    assert_eq!(after_first.cursor.as_deref(), Some("p150"));
+    let report = first.brands_backfill.expect("reported");
+    assert_eq!(report.pages, 2 * 11);
+    assert_eq!(report.accounts_left, 11);
+
+    // A redelivery of the same time resumes from p150: nothing of the backfill is asked again.
+    let seen = brand_requests(&fake).len();
+    run(&app, Job::Brands, start, None)
+        .await
+        .expect("redelivery");
+    assert_eq!(
+        cursors_asked(&fake, "dior", seen),
+        vec![25, 50, 75, 150, 175]
+    );
+    assert_eq!(
+        progress_of(out.path(), "dior").cursor.as_deref(),
+        Some("p200")
+    );
+
+    // A run whose backfill page fails keeps the progress where it was, and the run succeeds.
+    let seen = brand_requests(&fake).len();
+    let mut faults = vec![Fault::Usage(10); 4];
+    faults.push(Fault::Error {
+        status: 500,
+        code: 2,
+        subcode: None,
+        transient: Some(true),
+    });
+    fake.fault("dior", faults);
+    let failed = run(&app, Job::Brands, start + Duration::hours(1), None)
+        .await
+        .expect("a failed backfill page does not fail the run");
+    assert_eq!(cursors_asked(&fake, "dior", seen), vec![25, 50, 75, 200]);
+    assert_eq!(
+        failed.brands_backfill.expect("reported").pages_failed,
+        1,
+        "dior's page"
+    );
+    assert_eq!(
+        progress_of(out.path(), "dior").cursor.as_deref(),
+        Some("p200")
+    );
+
+    // The next run resumes from there.
+    let seen = brand_requests(&fake).len();
+    run(&app, Job::Brands, start + Duration::hours(2), None)
+        .await
+        .expect("run");
+    assert_eq!(
+        cursors_asked(&fake, "dior", seen),
+        vec![25, 50, 75, 200, 225]
+    );
+}
+
+#[tokio::test]
+async fn a_short_hour_gives_the_backfill_nothing_before_the_first_pages_and_the_lookback() {
+    let t = at(10, 0, 0);
+    let newest = t - Duration::minutes(30);
+    let (fake, usernames) = fake_with_history(newest).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    // 44 calls for the first pages, 42 for the lookback's 33 pages: 100 leave 14, which the
+    // hashtags' coming hour needs (11 hashtags, at least 2 polls an hour each: 22).
+    let app = app(&fake, out.path(), |c| {
+        c.brands.lookback_days = 7;
+        c.brands.backfill_days = 30;
+        c.budget.calls_per_hour_per_credential = 100;
+    });
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+    let backfill = summary.brands_backfill.clone().expect("reported");
+    assert_eq!(
+        (backfill.calls_granted, backfill.pages),
+        (0, 0),
+        "{backfill:?}"
+    );
+    let lookback = lookback(&summary);
+    assert_eq!((lookback.pages, lookback.pages_skipped), (33, 0));
+    for u in &usernames {
+        assert_eq!(
+            cursors_asked(&fake, u, 0),
+            vec![25, 50, 75],
+            "{u}: no backfill page"
+        );
+    }
+    // With the whole hour to spare, the same run pages on.
+    let roomy = tempfile::tempdir().expect("tempdir");
+    let app = self::app(&fake, roomy.path(), |c| {
+        c.brands.lookback_days = 7;
+        c.brands.backfill_days = 30;
+    });
+    let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
+    let backfill = summary.brands_backfill.expect("reported");
+    assert!(backfill.pages >= usernames.len() as u64, "{backfill:?}");
 }
