@@ -198,7 +198,10 @@ pub(super) async fn collect(
                                 cursor,
                                 resumed,
                                 page,
-                                &history.pages,
+                                Budget {
+                                    pages: &history.pages,
+                                    most: history.per_account,
+                                },
                                 &mut p,
                                 &mut sink,
                                 &mut back,
@@ -265,6 +268,9 @@ pub(super) struct History<'a> {
     pub progress: &'a BTreeMap<String, Progress>,
     /// The backfill's pages booked, per credential.
     pub pages: Pages,
+    /// The most backfill pages one account reads in this run: what its share of the
+    /// invocation's time leaves after its first page and lookback.
+    pub per_account: u64,
 }
 
 /// An account's key in the state: its username in lower case (Instagram's usernames ignore
@@ -440,7 +446,7 @@ impl Account<'_, '_> {
         cursor: String,
         resumed: bool,
         mut page: u32,
-        pages: &Pages,
+        budget: Budget<'_>,
         progress: &mut Progress,
         sink: &mut PageSink<'_>,
         report: &mut backfill::Report,
@@ -448,6 +454,7 @@ impl Account<'_, '_> {
         let t = self.target;
         let mut next: Result<String, End> = Ok(cursor);
         let mut first = true;
+        let mut taken = 0;
         loop {
             let cursor = match next {
                 Ok(c) => c,
@@ -461,9 +468,10 @@ impl Account<'_, '_> {
                     return;
                 }
             };
-            if !pages.take(self.lane()) {
+            if taken >= budget.most || !budget.pages.take(self.lane()) {
                 return;
             }
+            taken += 1;
             page = page.saturating_add(1);
             let fetched = self
                 .page(&cursor, page, sink.seen, sink.tally, |at| {
@@ -492,6 +500,12 @@ impl Account<'_, '_> {
             next = walk.next(paging.oldest, paging.after.as_deref());
         }
     }
+}
+
+/// The backfill pages an account may take: from the run's booked pages, at most `most`.
+struct Budget<'a> {
+    pages: &'a Pages,
+    most: u64,
 }
 
 /// Where an account's pages go: the run's media fragment of the account, the ids already in

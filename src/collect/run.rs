@@ -178,6 +178,7 @@ pub async fn run_until(
             };
             let history = brands::History {
                 since: crate::backfill::since(scheduled, app.config.brands.backfill_days),
+                per_account: backfill_pages_per_account(&app.config).1,
                 progress: &progress_read,
                 pages: backfill_pages,
             };
@@ -589,12 +590,7 @@ fn backfill_wanted(
                     .is_some_and(|p| p.complete(since))
         })
         .count() as u64;
-    let calls_time = config
-        .fanout
-        .invocation_timeout
-        .saturating_sub(config.retry.deadline_margin);
-    let per_invocation =
-        (calls_time.as_millis() / config.fanout.call_time.as_millis().max(1)) as u64;
+    let (per_invocation, per_account) = backfill_pages_per_account(config);
     let lookback = crate::lookback::pages_per_account(
         config.brands.lookback_days,
         config.graph.brand_media_limit,
@@ -609,8 +605,25 @@ fn backfill_wanted(
     let capacity = per_invocation.saturating_mul(config.graph.concurrency as u64);
     let planned = accounts.saturating_mul(1 + lookback);
     unfinished
-        .saturating_mul(per_invocation.saturating_sub(1 + lookback))
+        .saturating_mul(per_account)
         .min(capacity.saturating_sub(planned))
+}
+
+/// The calls one account can make one after another in an invocation (`fanout`: its time
+/// less the deadline margin, over the time per call), and how many of them are left to its
+/// backfill after its first page and its lookback's pages.
+pub(super) fn backfill_pages_per_account(config: &Config) -> (u64, u64) {
+    let calls_time = config
+        .fanout
+        .invocation_timeout
+        .saturating_sub(config.retry.deadline_margin);
+    let per_invocation =
+        (calls_time.as_millis() / config.fanout.call_time.as_millis().max(1)) as u64;
+    let lookback = crate::lookback::pages_per_account(
+        config.brands.lookback_days,
+        config.graph.brand_media_limit,
+    );
+    (per_invocation, per_invocation.saturating_sub(1 + lookback))
 }
 
 /// Calls per hour the hashtags job needs on credential `lane` in the coming hour: each of its

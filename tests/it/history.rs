@@ -35,6 +35,12 @@ fn app(fake: &FakeGraph, out: &std::path::Path, tweak: impl FnOnce(&mut Config))
 
 /// A fake whose every shipped account has [`POSTS`] posts, the newest at `newest`.
 async fn fake_with_history(newest: DateTime<Utc>) -> (FakeGraph, Vec<String>) {
+    fake_with_posts(newest, POSTS).await
+}
+
+/// A fake whose every shipped account has `posts` posts, one every 2 hours, the newest at
+/// `newest`.
+async fn fake_with_posts(newest: DateTime<Utc>, posts: usize) -> (FakeGraph, Vec<String>) {
     let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
     let usernames: Vec<String> = config_for(&fake.url())
         .targets
@@ -42,7 +48,7 @@ async fn fake_with_history(newest: DateTime<Utc>) -> (FakeGraph, Vec<String>) {
         .map(|t| t.username.clone())
         .collect();
     for u in &usernames {
-        fake.set_history(u, newest, POSTS);
+        fake.set_history(u, newest, posts);
     }
     (fake, usernames)
 }
@@ -372,15 +378,7 @@ async fn six_hours_of_both_jobs_backfill_thirty_days_keep_the_week_fresh_and_sta
 {
     let start = at(10, 0, 0);
     let newest = start - Duration::minutes(30);
-    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    let usernames: Vec<String> = config_for(&fake.url())
-        .targets
-        .iter()
-        .map(|t| t.username.clone())
-        .collect();
-    for u in &usernames {
-        fake.set_history(u, newest, LONG_HISTORY);
-    }
+    let (fake, usernames) = fake_with_posts(newest, LONG_HISTORY).await;
     let out = tempfile::tempdir().expect("tempdir");
     let app = app(&fake, out.path(), |c| {
         c.brands.lookback_days = 7;
@@ -512,10 +510,7 @@ fn cursors_asked(fake: &FakeGraph, username: &str, from: usize) -> Vec<usize> {
 async fn a_backfill_resumes_where_it_stopped_after_a_redelivery_and_after_a_failed_page() {
     let start = at(10, 0, 0);
     let newest = start - Duration::minutes(30);
-    let fake = FakeGraph::start(TOKEN, &replay_dir()).await;
-    for t in config_for(&fake.url()).targets {
-        fake.set_history(&t.username, newest, LONG_HISTORY);
-    }
+    let (fake, _) = fake_with_posts(newest, LONG_HISTORY).await;
     let out = tempfile::tempdir().expect("tempdir");
     // 6 calls per account per invocation: its first page, 3 lookback pages, 2 backfill pages.
     let app = app(&fake, out.path(), |c| {

@@ -389,7 +389,7 @@ impl<'o> Sim<'o> {
         base.targets.clear();
         // Freshness polls fill spare calls, which hides what happens when a hashtag waits: every
         // third seed (and every seed with `SIM_FRESH_OFF`) polls only when due.
-        if options.seed % 3 == 0 || std::env::var_os("SIM_FRESH_OFF").is_some() {
+        if options.seed.is_multiple_of(3) || std::env::var_os("SIM_FRESH_OFF").is_some() {
             base.hashtags.fresh_delay = None;
         }
         if let Some(calls) = options.calls_per_hour {
