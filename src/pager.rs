@@ -170,6 +170,10 @@ pub struct Lane {
     pub total: u64,
     /// A shard's share of it: `(name, calls per hour)`. The run books under `{key}/{name}`.
     pub share: Option<(String, u64)>,
+    /// Calls per hour the brands job's first pages and token check need: always left to them.
+    /// Every hashtag post comes before the lookback's pages, so a due poll may also spend what
+    /// `calls_per_hour` keeps for the lookback; freshness polls may not.
+    pub first_pages: u64,
 }
 
 impl Lane {
@@ -187,7 +191,10 @@ impl Lane {
     /// spend at most its share less its own bookings, and at most its share's proportion of
     /// what the credential has left, so that shards reading the same ledger at once cannot
     /// together pass the allowance, however the credential's earlier runs were cut.
-    fn left(&self, state: &State, at: CallSpan) -> (u64, u64) {
+    ///
+    /// Returns the calls booked by the hashtags job, what due polls may spend, and what
+    /// freshness polls may spend (within the hashtag allowance only).
+    fn left(&self, state: &State, at: CallSpan) -> (u64, u64, u64) {
         let booked = state.booked_by_hashtags(&self.key, at);
         let all = state.booked_near(&self.key, at);
         let left = self
@@ -195,13 +202,21 @@ impl Lane {
             .saturating_sub(booked)
             .min(self.total.saturating_sub(all));
         match &self.share {
-            None => (booked, left),
+            None => {
+                let due = self
+                    .total
+                    .saturating_sub(self.first_pages)
+                    .saturating_sub(all)
+                    .max(left);
+                (booked, due, left)
+            }
             Some((_, share)) => {
                 let own = state.booked_exactly(&self.book_as(), at);
                 let proportional = (u128::from(left) * u128::from(*share)
                     / u128::from(self.calls_per_hour.max(1)))
                     as u64;
-                (booked, share.saturating_sub(own).min(proportional))
+                let left = share.saturating_sub(own).min(proportional);
+                (booked, left, left)
             }
         }
     }
@@ -365,6 +380,8 @@ pub struct Pager {
     booked: Vec<u64>,
     /// Calls left per lane.
     left: Vec<u64>,
+    /// Of those, what freshness polls may spend per lane (the hashtag allowance's).
+    fresh_left: Vec<u64>,
     spent: Vec<u64>,
     /// Service order: indexes into `runs`.
     order: Vec<usize>,
@@ -409,8 +426,14 @@ impl Pager {
         state: &State,
         lanes: Vec<Lane>,
     ) -> Pager {
-        let (booked, left): (Vec<u64>, Vec<u64>) =
-            lanes.iter().map(|l| l.left(state, calls)).unzip();
+        let mut booked = Vec::with_capacity(lanes.len());
+        let mut left = Vec::with_capacity(lanes.len());
+        let mut fresh_left = Vec::with_capacity(lanes.len());
+        for (b, l, f) in lanes.iter().map(|l| l.left(state, calls)) {
+            booked.push(b);
+            left.push(l);
+            fresh_left.push(f);
+        }
         let runs: Vec<TagRun> = tags
             .into_iter()
             .map(|tag| {
@@ -503,6 +526,7 @@ impl Pager {
             lanes,
             booked,
             left,
+            fresh_left,
             order,
         };
         pager.admit();
@@ -561,6 +585,13 @@ impl Pager {
                 *k += self.settings.calls_per_hour(r.rate);
             }
         }
+        // What the due polls reserved comes out of the hashtag allowance first.
+        let mut own: Vec<u64> = self
+            .fresh_left
+            .iter()
+            .zip(self.left.iter().zip(&free))
+            .map(|(f, (l, fr))| f.saturating_sub(l.saturating_sub(*fr)))
+            .collect();
         let mut candidates: Vec<usize> = (0..self.runs.len())
             .filter(|&i| self.runs[i].waiting > 0.0)
             .collect();
@@ -573,17 +604,21 @@ impl Pager {
         for i in candidates {
             let r = &mut self.runs[i];
             let lane = r.tag.lane;
-            let (Some(lane_free), Some(keep), Some(false)) =
-                (free.get_mut(lane), keep.get(lane), blocked.get(lane))
-            else {
+            let (Some(lane_free), Some(own), Some(keep), Some(false)) = (
+                free.get_mut(lane),
+                own.get_mut(lane),
+                keep.get(lane),
+                blocked.get(lane),
+            ) else {
                 continue;
             };
             let need = self.settings.pages_for(
                 r.behind_at_start + r.rate * self.settings.overlap.as_secs_f64() / 3600.0,
             );
-            let spare = (*lane_free as f64 - keep.ceil()).max(0.0) as u64;
+            let spare = ((*lane_free).min(*own) as f64 - keep.ceil()).max(0.0) as u64;
             if need <= spare {
                 *lane_free -= need;
+                *own -= need;
                 r.reserved = need;
                 r.due = Due::Fresh;
                 r.want = Want::Start;
@@ -1172,6 +1207,7 @@ mod tests {
             calls_per_hour,
             total: calls_per_hour,
             share: None,
+            first_pages: 0,
         };
         Pager::new(settings, at, CallSpan::at(at), tags, state, vec![lane])
     }
@@ -1263,6 +1299,7 @@ mod tests {
                     calls_per_hour: budget,
                     total: budget,
                     share: None,
+                    first_pages: 0,
                 }],
             );
             let (new_ids, _) = drive(&mut pager, |req| {
@@ -1906,6 +1943,7 @@ mod tests {
             calls_per_hour: 100,
             total: 112,
             share: Some(("part-0001".into(), 40)),
+            first_pages: 0,
         };
         // Nothing booked: the whole share.
         assert_eq!(shard.left(&State::default(), CallSpan::at(at)).1, 40);
@@ -1931,19 +1969,31 @@ mod tests {
             shard.left(&booked(&[("1/brands", 62)]), CallSpan::at(at)).1,
             20
         );
-        // An unsharded run counts every shard's bookings of its credential.
+        // An unsharded run counts every shard's bookings of its credential. The 12 kept for
+        // the brands job are its first pages: every call is the hashtags' to spend.
         let whole = Lane {
             share: None,
+            first_pages: 12,
             ..shard.clone()
         };
+        let two_shards = booked(&[("1/part-0001", 30), ("1/part-0002", 20)]);
+        assert_eq!(whole.left(&two_shards, CallSpan::at(at)), (50, 50, 50));
+        // When 12 of the brands job's are its lookback's, a due poll may spend them (every
+        // hashtag post comes first), a freshness poll may not.
+        let with_lookback = Lane {
+            first_pages: 0,
+            ..whole.clone()
+        };
         assert_eq!(
-            whole
-                .left(
-                    &booked(&[("1/part-0001", 30), ("1/part-0002", 20)]),
-                    CallSpan::at(at)
-                )
+            with_lookback.left(&two_shards, CallSpan::at(at)),
+            (50, 62, 50)
+        );
+        assert_eq!(
+            with_lookback
+                .left(&booked(&[("1", 50), ("1/brands", 62)]), CallSpan::at(at))
                 .1,
-            50
+            0,
+            "never past the whole allowance"
         );
     }
 
@@ -1963,6 +2013,7 @@ mod tests {
                 calls_per_hour: 100,
                 total: 100,
                 share: None,
+                first_pages: 0,
             }]
         };
         let fresh = Pager::new(

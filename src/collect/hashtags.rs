@@ -149,6 +149,7 @@ pub(super) fn plan(
                     .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
                 total: u64::from(config.budget.calls_per_hour_per_credential),
                 share: share.map(|s| (s.name.clone(), s.calls)),
+                first_pages: config.brands_first_calls_per_hour(lane, lanes),
             }
         })
         .collect();

@@ -60,6 +60,13 @@ impl Config {
         accounts * runs + self.lookback_calls_per_hour(lane, lanes) + 1
     }
 
+    /// Calls per hour the brands job's first pages and daily token check make on credential
+    /// `lane`: what the hashtags job always leaves it (`pager::Lane::first_pages`).
+    pub fn brands_first_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
+        let accounts = self.accounts_on(lane, lanes) as u64;
+        accounts * u64::from(self.budget.brands_runs_per_hour) + 1
+    }
+
     /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.
     fn lookback_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
         self.lookback_pages_per_account()
