@@ -46,8 +46,7 @@ struct Answer {
 /// of the account that needed them.
 pub(super) struct Pages {
     /// Pages left per credential (lane); `None`: not limited (a replay, which sends nothing).
-    calls: Option<Mutex<Vec<u64>>>,
-    per_page: u64,
+    left: Option<Mutex<Vec<u64>>>,
 }
 
 impl Pages {
@@ -64,29 +63,25 @@ impl Pages {
     /// The pages `calls` booked per credential pay for.
     pub(super) fn booked(calls: Vec<u64>) -> Pages {
         Pages {
-            calls: Some(Mutex::new(calls.into_iter().map(Pages::pages_in).collect())),
-            per_page: 1,
+            left: Some(Mutex::new(calls.into_iter().map(Pages::pages_in).collect())),
         }
     }
 
     pub(super) fn unlimited() -> Pages {
-        Pages {
-            calls: None,
-            per_page: 1,
-        }
+        Pages { left: None }
     }
 
-    /// Takes one page from `lane`'s calls; false when they are spent.
+    /// Takes one of `lane`'s pages; false when they are spent.
     fn take(&self, lane: usize) -> bool {
-        let Some(calls) = &self.calls else {
+        let Some(left) = &self.left else {
             return true;
         };
-        let Ok(mut calls) = calls.lock() else {
+        let Ok(mut left) = left.lock() else {
             return false;
         };
-        match calls.get_mut(lane) {
-            Some(left) if *left >= self.per_page => {
-                *left -= self.per_page;
+        match left.get_mut(lane) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
                 true
             }
             _ => false,

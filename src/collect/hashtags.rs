@@ -258,7 +258,12 @@ pub(super) async fn collect(
                     let posts = page
                         .records
                         .iter()
-                        .map(|r| (text(r, Kind::MediaHashtag.id_field()), text(r, "timestamp")))
+                        .map(|r| {
+                            (
+                                text(r, Kind::MediaHashtag.id_field()),
+                                text(r, Kind::MediaHashtag.time_field().unwrap_or_default()),
+                            )
+                        })
                         .collect();
                     let fresh = pager.absorb(
                         req.tag,

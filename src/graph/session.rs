@@ -319,27 +319,14 @@ impl Session<'_> {
         username: &str,
     ) -> Result<Value, GraphError> {
         let capture = replay::brand_path(username);
-        match self.client(lane) {
-            None => self.replay(&capture).await,
-            Some((lane, c)) => {
-                let limit = self.settings.brand_media_limit;
-                let request = |omitted: &Omitted| Request::Get {
-                    path: c.credentials.ig_user_id.clone(),
-                    query: vec![(
-                        "fields",
-                        business_discovery_fields(username, limit, None, omitted),
-                    )],
-                };
-                let endpoint = Endpoint::BusinessDiscovery;
-                self.call_fields(endpoint, lane, c, request, Need::Required, capture)
-                    .await
-            }
-        }
+        self.discover(lane, username, None, Need::Required, capture)
+            .await
     }
 
     /// `business_discovery` with its media from the cursor `after` on
-    /// (`media.after(…).limit(n)`): page `page` (2 or more) of the brands job's lookback. An
-    /// optional call (dropped when usage is high), through the same call path as every other.
+    /// (`media.after(…).limit(n)`): page `page` (2 or more) of the brands job's lookback or
+    /// backfill. An optional call (dropped when usage is high), through the same call path as
+    /// every other.
     pub async fn business_discovery_page(
         &self,
         lane: usize,
@@ -348,6 +335,20 @@ impl Session<'_> {
         page: u32,
     ) -> Result<Value, GraphError> {
         let capture = replay::brand_page_path(username, page);
+        self.discover(lane, username, Some(after), Need::Optional, capture)
+            .await
+    }
+
+    /// One `business_discovery` call of `username`'s profile and media (from `after` on),
+    /// replayed from `capture` when there is no live client.
+    async fn discover(
+        &self,
+        lane: usize,
+        username: &str,
+        after: Option<&str>,
+        need: Need,
+        capture: String,
+    ) -> Result<Value, GraphError> {
         match self.client(lane) {
             None => self.replay(&capture).await,
             Some((lane, c)) => {
@@ -356,11 +357,10 @@ impl Session<'_> {
                     path: c.credentials.ig_user_id.clone(),
                     query: vec![(
                         "fields",
-                        business_discovery_fields(username, limit, Some(after), omitted),
+                        business_discovery_fields(username, limit, after, omitted),
                     )],
                 };
-                let endpoint = Endpoint::BusinessDiscovery;
-                self.call_fields(endpoint, lane, c, request, Need::Optional, capture)
+                self.call_fields(Endpoint::BusinessDiscovery, lane, c, request, need, capture)
                     .await
             }
         }
