@@ -25,7 +25,8 @@ use serde_json::Value;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 
-use crate::collect::{self, App, Deadlines, Job, RunError, RunSummary};
+use crate::collect::{self, App, Deadlines, RunError, RunSummary};
+use crate::job::Job;
 use crate::setup::{self, Choice, SetupError};
 use crate::{schedule, telemetry};
 

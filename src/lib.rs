@@ -6,6 +6,9 @@
 //!
 //! Modules, in the order data flows through them:
 //! - [`config`]: `configure.toml` and environment overrides, checked once;
+//! - [`job`]: the two jobs, what each asks for and writes;
+//! - [`credential`]: which credential a target uses, its hourly allowance per job, and the name
+//!   its calls are booked under;
 //! - [`graph`]: the Graph API (live HTTP or recorded responses), errors, retries, rate limits;
 //! - [`records`]: the record kinds and their fields, the output contract;
 //! - [`schema`], [`ddl`]: the contract published from those tables (JSON Schema, table DDL);
@@ -29,10 +32,12 @@ pub mod backfill;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod credential;
 pub mod ddl;
 pub mod drift;
 pub mod graph;
 pub mod health;
+pub mod job;
 pub mod lambda;
 pub mod lookback;
 pub mod pager;

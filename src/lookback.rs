@@ -5,7 +5,7 @@
 //! reaches the window's start. A [`Walk`] decides, page by page, whether to go on; it never
 //! follows a cursor twice, so an API that answers the same cursor again ends the paging instead
 //! of looping. What the pages cost is estimated here too, for the booking (`collect::run`) and
-//! the budget arithmetic (`config::budget`).
+//! the budget arithmetic (`credential`).
 
 use std::collections::HashSet;
 

@@ -24,8 +24,8 @@
 
 use std::fmt::Write as _;
 
-use crate::collect::Job;
 use crate::config::{part_name, Config, Problem};
+use crate::job::Job;
 
 /// How much one invocation can take on, with the arithmetic for `check-config`.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,7 +125,9 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
     let mut shards = Vec::new();
     for lane in 0..lanes {
         // Unit k on credential k mod n: the rule `collect` follows for an unsharded run.
-        let mine: Vec<usize> = (0..units.len()).filter(|k| k % lanes == lane).collect();
+        let mine: Vec<usize> = (0..units.len())
+            .filter(|&k| crate::credential::of(k, lanes) == lane)
+            .collect();
         if mine.is_empty() {
             continue;
         }
@@ -400,7 +402,7 @@ mod tests {
                         .filter(|s| s.credential.is_none_or(|l| l == lane))
                         .map(|s| s.targets.iter().filter(|&&t| t % lanes == lane).count())
                         .sum();
-                    prop_assert!(on <= crate::config::MAX_HASHTAGS_PER_CREDENTIAL);
+                    prop_assert!(on <= crate::credential::MAX_HASHTAGS_PER_CREDENTIAL);
                 }
             }
         }

@@ -12,9 +12,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::collect::Job;
 use crate::config::Config;
 use crate::graph::{shapes, Endpoint, FieldRef, GraphError, Need, Session, Source};
+use crate::job::Job;
 
 /// What the probe found, endpoint by endpoint.
 #[derive(Debug, Clone, Serialize, PartialEq)]

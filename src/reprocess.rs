@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::collect::{App, Job};
+use crate::collect::App;
 use crate::config::{part_name, Config};
 use crate::graph::Source;
+use crate::job::Job;
 use crate::schedule::{self, Clock, TimeError};
 use crate::setup::Env;
 use crate::sink::Sink;

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    ig_collector::lambda::main(ig_collector::collect::Job::Brands).await
+    ig_collector::lambda::main(ig_collector::job::Job::Brands).await
 }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
-use crate::collect::Job;
 use crate::ddl::Engine;
+use crate::job::Job;
 use crate::records::Kind;
 use crate::reprocess::DEFAULT_MAX_DOWNLOAD_BYTES;
 use crate::{config, schedule, validate};

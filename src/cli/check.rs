@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use super::{say, Failure};
-use crate::collect::Job;
 use crate::config::{Config, ConfigError};
 use crate::graph::Source;
+use crate::job::Job;
 use crate::records::Kind;
 use crate::setup::{self, Env};
 use crate::{plan, probe};

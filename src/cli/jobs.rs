@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::{parse_at, say, Failure, RunArgs};
-use crate::collect::{self, App, Job};
+use crate::collect::{self, App};
 use crate::config::Config;
+use crate::job::Job;
 use crate::reprocess;
 use crate::setup::{self, Choice, Env};
 use crate::telemetry;

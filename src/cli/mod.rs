@@ -16,7 +16,7 @@ mod tokens;
 use args::parse_at;
 pub use args::{Cli, Command, RunArgs};
 
-use crate::collect::Job;
+use crate::job::Job;
 use crate::setup::{self, Env};
 use crate::{ddl, reprocess, schema};
 

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use super::{say, Failure};
-use crate::collect::Job;
 use crate::config::Config;
 use crate::graph::Source;
+use crate::job::Job;
 use crate::setup::{self, Env};
 
 /// Searches each unpinned hashtag on the credential the hashtags job would use for it; a search

@@ -14,7 +14,7 @@ use super::run::Collected;
 use super::{App, FailedTarget, Job};
 use crate::config::{Config, HashtagGroup};
 use crate::graph::{read_recorded, replay, shapes, GraphError, Need, Session, Source};
-use crate::pager::{Lane, LaneUse, Page, Pager, Tag, TagReport};
+use crate::pager::{LaneUse, Page, Pager, Tag, TagReport};
 use crate::records::{Kind, Record};
 use crate::sink::SinkError;
 use crate::state::{CallSpan, State};
@@ -136,23 +136,12 @@ pub(super) fn plan(
         .enumerate()
         .map(|(k, g)| Tag {
             name: g.hashtag.clone(),
-            lane: k % lanes,
+            lane: crate::credential::of(k, lanes),
             priority: g.priority,
         })
         .collect();
-    let budgets = (0..lanes)
-        .map(|lane| {
-            let share = config.budget.hashtag_share.as_ref();
-            Lane {
-                key: lane_key(session, lane),
-                calls_per_hour: share
-                    .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
-                total: u64::from(config.budget.calls_per_hour_per_credential),
-                share: share.map(|s| (s.name.clone(), s.calls)),
-                first_pages: config.brands_first_calls_per_hour(lane, lanes),
-            }
-        })
-        .collect();
+    let budgets =
+        crate::credential::hashtag_lanes(config, config.budget.hashtag_share.as_ref(), session);
     Planned {
         pager: Pager::new(
             config.pager_settings(),
@@ -362,14 +351,6 @@ pub(super) async fn collect(
     next.book(outcome.spends, scheduled);
     next.bound();
     (out, next, paging)
-}
-
-/// How the ledger names credential `lane`: its Instagram user id (never a token).
-pub(super) fn lane_key(session: &Session<'_>, lane: usize) -> String {
-    session
-        .lane_user(lane)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("lane-{lane}"))
 }
 
 fn text(r: &Record, field: &str) -> String {

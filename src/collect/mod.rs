@@ -32,42 +32,8 @@ use crate::records::Kind;
 use crate::sink::{Sink, SinkError};
 use crate::validate::TallyRow;
 
+pub use crate::job::Job;
 pub use run::{run, run_until, Deadlines};
-
-/// The scheduled jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Job {
-    /// Hourly: each account's profile and latest media (`brand`, `media`).
-    Brands,
-    /// Every 5 minutes: each hashtag's recent media (`media_hashtag`).
-    Hashtags,
-}
-
-impl Job {
-    pub fn name(self) -> &'static str {
-        match self {
-            Job::Brands => "brands",
-            Job::Hashtags => "hashtags",
-        }
-    }
-
-    /// The endpoints whose `fields=` the job asks for (`graph::fields`).
-    pub fn endpoints(self) -> &'static [crate::graph::Endpoint] {
-        match self {
-            Job::Brands => &[crate::graph::Endpoint::BusinessDiscovery],
-            Job::Hashtags => &[crate::graph::Endpoint::RecentMedia],
-        }
-    }
-
-    /// The record kinds the job writes.
-    pub fn kinds(self) -> &'static [Kind] {
-        match self {
-            Job::Brands => &[Kind::Brand, Kind::Media],
-            Job::Hashtags => &[Kind::MediaHashtag],
-        }
-    }
-}
 
 /// Everything a run needs, built once per process.
 #[derive(Debug)]

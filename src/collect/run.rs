@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
 use crate::pager::brands_booking;
-use crate::state::{CallSpan, Spend, BRANDS};
+use crate::state::{CallSpan, Spend};
 
 use super::hashtags::{self, Loaded, Planned};
 use super::{brands, drift, persist, App, FailedTarget, Job, RunError, RunSummary};
@@ -267,7 +267,7 @@ pub async fn run_until(
         loaded,
         spends: (0..session.lanes().max(1))
             .map(|lane| {
-                let key = format!("{}/{BRANDS}", hashtags::lane_key(&session, lane));
+                let key = crate::credential::brands_ledger_key(&session, lane);
                 let calls = run.calls.ended_after(run.took());
                 Spend::new(calls, &run.id, key, session.calls_on(lane), false)
             })
@@ -502,9 +502,8 @@ async fn book_brands(
         let mut pages_skipped = 0;
         let spends: Vec<Spend> = (0..lanes)
             .map(|lane| {
-                let accounts = (0..app.config.targets.len())
-                    .filter(|i| i % lanes == lane)
-                    .count() as u64;
+                let accounts =
+                    crate::credential::units_on(app.config.targets.len(), lane, lanes) as u64;
                 // The daily check: `debug_token`, and the exchange of a token due for a refresh.
                 let renews =
                     app.config.health.refresh_days_left.is_some() && app.source.can_exchange(lane);
@@ -515,7 +514,7 @@ async fn book_brands(
                 // a page whose retries find it spent ends its account's paging, never another
                 // account's first page.
                 let lookback = brands::Pages::calls_for(accounts.saturating_mul(per_account));
-                let key = hashtags::lane_key(session, lane);
+                let key = crate::credential::ledger_key(session, lane);
                 let fixed = first.saturating_add(lookback);
                 let backfill = brands::Pages::calls_for(backfill_wanted(
                     app,
@@ -583,7 +582,7 @@ fn backfill_wanted(
         .iter()
         .enumerate()
         .filter(|(i, t)| {
-            i % lanes == lane
+            crate::credential::of(*i, lanes) == lane
                 && !state
                     .brands
                     .get(&brands::account_key(t))
@@ -596,12 +595,7 @@ fn backfill_wanted(
         config.graph.brand_media_limit,
     );
     // The invocation's calls: `concurrency` accounts at a time, each calling one after another.
-    let accounts = config
-        .targets
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % lanes == lane)
-        .count() as u64;
+    let accounts = crate::credential::units_on(config.targets.len(), lane, lanes) as u64;
     let capacity = per_invocation.saturating_mul(config.graph.concurrency as u64);
     let planned = accounts.saturating_mul(1 + lookback);
     unfinished
@@ -636,7 +630,7 @@ fn hashtags_need(app: &App, state: &crate::state::State, lane: usize, lanes: usi
         .hashtag_groups()
         .iter()
         .enumerate()
-        .filter(|(i, _)| i % lanes == lane)
+        .filter(|(i, _)| crate::credential::of(*i, lanes) == lane)
         .map(|(_, g)| {
             let rate = state
                 .hashtags

@@ -8,17 +8,16 @@
 //! - `file`: the file's serde shapes and defaults, as written;
 //! - `check`: file → checked [`Config`], collecting every [`Problem`];
 //! - `keys`: [`KeyTemplate`] and the checks on the keys it renders;
-//! - `budget`: the schedule's Graph calls per hour against the credentials' budget.
+//! - the schedule's Graph calls per hour against the credentials' budget are the
+//!   `credential` module's.
 //!
 //! This module reads files and the environment overrides; nothing else in the crate reads
 //! configuration.
 
-mod budget;
 mod check;
 mod file;
 mod keys;
 
-pub use budget::{BudgetUse, MAX_HASHTAGS_PER_CREDENTIAL};
 pub use check::check_api_version;
 pub use keys::{part_key, part_name, KeyTemplate};
 
@@ -151,9 +150,9 @@ impl Config {
     /// The configuration `job` runs with: the hashtags job sees only the targets that have a
     /// hashtag (in their order), so its credentials (hashtag i on credential i mod n), budget
     /// and plan count hashtags, not accounts.
-    pub fn for_job(&self, job: crate::collect::Job) -> Config {
+    pub fn for_job(&self, job: crate::job::Job) -> Config {
         let mut c = self.clone();
-        if job == crate::collect::Job::Hashtags {
+        if job == crate::job::Job::Hashtags {
             c.budget.accounts = Some(self.accounts());
             c.targets.retain(|t| !t.hashtag.is_empty());
         }

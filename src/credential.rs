@@ -1,13 +1,63 @@
-//! The schedule's Graph calls per hour against the hourly budget of each credential.
+//! Credentials: which one a target uses, what its hour allows each job, and the name its calls
+//! are booked under in the ledger. One name for one idea: a *credential* is an Instagram user's
+//! token; its position among the configured ones is its index (`lane` in the code below), and
+//! its ledger key is its Instagram user id.
 //!
-//! Targets are spread over the credentials in turn (target i uses credential i mod n), brands
-//! and hashtags alike. On each credential the brands job's calls are fixed (one per account per
+//! Targets are spread over the credentials in turn (unit i uses credential i mod n, a unit being
+//! an account, or a hashtag with every account tracking it), brands and hashtags alike: [`of`]
+//! is the only place that rule is written. On each credential the brands job's calls are fixed (one per account per
 //! brands run, its lookback pages, and the daily token check); the hashtags job gets the rest of the hour
 //! (`pager`). The least it must spend is one page per hashtag per longest poll interval (the
 //! freshness target); every call above that fetches up to a page of posts.
 
-use super::{Config, ConfigError, Problem};
+use crate::config::{Config, ConfigError, HashtagShare, Problem};
+use crate::graph::Session;
 use crate::pager;
+use crate::state::BRANDS;
+
+/// The credential unit `unit` uses among `credentials` (unit i on credential i mod n).
+pub fn of(unit: usize, credentials: usize) -> usize {
+    unit % credentials.max(1)
+}
+
+/// The units of `0..count` on credential `lane` of `credentials`.
+pub fn units_on(count: usize, lane: usize, credentials: usize) -> usize {
+    (0..count).filter(|&i| of(i, credentials) == lane).count()
+}
+
+/// How the ledger names credential `lane` (its Instagram user id, never a token): the hashtags
+/// job books under it, a shard of it under `{key}/{part}`.
+pub fn ledger_key(session: &Session<'_>, lane: usize) -> String {
+    session
+        .lane_user(lane)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("lane-{lane}"))
+}
+
+/// How the ledger names the brands job's calls on credential `lane`.
+pub fn brands_ledger_key(session: &Session<'_>, lane: usize) -> String {
+    format!("{}/{BRANDS}", ledger_key(session, lane))
+}
+
+/// The hashtags job's view of each credential of `session` for the pager: its ledger key, its
+/// hourly allowance (or the shard's `share` of it), and the first pages it leaves the brands job.
+pub fn hashtag_lanes(
+    config: &Config,
+    share: Option<&HashtagShare>,
+    session: &Session<'_>,
+) -> Vec<pager::Lane> {
+    let lanes = session.lanes().max(1);
+    (0..lanes)
+        .map(|lane| pager::Lane {
+            key: ledger_key(session, lane),
+            calls_per_hour: share
+                .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
+            total: u64::from(config.budget.calls_per_hour_per_credential),
+            share: share.map(|s| (s.name.clone(), s.calls)),
+            first_pages: config.brands_first_calls_per_hour(lane, lanes),
+        })
+        .collect()
+}
 
 /// The API's limit of unique hashtags one app user may query in 7 days.
 pub const MAX_HASHTAGS_PER_CREDENTIAL: usize = 30;
@@ -30,19 +80,13 @@ pub struct BudgetUse {
 impl Config {
     /// Accounts on credential `lane` of `lanes` (account i on credential i mod n).
     fn accounts_on(&self, lane: usize, lanes: usize) -> usize {
-        (0..self.accounts())
-            .filter(|i| i % lanes.max(1) == lane)
-            .count()
+        units_on(self.accounts(), lane, lanes)
     }
 
     /// Hashtags on credential `lane` of `lanes` (the i-th hashtag, however many accounts track
     /// it, on credential i mod n).
     fn hashtags_on(&self, lane: usize, lanes: usize) -> usize {
-        self.hashtag_groups()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % lanes.max(1) == lane)
-            .count()
+        units_on(self.hashtag_groups().len(), lane, lanes)
     }
 
     /// Calls per hour the brands job makes on credential `lane`: one per account per run, and
