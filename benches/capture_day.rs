@@ -451,6 +451,7 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let clock_at = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(schedule.first_run));
     let reads = clock_at.clone();
     let app = App {
+        shard: None,
         config,
         source,
         sink: Sink::Dir(out.path().to_path_buf()),

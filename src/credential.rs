@@ -10,7 +10,7 @@
 //! (`pager`). The least it must spend is one page per hashtag per longest poll interval (the
 //! freshness target); every call above that fetches up to a page of posts.
 
-use crate::config::{Config, ConfigError, HashtagShare, Problem};
+use crate::config::{Config, ConfigError, Problem};
 use crate::graph::Session;
 use crate::pager;
 use crate::state::BRANDS;
@@ -23,6 +23,21 @@ pub fn of(unit: usize, credentials: usize) -> usize {
 /// The units of `0..count` on credential `lane` of `credentials`.
 pub fn units_on(count: usize, lane: usize, credentials: usize) -> usize {
     (0..count).filter(|&i| of(i, credentials) == lane).count()
+}
+
+/// A shard's fixed share of its credential's hourly hashtag calls (`plan`). Shards of one
+/// credential book under separate names, so only fixed shares that add up to at most the
+/// credential's allowance keep the credential within its budget, whatever each shard does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashtagShare {
+    /// Calls per hour this shard may spend.
+    pub calls: u64,
+    /// Its credential's hourly hashtag allowance, every shard of it together.
+    pub of: u64,
+    /// The name its runs book their calls under in the ledger, after the credential's id
+    /// (`{ig_user_id}/{name}`), so a shard finds its own spending and every shard of a
+    /// credential counts all of it.
+    pub name: String,
 }
 
 /// How the ledger names credential `lane` (its Instagram user id, never a token): the hashtags
@@ -153,9 +168,6 @@ impl Config {
 
     /// Calls per hour the hashtags job may spend on credential `lane` of `lanes`.
     pub fn hashtag_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
-        if let Some(share) = &self.budget.hashtag_share {
-            return share.calls;
-        }
         u64::from(self.budget.calls_per_hour_per_credential)
             .saturating_sub(self.brands_calls_per_hour(lane, lanes))
     }

@@ -24,8 +24,10 @@
 
 use std::fmt::Write as _;
 
-use crate::config::{part_name, Config, Problem};
+use crate::config::{part_name, Config, KeyTemplate, Problem};
+use crate::credential::HashtagShare;
 use crate::job::Job;
+use crate::records::Kind;
 
 /// How much one invocation can take on, with the arithmetic for `check-config`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,46 @@ pub struct Shard {
     pub targets: Vec<usize>,
     /// Hashtags: the calls per hour this shard may spend (its share of its credential's).
     pub hashtag_share: Option<u64>,
+    /// Hashtags: its credential's hourly allowance, every shard of it together.
+    pub credential_allowance: u64,
+    /// Whether this shard makes the daily token check: every run does, except a shard that is
+    /// not its credential's first (one check per credential a day, as the budget books it).
+    pub checks_tokens: bool,
+}
+
+impl Shard {
+    /// The name of the shard's part (`part-0003`) in its keys, its capture folder and its
+    /// ledger entries; `None` for the whole run, which writes the usual keys.
+    pub fn part(&self) -> Option<String> {
+        self.credential.map(|_| part_name(self.index))
+    }
+
+    /// The key template of `kind`'s data objects: a shard's part of the configured one.
+    pub fn key_template(&self, config: &Config, kind: Kind) -> KeyTemplate {
+        let template = config.key_template(kind);
+        match self.part() {
+            Some(_) => template.part(self.index),
+            None => template.clone(),
+        }
+    }
+
+    /// The raw capture's folder template: a shard's captures go to its part's folder.
+    pub fn raw_capture_key(&self, config: &Config) -> KeyTemplate {
+        let template = &config.output.raw_capture_key;
+        match self.part() {
+            Some(part) => template.folder(&part),
+            None => template.clone(),
+        }
+    }
+
+    /// The shard's fixed share of its credential's hashtag calls, under its part's name.
+    pub fn share(&self) -> Option<HashtagShare> {
+        Some(HashtagShare {
+            calls: self.hashtag_share?,
+            of: self.credential_allowance,
+            name: self.part()?,
+        })
+    }
 }
 
 /// A run cut into shards.
@@ -117,8 +159,14 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
             shards: vec![Shard {
                 index: 0,
                 credential: None,
-                targets: units.into_iter().flatten().collect(),
+                targets: {
+                    let mut all: Vec<usize> = units.into_iter().flatten().collect();
+                    all.sort_unstable();
+                    all
+                },
                 hashtag_share: None,
+                credential_allowance: 0,
+                checks_tokens: true,
             }],
         };
     }
@@ -144,11 +192,15 @@ pub fn plan(config: &Config, credentials: usize, job: Job) -> Plan {
                 .flat_map(|&k| units[k].iter().copied())
                 .collect();
             targets.sort_unstable();
+            // One token check per credential a day: its first shard makes it.
+            let checks_tokens = !shards.iter().any(|s: &Shard| s.credential == Some(lane));
             shards.push(Shard {
                 index: shards.len(),
                 credential: Some(lane),
                 targets,
                 hashtag_share,
+                credential_allowance: allowance(lane),
+                checks_tokens,
             });
         }
     }
@@ -178,45 +230,6 @@ impl Plan {
     /// Whether the run is cut at all (more than the single whole-run shard).
     pub fn is_sharded(&self) -> bool {
         self.shards.iter().any(|s| s.credential.is_some())
-    }
-
-    /// The configuration shard `index` runs with: its targets only, its part keys (data objects,
-    /// raw capture folder, hashtag state) and its share of the hashtag budget. The whole-run
-    /// shard runs with the configuration unchanged. `None` when there is no such shard.
-    pub fn shard_config(&self, config: &Config, index: usize) -> Option<Config> {
-        let shard = self.shards.get(index)?;
-        let mut c = config.clone();
-        if shard.credential.is_none() {
-            return Some(c);
-        }
-        c.targets = shard
-            .targets
-            .iter()
-            .filter_map(|&i| config.targets.get(i).cloned())
-            .collect();
-        c.budget.hashtag_share = match (shard.hashtag_share, shard.credential) {
-            (Some(calls), Some(lane)) => Some(crate::config::HashtagShare {
-                calls,
-                of: config.hashtag_calls_per_hour(lane, self.credentials),
-                name: part_name(index),
-            }),
-            _ => None,
-        };
-        // One token check per credential a day: its first shard makes it.
-        c.fanout.checks_tokens = self
-            .shards
-            .iter()
-            .find(|s| s.credential == shard.credential)
-            .is_some_and(|first| first.index == index);
-        let o = &mut c.output;
-        o.brand_key = o.brand_key.part(index);
-        o.media_key = o.media_key.part(index);
-        o.media_hashtag_key = o.media_hashtag_key.part(index);
-        o.raw_capture_key = o.raw_capture_key.folder(&part_name(index));
-        // The hashtag state is not a part: a hashtag's state belongs to the hashtag, whichever
-        // shard polls it, so adding or removing a credential (a new plan) loses no frontier.
-        // Shards of one run write it concurrently, each a conditional write merged on conflict.
-        Some(c)
     }
 
     /// Why the plan cannot be run within the API's limits: a shard's hashtag share below the
@@ -253,7 +266,7 @@ impl Plan {
             let _ = write!(
                 out,
                 "  1 invocation takes all {} targets (the run needs at most {} calls)",
-                config.targets.len(),
+                self.shards.first().map_or(0, |s| s.targets.len()),
                 match self.job {
                     Job::Brands => config.targets.len() as u64,
                     Job::Hashtags => (0..self.credentials)
@@ -320,9 +333,14 @@ mod tests {
             assert_eq!(p.shards.len(), 1);
             assert!(!p.is_sharded());
             assert_eq!(p.capacity.calls, 16 * 13, "{}", p.capacity.arithmetic);
-            let same = p.shard_config(&c, 0).expect("shard 0");
-            assert_eq!(same.output.brand_key, c.output.brand_key);
-            assert_eq!(same.hashtags.state_key, c.hashtags.state_key);
+            let whole = &p.shards[0];
+            for kind in job.kinds() {
+                let key = whole.key_template(&c, *kind);
+                assert_eq!(key.as_str(), c.key_template(*kind).as_str());
+            }
+            let capture = whole.raw_capture_key(&c);
+            assert_eq!(capture.as_str(), c.output.raw_capture_key.as_str());
+            assert!(whole.part().is_none() && whole.share().is_none() && whole.checks_tokens);
         }
     }
 
@@ -331,30 +349,22 @@ mod tests {
         let c = config(60, 12);
         let p = plan(&c, 2, Job::Hashtags);
         assert!(p.is_sharded());
-        let s = p.shard_config(&c, 1).expect("shard 1");
-        assert_eq!(
-            s.hashtags.state_key, c.hashtags.state_key,
-            "a hashtag's state is the hashtag's, not the shard's"
-        );
+        let s = &p.shards[1];
         assert!(s
-            .output
-            .media_hashtag_key
+            .key_template(&c, Kind::MediaHashtag)
             .as_str()
             .ends_with(".part-0001.json"));
-        assert!(s.output.raw_capture_key.as_str().ends_with("/part-0001"));
-        let share = s.budget.hashtag_share.clone().expect("a share");
-        assert_eq!(Some(share.calls), p.shards[1].hashtag_share);
+        assert!(s.raw_capture_key(&c).as_str().ends_with("/part-0001"));
+        let share = s.share().expect("a share");
+        assert_eq!(Some(share.calls), s.hashtag_share);
         assert_eq!(share.of, c.hashtag_calls_per_hour(1, 2));
         assert_eq!(share.name, "part-0001");
-        assert_eq!(s.targets.len(), p.shards[1].targets.len());
-        assert!(p.shard_config(&c, p.shards.len()).is_none());
         // The daily token check: once per credential, by its first shard.
-        let checking: Vec<Option<usize>> = (0..p.shards.len())
-            .filter(|&k| {
-                p.shard_config(&c, k)
-                    .is_some_and(|s| s.fanout.checks_tokens)
-            })
-            .map(|k| p.shards[k].credential)
+        let checking: Vec<Option<usize>> = p
+            .shards
+            .iter()
+            .filter(|s| s.checks_tokens)
+            .map(|s| s.credential)
             .collect();
         assert_eq!(checking, [Some(0), Some(1)]);
     }

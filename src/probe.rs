@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::graph::{shapes, Endpoint, FieldRef, GraphError, Need, Session, Source};
-use crate::job::Job;
 
 /// What the probe found, endpoint by endpoint.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -87,8 +86,7 @@ pub async fn probe(config: &Config, source: &Source) -> Report {
             "no [[targets]] configured",
         )),
     }
-    let hashtags = config.for_job(Job::Hashtags);
-    match hashtags.targets.first() {
+    match config.targets.iter().find(|t| !t.hashtag.is_empty()) {
         Some(t) => {
             let tag = format!("#{}", t.hashtag);
             let (search, id) = match session.hashtag_search(0, &t.hashtag).await {

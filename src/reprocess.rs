@@ -23,6 +23,7 @@ use crate::collect::App;
 use crate::config::{part_name, Config};
 use crate::graph::Source;
 use crate::job::Job;
+use crate::plan::Shard;
 use crate::schedule::{self, Clock, TimeError};
 use crate::setup::Env;
 use crate::sink::Sink;
@@ -203,19 +204,21 @@ pub async fn prepare(
                 source: Source::Replay(dir),
                 sink,
                 clock: Clock::system(),
+                shard: None,
             },
         )]
     } else {
         let mut runs = Vec::with_capacity(parts.len());
         for (index, part_dir) in parts {
-            let part_config = part_config(&config, job, index, &part_dir)?;
+            let shard = part_shard(&config, job, index, &part_dir)?;
             runs.push((
                 part_name(index),
                 App {
-                    config: part_config,
+                    config: config.clone(),
                     source: Source::Replay(part_dir),
                     sink: sink.clone(),
                     clock: Clock::system(),
+                    shard: Some(shard),
                 },
             ));
         }
@@ -274,32 +277,34 @@ fn captured_targets(dir: &Path, job: Job) -> BTreeSet<String> {
     names
 }
 
-/// The configuration shard `index` ran with. The plan depends on how many credentials the run
+/// The shard `index` ran as. The plan depends on how many credentials the run
 /// had, which a replay does not know; the shard is the one, over 1 to [`MAX_LANES`] credentials,
 /// whose targets are exactly those captured, else the smallest that holds them all (a target
 /// whose call failed without an answer left no file).
-fn part_config(
+fn part_shard(
     config: &Config,
     job: Job,
     index: usize,
     dir: &Path,
-) -> Result<Config, ReprocessError> {
-    let job_config = config.for_job(job);
+) -> Result<Shard, ReprocessError> {
     let captured = captured_targets(dir, job);
     let name_of = |t: &crate::config::Target| match job {
         Job::Brands => t.username.clone(),
         Job::Hashtags => t.hashtag.clone(),
     };
-    let mut best: Option<Config> = None;
+    let mut best: Option<Shard> = None;
     for lanes in 1..=MAX_LANES {
-        let plan = crate::plan::plan(&job_config, lanes, job);
-        if !plan.is_sharded() {
+        let mut plan = crate::plan::plan(config, lanes, job);
+        if !plan.is_sharded() || index >= plan.shards.len() {
             continue;
         }
-        let Some(shard) = plan.shard_config(&job_config, index) else {
-            continue;
-        };
-        let names: BTreeSet<String> = shard.targets.iter().map(name_of).collect();
+        let shard = plan.shards.swap_remove(index);
+        let names: BTreeSet<String> = shard
+            .targets
+            .iter()
+            .filter_map(|&i| config.targets.get(i))
+            .map(name_of)
+            .collect();
         if names == captured {
             return Ok(shard);
         }

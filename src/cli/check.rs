@@ -52,7 +52,7 @@ pub(super) fn config(
     }
     let mut problems = Vec::new();
     for job in [Job::Brands, Job::Hashtags] {
-        let plan = plan::plan(&config.for_job(job), credentials, job);
+        let plan = plan::plan(config, credentials, job);
         say!("{}", plan.describe(config));
         problems.extend(plan.problems(config));
     }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use super::{say, Failure};
 use crate::config::Config;
 use crate::graph::Source;
-use crate::job::Job;
 use crate::setup::{self, Env};
 
 /// Searches each unpinned hashtag on the credential the hashtags job would use for it; a search
@@ -23,14 +22,24 @@ pub(super) async fn hashtags(
     let session = source.session(&config.retry, &config.graph, None);
     let mut failed = 0;
     say!("# Paste under each [[targets]] entry of {}:", config.file);
-    // The hashtags job's credentials: the i-th hashtag on credential i mod n.
-    let hashtags = config.for_job(Job::Hashtags);
-    for (i, t) in hashtags.targets.iter().enumerate() {
+    // Searched with the credential the hashtags job polls it with (`credential::of`): the
+    // API's 30 unique hashtags per 7 days are counted per app user.
+    let groups = config.hashtag_groups();
+    let on = |i: usize| {
+        groups
+            .iter()
+            .position(|g| g.targets.contains(&i))
+            .unwrap_or(0)
+    };
+    for (i, t) in config.targets.iter().enumerate() {
+        if t.hashtag.is_empty() {
+            continue;
+        }
         if let Some(id) = &t.hashtag_id {
             say!("# {} #{}: already pinned ({id})", t.username, t.hashtag);
             continue;
         }
-        match session.hashtag_search(i, &t.hashtag).await {
+        match session.hashtag_search(on(i), &t.hashtag).await {
             Ok(id) => say!("# {} #{}\nhashtag_id = \"{id}\"", t.username, t.hashtag),
             Err(e) => {
                 failed += 1;

@@ -2,27 +2,24 @@
 //! answer is flattened as it arrives and dropped: its records are rendered into the run's data
 //! objects (`output::Output`) and its raw body is written to the capture at once
 //! (`persist::CaptureTo`), so memory does not grow with the number of accounts. A failing
-//! account is a [`FailedTarget`]; the others go on.
-//!
-//! With `brands.lookback_days`, each account's media are then paged back to the window's start
-//! (`lookback::Walk`), each page through the same session call path, drawn from the pages the
-//! run booked on the account's credential ([`Pages`]); a lookback page that fails or is not
-//! booked ends that account's paging and keeps what it had.
+//! account is a [`FailedTarget`]; the others go on. Past its first page, an account's history
+//! (lookback and backfill) is `history`'s.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
+use super::collected::Collected;
+use super::history::{account_key, media_id, Account, History, PageSink, Pages};
 use super::output::Output;
 use super::persist::CaptureTo;
-use super::run::Collected;
 use super::{App, FailedTarget, Job};
 use crate::backfill::{self, Progress};
-use crate::graph::{replay, shapes, ErrorKind, GraphError, Session};
-use crate::lookback::{self, End, Walk};
+use crate::config::Target;
+use crate::graph::{replay, shapes, GraphError, Session};
+use crate::lookback;
 use crate::records::{Fragment, Kind, Record};
 use crate::sink::{SinkError, Written};
 use crate::validate::Tally;
@@ -40,493 +37,152 @@ struct Answer {
     progress: Option<Progress>,
 }
 
-/// The pages a run booked past the first pages (its lookback's, or its backfill's), per
-/// credential. They are booked with a quarter more calls for their retries ([`Pages::calls_for`]);
-/// the session refuses any call past the run's booking, so retries beyond that end the paging
-/// of the account that needed them.
-pub(super) struct Pages {
-    /// Pages left per credential (lane); `None`: not limited (a replay, which sends nothing).
-    left: Option<Mutex<Vec<u64>>>,
-}
-
-impl Pages {
-    /// The pages `calls` booked calls pay for (the inverse of [`Pages::calls_for`]).
-    pub(super) fn pages_in(calls: u64) -> u64 {
-        calls.saturating_mul(4) / 5
-    }
-
-    /// The calls to book for `pages` pages: a quarter more, for retries.
-    pub(super) fn calls_for(pages: u64) -> u64 {
-        pages.saturating_add(pages.div_ceil(4))
-    }
-
-    /// The pages `calls` booked per credential pay for.
-    pub(super) fn booked(calls: Vec<u64>) -> Pages {
-        Pages {
-            left: Some(Mutex::new(calls.into_iter().map(Pages::pages_in).collect())),
-        }
-    }
-
-    pub(super) fn unlimited() -> Pages {
-        Pages { left: None }
-    }
-
-    /// Takes one of `lane`'s pages; false when they are spent.
-    fn take(&self, lane: usize) -> bool {
-        let Some(left) = &self.left else {
-            return true;
-        };
-        let Ok(mut left) = left.lock() else {
-            return false;
-        };
-        match left.get_mut(lane) {
-            Some(left) if *left > 0 => {
-                *left -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
+/// Fetches every account of the run, `graph.concurrency` at a time, and joins their answers in
+/// configuration order.
 pub(super) async fn collect(
     app: &App,
+    targets: &[usize],
     session: &Session<'_>,
     scheduled: DateTime<Utc>,
     until: Option<Instant>,
     pages: &Pages,
     history: &History<'_>,
 ) -> Collected {
-    let config = &app.config;
-    let format = config.output.format;
     let capture = CaptureTo::new(app, Job::Brands, scheduled, session.is_replay(), until);
     let mut out = Collected::default();
     for kind in Job::Brands.kinds() {
-        out.streamed.outputs.insert(*kind, Output::new(format));
+        out.streamed
+            .outputs
+            .insert(*kind, Output::new(app.config.output.format));
     }
-    let capture = &capture;
+    let fetch = Fetch {
+        app,
+        session,
+        scheduled,
+        capture: &capture,
+        pages,
+        history,
+    };
+    let fetch = &fetch;
     // `buffered` hands the answers back in target order, so the objects list the accounts in
     // configuration order whatever order the calls end in; at most `concurrency` answers wait.
-    let mut answers = stream::iter(config.targets.iter().enumerate())
+    let accounts = targets.iter().filter_map(|&i| app.config.targets.get(i));
+    let mut answers = stream::iter(accounts.enumerate())
         .map(|(i, t)| async move {
             let mut tally = Tally::default();
-            let answer = async {
-                let body = session.business_discovery(i, &t.username).await?;
-                // Taken after the call: it knows the fields the call found removed.
-                let rules = session.rules(&config.validation);
-                let batch = shapes::brand(&body, t, &rules, &mut tally)?;
-                let paging = shapes::media_paging(&body);
-                drop(body);
-                let brand = fragment(format, &batch.brand);
-                let mut media = fragment(format, &batch.media);
-                let mut seen: HashSet<String> = batch.media.iter().filter_map(media_id).collect();
-                drop(batch);
-                // Only an answer that yielded records is captured now; the others stay with the
-                // session and are written after the data, so a run that collected nothing
-                // writes nothing.
-                let collected = !(brand.is_empty() && media.is_empty());
-                let mut captured = Vec::new();
-                if let Some(file) = collected
-                    .then(|| session.take_capture(&replay::brand_path(&t.username)))
-                    .flatten()
-                {
-                    captured.push(capture.put(&file).await);
-                }
-                let account = Account {
-                    session,
-                    target: t,
-                    index: i,
-                    rules: &config.validation,
-                    capture,
-                };
-                let mut report = lookback::Report::default();
-                let mut back = backfill::Report::default();
-                let mut sink = PageSink {
-                    media: &mut media,
-                    seen: &mut seen,
-                    tally: &mut tally,
-                    captured: &mut captured,
-                };
-                let before = history.progress.get(&account_key(t)).cloned();
-                let backfilling = history
-                    .since
-                    .filter(|s| !before.as_ref().is_some_and(|p| p.complete(*s)));
-                let (lookback_since, (stop, page)) =
-                    match Walk::new(scheduled, config.brands.lookback_days) {
-                        Some(walk) => (
-                            walk.since(),
-                            account
-                                .look_back(walk, paging, backfilling, pages, &mut sink, &mut report)
-                                .await,
-                        ),
-                        None => (scheduled, (Stop::after_first(paging), 1)),
-                    };
-                // A complete history is reported as it stands.
-                let mut progress = before.clone().filter(|_| backfilling.is_none());
-                if let Some(since) = backfilling {
-                    let mut p = before.unwrap_or_default();
-                    let start = match (p.resume_from(lookback_since), stop) {
-                        (Some(c), _) => Some((c.to_string(), true)),
-                        (
-                            None,
-                            Stop::Window {
-                                oldest,
-                                after,
-                                older_posts,
-                            },
-                        ) => {
-                            p.record_page(oldest, after.as_deref(), older_posts);
-                            back.posts += older_posts;
-                            after.filter(|_| !p.complete(since)).map(|c| (c, false))
-                        }
-                        (None, Stop::NoMore) => {
-                            p.mark_no_more();
-                            None
-                        }
-                        (None, Stop::Short) => None,
-                    };
-                    let walk = Walk::new(scheduled, config.brands.backfill_days);
-                    if let (Some((cursor, resumed)), Some(walk)) = (start, walk) {
-                        account
-                            .back_fill(
-                                walk,
-                                cursor,
-                                resumed,
-                                page,
-                                Budget {
-                                    pages: &history.pages,
-                                    most: history.per_account,
-                                },
-                                &mut p,
-                                &mut sink,
-                                &mut back,
-                            )
-                            .await;
-                    }
-                    progress = Some(p);
-                }
-                Ok::<_, GraphError>(Answer {
-                    brand,
-                    media,
-                    captured,
-                    lookback: report,
-                    backfill: back,
-                    progress,
-                })
-            }
-            .await;
+            let answer = fetch.account(i, t, &mut tally).await;
             (t, tally, answer)
         })
-        .buffered(config.graph.concurrency);
+        .buffered(app.config.graph.concurrency);
     while let Some((target, tally, answer)) = answers.next().await {
         out.tally.merge(&tally);
-        let answer = match answer {
-            Ok(a) => a,
+        match answer {
+            Ok(answer) => absorb(&mut out, target, answer, history),
             Err(e) => {
                 tracing::warn!(target_name = %target.username, error_kind = e.kind.name(), code = ?e.code, "brand not collected: {e}");
                 out.failed.push(FailedTarget::new(&target.username, &e));
-                continue;
-            }
-        };
-        out.lookback.add(&answer.lookback);
-        out.backfill.pages += answer.backfill.pages;
-        out.backfill.posts += answer.backfill.posts;
-        out.backfill.pages_failed += answer.backfill.pages_failed;
-        if let (Some(p), Some(since)) = (answer.progress, history.since) {
-            let key = account_key(target);
-            let moved = history.progress.get(&key) != Some(&p);
-            out.backfill.account(&target.username, &p, since, moved);
-            out.progress.insert(key, p);
-        }
-        let streamed = &mut out.streamed;
-        for captured in answer.captured {
-            streamed.note_capture(captured);
-        }
-        for (kind, fragment) in [(Kind::Brand, &answer.brand), (Kind::Media, &answer.media)] {
-            let Some(output) = streamed.outputs.get_mut(&kind) else {
-                continue;
-            };
-            // The object is then incomplete: the run fails when it comes to write it.
-            if let Err(e) = output.append(fragment) {
-                tracing::error!(kind = kind.name(), "the object could not be assembled: {e}");
             }
         }
     }
     out
 }
 
-/// What the run's backfill starts from and may spend (`brands.backfill_days`).
-pub(super) struct History<'a> {
-    /// The start of the history to fetch; `None`: no backfill.
-    pub since: Option<DateTime<Utc>>,
-    /// Each account's progress as the run read it (by [`account_key`]).
-    pub progress: &'a BTreeMap<String, Progress>,
-    /// The backfill's pages booked, per credential.
-    pub pages: Pages,
-    /// The most backfill pages one account reads in this run: what its share of the
-    /// invocation's time leaves after its first page and lookback.
-    pub per_account: u64,
-}
-
-/// An account's key in the state: its username in lower case (Instagram's usernames ignore
-/// case).
-pub(super) fn account_key(target: &crate::config::Target) -> String {
-    target.username.to_lowercase()
-}
-
-/// One account's paging past its first page: what its pages need besides the walk.
-struct Account<'a, 's> {
+/// What every account's fetch shares.
+struct Fetch<'a, 's> {
+    app: &'a App,
     session: &'a Session<'s>,
-    target: &'a crate::config::Target,
-    /// The target's index: its credential (lane) is `index` mod the credentials.
-    index: usize,
-    /// The configured validation rules (the session adds the fields found removed).
-    rules: &'a crate::validate::Rules,
+    scheduled: DateTime<Utc>,
     capture: &'a CaptureTo<'a>,
-}
-
-/// Where an account's lookback stopped.
-enum Stop {
-    /// It read a page holding posts older than its window: the backfill goes on from that
-    /// page's cursor. The page's oldest post, its cursor, and its posts older than the window
-    /// (kept for the backfill, which would not read that page again).
-    Window {
-        oldest: Option<DateTime<Utc>>,
-        after: Option<String>,
-        older_posts: u64,
-    },
-    /// The account has no older posts.
-    NoMore,
-    /// It stopped short of its window (a failed or unbooked page, a refused cursor).
-    Short,
-}
-
-impl Stop {
-    /// Where a run without lookback stops: after its first page.
-    fn after_first(first: shapes::MediaPaging) -> Stop {
-        match (first.oldest, first.after) {
-            (Some(oldest), Some(after)) => Stop::Window {
-                oldest: Some(oldest),
-                after: Some(after),
-                older_posts: 0,
-            },
-            _ => Stop::NoMore,
-        }
-    }
-}
-
-/// A page's records and paging, or why there is none.
-type Fetched = Result<(Vec<Record>, shapes::MediaPaging), GraphError>;
-
-impl Account<'_, '_> {
-    fn lane(&self) -> usize {
-        self.index % self.session.lanes().max(1)
-    }
-
-    /// Fetches page `page` at `cursor`, keeping the posts not yet written for which
-    /// `in_window` holds.
-    async fn page(
-        &self,
-        cursor: &str,
-        page: u32,
-        seen: &HashSet<String>,
-        tally: &mut Tally,
-        in_window: impl Fn(DateTime<Utc>) -> bool,
-    ) -> Fetched {
-        let t = self.target;
-        let body = self
-            .session
-            .business_discovery_page(self.index, &t.username, cursor, page)
-            .await?;
-        let rules = self.session.rules(self.rules);
-        let keep = |id: Option<&str>, at: Option<DateTime<Utc>>| {
-            id.is_none_or(|id| !seen.contains(id)) && at.is_none_or(&in_window)
-        };
-        shapes::brand_media(&body, t, &rules, tally, keep)
-            .map(|records| (records, shapes::media_paging(&body)))
-    }
-
-    /// Appends a page's records to `media` (remembering their ids) and captures its body.
-    async fn keep_page(&self, records: &[Record], page: u32, sink: &mut PageSink<'_>) {
-        for r in records {
-            if let Some(id) = media_id(r) {
-                sink.seen.insert(id);
-            }
-            sink.media.push(r);
-        }
-        if !records.is_empty() {
-            let path = replay::brand_page_path(&self.target.username, page);
-            if let Some(file) = self.session.take_capture(&path) {
-                sink.captured.push(self.capture.put(&file).await);
-            }
-        }
-    }
-
-    /// Pages the account's media back from the first page (`first`) to the walk's window,
-    /// appending each page's posts of the window (or of `also_since`, the backfill's window,
-    /// on the page that crosses it) not yet written to `media`, first page first. Returns where
-    /// it stopped and the pages read, the first included.
-    async fn look_back(
-        &self,
-        mut walk: Walk,
-        first: shapes::MediaPaging,
-        also_since: Option<DateTime<Utc>>,
-        pages: &Pages,
-        sink: &mut PageSink<'_>,
-        report: &mut lookback::Report,
-    ) -> (Stop, u32) {
-        let t = self.target;
-        let keep_since = also_since.map_or(walk.since(), |s| s.min(walk.since()));
-        let mut next = walk.next(first.oldest, first.after.as_deref());
-        let mut last = first;
-        let mut page = 1u32;
-        let mut older_posts = 0;
-        loop {
-            let cursor = match next {
-                Ok(c) => c,
-                Err(End::Window) => {
-                    let stop = Stop::Window {
-                        oldest: last.oldest,
-                        after: last.after,
-                        older_posts,
-                    };
-                    return (stop, page);
-                }
-                Err(End::NoMore) => return (Stop::NoMore, page),
-                Err(End::RepeatedCursor | End::BadCursor) => {
-                    tracing::warn!(target_name = %t.username, page, "the media paging answered a cursor already followed, or not a cursor: the account's lookback ends here");
-                    report.cursors_refused += 1;
-                    return (Stop::Short, page);
-                }
-            };
-            if !pages.take(self.lane()) {
-                report.accounts_cut_short += 1;
-                return (Stop::Short, page);
-            }
-            page = page.saturating_add(1);
-            let fetched = self
-                .page(&cursor, page, sink.seen, sink.tally, |at| at >= keep_since)
-                .await;
-            let (records, paging) = match fetched {
-                Ok(a) => a,
-                // A replay of a capture made without this page: the capture ends here.
-                Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => {
-                    return (Stop::Short, page)
-                }
-                Err(e) => {
-                    tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a lookback page was not collected; the account's lookback ends here and what it had is written: {e}");
-                    report.pages_failed += 1;
-                    return (Stop::Short, page);
-                }
-            };
-            report.pages += 1;
-            older_posts = records
-                .iter()
-                .filter(|r| record_time(r).is_some_and(|at| !walk.in_window(at)))
-                .count() as u64;
-            self.keep_page(&records, page, sink).await;
-            next = walk.next(paging.oldest, paging.after.as_deref());
-            last = paging;
-        }
-    }
-
-    /// Fetches the account's older posts from `cursor`, with the backfill pages booked, until
-    /// the walk's window (`backfill_days`) or the account's oldest post; page numbers go on from
-    /// `page`. Moves `progress` with each page read; a stored cursor (`resumed`) the API
-    /// refuses is dropped, so the next run pages again from the lookback's end.
-    #[allow(clippy::too_many_arguments)]
-    async fn back_fill(
-        &self,
-        mut walk: Walk,
-        cursor: String,
-        resumed: bool,
-        mut page: u32,
-        budget: Budget<'_>,
-        progress: &mut Progress,
-        sink: &mut PageSink<'_>,
-        report: &mut backfill::Report,
-    ) {
-        let t = self.target;
-        let mut next: Result<String, End> = Ok(cursor);
-        let mut first = true;
-        let mut taken = 0;
-        loop {
-            let cursor = match next {
-                Ok(c) => c,
-                Err(End::Window) => return,
-                Err(End::NoMore) => {
-                    progress.mark_no_more();
-                    return;
-                }
-                Err(End::RepeatedCursor | End::BadCursor) => {
-                    tracing::warn!(target_name = %t.username, page, "the media paging answered a cursor already followed, or not a cursor: the account's backfill goes on from its last page at the next run");
-                    return;
-                }
-            };
-            if taken >= budget.most || !budget.pages.take(self.lane()) {
-                return;
-            }
-            taken += 1;
-            page = page.saturating_add(1);
-            let fetched = self
-                .page(&cursor, page, sink.seen, sink.tally, |at| {
-                    walk.in_window(at)
-                })
-                .await;
-            let (records, paging) = match fetched {
-                Ok(a) => a,
-                Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => return,
-                Err(e) => {
-                    report.pages_failed += 1;
-                    if resumed && first && e.kind == ErrorKind::InvalidParameter {
-                        tracing::warn!(target_name = %t.username, "the API refused the cursor the backfill stopped at; the next run pages again from the lookback's end: {e}");
-                        progress.drop_cursor();
-                    } else {
-                        tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a backfill page was not collected; the account's backfill goes on from there at the next run: {e}");
-                    }
-                    return;
-                }
-            };
-            first = false;
-            report.pages += 1;
-            report.posts += records.len() as u64;
-            progress.record_page(paging.oldest, paging.after.as_deref(), records.len() as u64);
-            self.keep_page(&records, page, sink).await;
-            next = walk.next(paging.oldest, paging.after.as_deref());
-        }
-    }
-}
-
-/// The backfill pages an account may take: from the run's booked pages, at most `most`.
-struct Budget<'a> {
     pages: &'a Pages,
-    most: u64,
+    history: &'a History<'a>,
 }
 
-/// Where an account's pages go: the run's media fragment of the account, the ids already in
-/// it, the counts, and the results of writing captures.
-struct PageSink<'a> {
-    media: &'a mut Fragment,
-    seen: &'a mut HashSet<String>,
-    tally: &'a mut Tally,
-    captured: &'a mut Vec<Result<Option<Written>, SinkError>>,
+impl Fetch<'_, '_> {
+    /// Account `i`'s first page, flattened and rendered, then its history.
+    async fn account(&self, i: usize, t: &Target, tally: &mut Tally) -> Result<Answer, GraphError> {
+        let (config, session) = (&self.app.config, self.session);
+        let format = config.output.format;
+        let body = session.business_discovery(i, &t.username).await?;
+        // Taken after the call: it knows the fields the call found removed.
+        let rules = session.rules(&config.validation);
+        let batch = shapes::brand(&body, t, &rules, tally)?;
+        let paging = shapes::media_paging(&body);
+        drop(body);
+        let brand = fragment(format, &batch.brand);
+        let mut media = fragment(format, &batch.media);
+        let mut seen: HashSet<String> = batch.media.iter().filter_map(media_id).collect();
+        drop(batch);
+        // Only an answer that yielded records is captured now; the others stay with the
+        // session and are written after the data, so a run that collected nothing writes
+        // nothing.
+        let collected = !(brand.is_empty() && media.is_empty());
+        let mut captured = Vec::new();
+        if let Some(file) = collected
+            .then(|| session.take_capture(&replay::brand_path(&t.username)))
+            .flatten()
+        {
+            captured.push(self.capture.put(&file).await);
+        }
+        let account = Account {
+            session,
+            target: t,
+            index: i,
+            rules: &config.validation,
+            capture: self.capture,
+        };
+        let mut sink = PageSink {
+            media: &mut media,
+            seen: &mut seen,
+            tally,
+            captured: &mut captured,
+        };
+        let (lookback, backfill, progress) = account
+            .history(
+                self.scheduled,
+                &config.brands,
+                paging,
+                self.pages,
+                self.history,
+                &mut sink,
+            )
+            .await;
+        Ok(Answer {
+            brand,
+            media,
+            captured,
+            lookback,
+            backfill,
+            progress,
+        })
+    }
 }
 
-/// A media record's time, when readable.
-fn record_time(record: &Record) -> Option<DateTime<Utc>> {
-    record
-        .get(Kind::Media.time_field()?)
-        .and_then(serde_json::Value::as_str)
-        .and_then(crate::validate::parse_timestamp)
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// A media record's id, for the lookback's deduplication.
-fn media_id(record: &Record) -> Option<String> {
-    record
-        .get(Kind::Media.id_field())
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_string)
+/// Adds an account's answer to the run: its reports, its progress, its captures' results and
+/// its records, joined to the data objects.
+fn absorb(out: &mut Collected, target: &Target, answer: Answer, history: &History<'_>) {
+    out.lookback.add(&answer.lookback);
+    out.backfill.pages += answer.backfill.pages;
+    out.backfill.posts += answer.backfill.posts;
+    out.backfill.pages_failed += answer.backfill.pages_failed;
+    if let (Some(p), Some(since)) = (answer.progress, history.since) {
+        let key = account_key(target);
+        let moved = history.progress.get(&key) != Some(&p);
+        out.backfill.account(&target.username, &p, since, moved);
+        out.progress.insert(key, p);
+    }
+    let streamed = &mut out.streamed;
+    for captured in answer.captured {
+        streamed.note_capture(captured);
+    }
+    for (kind, fragment) in [(Kind::Brand, &answer.brand), (Kind::Media, &answer.media)] {
+        let Some(output) = streamed.outputs.get_mut(&kind) else {
+            continue;
+        };
+        // The object is then incomplete: the run fails when it comes to write it.
+        if let Err(e) = output.append(fragment) {
+            tracing::error!(kind = kind.name(), "the object could not be assembled: {e}");
+        }
+    }
 }
 
 fn fragment(format: crate::records::Format, records: &[Record]) -> Fragment {

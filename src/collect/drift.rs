@@ -1,13 +1,13 @@
 //! A run's side of API drift: before the first call, the fields earlier runs found removed from
 //! the configured API version are read and left out of the requests; after the last call, the
-//! fields this run found are written back (`persist::write_removed_fields`) and named in the
+//! fields this run found are written back (`store::write_removed_fields`) and named in the
 //! summary. See `crate::drift` for the object and `graph::fields` for what a refusal means.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::{persist, App, RunSummary};
+use super::{store, App, RunSummary};
 use crate::drift::{FieldRemoved, RemovedFields};
 use crate::graph::{read_recorded, Session, Source};
 
@@ -127,7 +127,7 @@ pub(super) async fn finish(
         return;
     }
     if let Err(e) =
-        persist::write_removed_fields(app, loaded.removed, loaded.etag, until, summary).await
+        store::write_removed_fields(app, loaded.removed, loaded.etag, until, summary).await
     {
         tracing::warn!(location = %e.location, "the removed fields were not written; the next run finds them again, at one refused call per target: {e}");
     }

@@ -282,15 +282,12 @@ pub(super) fn check(
         budget: BudgetSettings {
             calls_per_hour_per_credential: raw.budget.calls_per_hour_per_credential,
             brands_runs_per_hour: raw.budget.brands_runs_per_hour,
-            hashtag_share: None,
-            accounts: None,
         },
         validation,
         sink: sink_settings(&raw.sink),
         fanout: FanoutSettings {
             invocation_timeout: Duration::from_secs(fo.invocation_timeout_secs),
             call_time: Duration::from_millis(fo.call_time_ms),
-            checks_tokens: true,
         },
         health: HealthSettings {
             refresh_days_left: std::num::NonZeroU32::new(raw.health.refresh_days_left),

@@ -115,10 +115,6 @@ pub struct FanoutSettings {
     /// The time budgeted per Graph call (about its p99, retries of a slow call included), so a
     /// shard of the planned size ends its calls before the deadline margin.
     pub call_time: Duration,
-    /// Whether this run makes the daily token check (the first brands run after 00:00 UTC).
-    /// Always, except in a shard that is not its credential's first (`plan`): one check per
-    /// credential a day, as the budget books it.
-    pub checks_tokens: bool,
 }
 
 /// How the hashtags job pages and remembers what it has seen (see `pager`).
@@ -142,21 +138,9 @@ pub struct HashtagSettings {
 }
 
 impl Config {
-    /// How many accounts the brands job calls for.
+    /// How many accounts the brands job calls for: every target.
     pub fn accounts(&self) -> usize {
-        self.budget.accounts.unwrap_or(self.targets.len())
-    }
-
-    /// The configuration `job` runs with: the hashtags job sees only the targets that have a
-    /// hashtag (in their order), so its credentials (hashtag i on credential i mod n), budget
-    /// and plan count hashtags, not accounts.
-    pub fn for_job(&self, job: crate::job::Job) -> Config {
-        let mut c = self.clone();
-        if job == crate::job::Job::Hashtags {
-            c.budget.accounts = Some(self.accounts());
-            c.targets.retain(|t| !t.hashtag.is_empty());
-        }
-        c
+        self.targets.len()
     }
 }
 
@@ -180,8 +164,20 @@ impl Config {
     /// The tracked hashtags in order of first appearance, each with its accounts. Instagram's
     /// hashtags ignore case, so `Dior` and `dior` are one hashtag.
     pub fn hashtag_groups(&self) -> Vec<HashtagGroup> {
+        self.hashtag_groups_of(0..self.targets.len())
+    }
+
+    /// The hashtags of the targets `of` (indexes into `targets`), grouped as
+    /// [`Config::hashtag_groups`] groups them: a shard's hashtags.
+    pub fn hashtag_groups_of(&self, of: impl IntoIterator<Item = usize>) -> Vec<HashtagGroup> {
         let mut groups: Vec<HashtagGroup> = Vec::new();
-        for (i, t) in self.targets.iter().enumerate() {
+        let mut of: Vec<usize> = of.into_iter().collect();
+        of.sort_unstable();
+        of.dedup();
+        for i in of {
+            let Some(t) = self.targets.get(i) else {
+                continue;
+            };
             if t.hashtag.is_empty() {
                 continue;
             }
@@ -218,28 +214,6 @@ impl HashtagSettings {
 pub struct BudgetSettings {
     pub calls_per_hour_per_credential: u32,
     pub brands_runs_per_hour: u32,
-    /// Set only in a shard's configuration (`plan::Plan::shard_config`): the fixed share of its
-    /// credential's hourly hashtag calls this shard may spend. Shards of one credential keep
-    /// separate ledgers, so only fixed shares that add up to at most the credential's allowance
-    /// keep the credential within its budget, whatever each shard does.
-    pub hashtag_share: Option<HashtagShare>,
-    /// Set only in the hashtags job's configuration (`Config::for_job`), whose targets are the
-    /// hashtags: how many accounts the brands job calls for, spread over the credentials the
-    /// same way, so each credential's hashtag allowance still leaves the brands calls out.
-    pub accounts: Option<usize>,
-}
-
-/// A shard's fixed share of its credential's hourly hashtag calls (`plan`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HashtagShare {
-    /// Calls per hour this shard may spend.
-    pub calls: u64,
-    /// Its credential's hourly hashtag allowance, every shard of it together.
-    pub of: u64,
-    /// The name its runs book their calls under in the ledger, after the credential's id
-    /// (`{ig_user_id}/{name}`), so a shard finds its own spending and every shard of a
-    /// credential counts all of it.
-    pub name: String,
 }
 
 #[derive(Debug, Clone)]

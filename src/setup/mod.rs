@@ -221,6 +221,7 @@ pub async fn build(
         (None, None) => return Err(SetupError::MissingBucket),
     };
     Ok(App {
+        shard: None,
         config,
         source,
         sink,
@@ -243,6 +244,7 @@ pub async fn refreshed(app: &App, until: Option<Instant>) -> Result<Option<App>,
     }
     app.config.check_budget(fresh.len())?;
     Ok(Some(App {
+        shard: None,
         config: app.config.clone(),
         source: Source::live(&app.config.graph, fresh)?,
         sink: app.sink.clone(),

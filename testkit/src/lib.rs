@@ -91,6 +91,7 @@ pub fn credentials(ig_user_id: &str, token: &str) -> Credentials {
 pub fn live_app(config: Config, sink: Sink) -> App {
     let source = Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client");
     App {
+        shard: None,
         config,
         source,
         sink,

@@ -167,6 +167,7 @@ fn refreshing_app(fake: &FakeGraph, out: &Path, configure: impl FnOnce(&mut Conf
         ..support::credentials(support::CALLER_ID, TOKEN)
     };
     App {
+        shard: None,
         source: Source::live(&config.graph, vec![credentials]).expect("client"),
         config,
         sink: Sink::Dir(out.to_path_buf()),
@@ -365,6 +366,7 @@ async fn a_sharded_capture_reprocesses_part_by_part_into_the_part_files_the_run_
         ig_collector::config::Config::parse(&text, "configure.toml", &overrides).expect("config");
     let out = tempfile::tempdir().expect("tempdir");
     let app = App {
+        shard: None,
         source: ig_collector::graph::Source::live(
             &config.graph,
             vec![

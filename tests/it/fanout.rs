@@ -49,6 +49,7 @@ fn app(config: Config, s3: &S3Server, bucket: &str) -> App {
     )
     .expect("client");
     App {
+        shard: None,
         config,
         source,
         sink,
@@ -396,6 +397,7 @@ async fn adding_a_credential_reshards_the_hashtags_and_loses_no_post() {
 
     // One credential, one invocation: the hashtag's frontier is in the state.
     let one = App {
+        shard: None,
         sink: sink_for(&s3.endpoint, "reshard", &config),
         source: Source::live(&config.graph, vec![credentials(CALLER_ID, TOKEN)]).expect("client"),
         config: config.clone(),

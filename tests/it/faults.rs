@@ -127,6 +127,7 @@ pub(crate) async fn run_as(
     let out = tempfile::tempdir().expect("tempdir");
     let source = Source::live(&config.graph, credentials).expect("client");
     let app = App {
+        shard: None,
         config,
         source,
         sink: Sink::Dir(out.path().to_path_buf()),

@@ -26,6 +26,7 @@ fn app(fake: &FakeGraph, out: &std::path::Path, tweak: impl FnOnce(&mut Config))
     )
     .expect("client");
     App {
+        shard: None,
         config,
         source,
         sink: Sink::Dir(out.to_path_buf()),

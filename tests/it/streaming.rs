@@ -62,6 +62,7 @@ async fn the_streamed_objects_are_byte_for_byte_the_batch_rendering_in_both_form
         let mut config = config_for("http://127.0.0.1:9");
         config.output.format = format;
         let app = App {
+            shard: None,
             source: Source::Replay(replay_dir()),
             sink: Sink::Dir(out.path().to_path_buf()),
             config,

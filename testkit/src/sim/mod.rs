@@ -551,6 +551,7 @@ impl<'o> Sim<'o> {
             Err(p) => p.into_inner().now,
         });
         App {
+            shard: None,
             config,
             source,
             sink,
