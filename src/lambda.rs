@@ -260,11 +260,6 @@ impl Handler {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
-        // Failures before the run are logged too: the answer alone reaches only Lambda.
-        let logged = |e: InvocationError| {
-            tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
-            e
-        };
         // The event first: it needs no setup, and a bad one is refused without a wait.
         let (scheduled, asked) = {
             let _enter = span.enter();
@@ -284,77 +279,32 @@ impl Handler {
         // At most one run again, over a token the secret holds since the rejected one.
         let mut rerun = true;
         loop {
-            let _enter = span.enter();
-            let shard_app;
-            let run_app = match asked {
-                Request::Run => {
-                    if app.plan(self.job).is_sharded() {
-                        tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+            let shard = {
+                let _enter = span.enter();
+                match asked {
+                    Request::Plan => return Ok(self.plan_answer(&app, scheduled)),
+                    Request::Run => {
+                        self.warn_if_sharded(&app);
+                        None
                     }
-                    &*app
-                }
-                Request::Plan => {
-                    let plan = app.plan(self.job);
-                    tracing::info!(
-                        shards = plan.shards.len(),
-                        "planned: {}",
-                        plan.describe(&app.config)
-                    );
-                    return Ok(Answer::Plan(PlanAnswer {
-                        job: self.job,
-                        time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        sharded: plan.is_sharded(),
-                        shards: (0..plan.shards.len()).collect(),
-                    }));
-                }
-                Request::Shard(index) => {
-                    shard_app = app.shard(self.job, index).ok_or_else(|| {
-                        logged(InvocationError::BadEvent(format!(
-                            "expected `shard` to be one of the plan's shards, 0..{}; it is {index} (did the configuration or the credentials change since the plan was made?)",
-                            app.plan(self.job).shards.len()
-                        )))
-                    })?;
-                    tracing::info!(
-                        shard = index,
-                        targets = shard_app.config.targets.len(),
-                        "running one shard of the plan"
-                    );
-                    &shard_app
+                    Request::Shard(index) => Some(self.shard_of(&app, index).map_err(logged)?),
                 }
             };
+            let run_app = shard.as_ref().unwrap_or(&*app);
             let deadlines = deadlines_of(
                 event.context.deadline,
                 run_app.config.retry.deadline_margin,
                 run_app.config.fanout.invocation_timeout,
             );
-            drop(_enter);
-            let run = tracing::Instrument::instrument(
-                collect::run_until(run_app, self.job, scheduled, deadlines),
-                span.clone(),
-            );
-            let result = match AssertUnwindSafe(run).catch_unwind().await {
-                Ok(result) => result,
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "no message".into());
-                    let _enter = span.enter();
-                    tracing::error!(error_type = "InternalError", "the run panicked: {message}");
-                    return Err(InvocationError::Panic(message));
-                }
-            };
+            let run = collect::run_until(run_app, self.job, scheduled, deadlines);
+            let result = guarded(tracing::Instrument::instrument(run, span.clone()), &span).await?;
             if let Err(RunError::TokenRejected(_, summary)) = &result {
                 // A rejected token may have been rotated in the secret: read it now, not at the
                 // next event. A run that collected nothing wrote nothing (no object, no state),
                 // so it can run again at once over the new token.
                 let nothing_collected = summary.records.values().all(|n| *n == 0);
-                let fresh = tracing::Instrument::instrument(
-                    self.after_rejection(deadlines.calls),
-                    span.clone(),
-                )
-                .await;
+                let fresh = self.after_rejection(deadlines.calls);
+                let fresh = tracing::Instrument::instrument(fresh, span.clone()).await;
                 if let (Some(fresh), true, true) = (fresh, nothing_collected, rerun) {
                     let _enter = span.enter();
                     tracing::warn!("the API rejected the token and the token secret holds a new one: running again with it");
@@ -363,39 +313,116 @@ impl Handler {
                     continue;
                 }
             }
-            let mut result = result;
-            let summary = match &mut result {
-                Ok(s) => s,
-                Err(e) => e.summary_mut(),
-            };
-            if !summary.token_refresh.is_empty() {
-                let renewed = std::mem::take(&mut summary.renewed_tokens);
-                let arn = setup::Env::read().token_secret_arn;
-                let settled = setup::renew::settle(
-                    &mut summary.token_refresh,
-                    renewed,
-                    arn.as_deref(),
-                    deadlines.writes,
-                );
-                if tracing::Instrument::instrument(settled, span.clone()).await > 0 {
-                    self.fresh_token_stored().await;
-                }
+            return self.answer(result, deadlines, cold, &span).await;
+        }
+    }
+
+    /// The answer to a planning event: the shard indexes the state machine's Map runs.
+    fn plan_answer(&self, app: &App, scheduled: DateTime<Utc>) -> Answer {
+        let plan = app.plan(self.job);
+        tracing::info!(
+            shards = plan.shards.len(),
+            "planned: {}",
+            plan.describe(&app.config)
+        );
+        Answer::Plan(PlanAnswer {
+            job: self.job,
+            time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            sharded: plan.is_sharded(),
+            shards: (0..plan.shards.len()).collect(),
+        })
+    }
+
+    /// A plain event runs every target here, even when the plan cuts the run: said, not refused.
+    fn warn_if_sharded(&self, app: &App) {
+        if app.plan(self.job).is_sharded() {
+            tracing::warn!("a plain event for a run the plan cuts into shards: running every target in this invocation, under the unsharded keys and state; it may reach its deadline before the last targets (the state machine sends one event per shard)");
+        }
+    }
+
+    /// The app shard `index` of the plan runs as, or why there is no such shard.
+    fn shard_of(&self, app: &App, index: usize) -> Result<App, InvocationError> {
+        let shard = app.shard(self.job, index).ok_or_else(|| {
+            InvocationError::BadEvent(format!(
+                "expected `shard` to be one of the plan's shards, 0..{}; it is {index} (did the configuration or the credentials change since the plan was made?)",
+                app.plan(self.job).shards.len()
+            ))
+        })?;
+        tracing::info!(
+            shard = index,
+            targets = shard.targets(self.job).len(),
+            "running one shard of the plan"
+        );
+        Ok(shard)
+    }
+
+    /// The run's answer: the refreshed tokens stored first, then the summary logged and its
+    /// metrics line printed, whatever the run's outcome.
+    async fn answer(
+        &self,
+        mut result: Result<RunSummary, RunError>,
+        deadlines: Deadlines,
+        cold: bool,
+        span: &tracing::Span,
+    ) -> Result<Answer, InvocationError> {
+        let summary = match &mut result {
+            Ok(s) => s,
+            Err(e) => e.summary_mut(),
+        };
+        if !summary.token_refresh.is_empty() {
+            let renewed = std::mem::take(&mut summary.renewed_tokens);
+            let arn = setup::Env::read().token_secret_arn;
+            let settled = setup::renew::settle(
+                &mut summary.token_refresh,
+                renewed,
+                arn.as_deref(),
+                deadlines.writes,
+            );
+            if tracing::Instrument::instrument(settled, span.clone()).await > 0 {
+                self.fresh_token_stored().await;
             }
+        }
+        let _enter = span.enter();
+        let summary = match &result {
+            Ok(s) => s,
+            Err(e) => e.summary(),
+        };
+        telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        println!("{}", telemetry::emf(summary, result.is_ok(), cold, now_ms));
+        if let Err(e) = &result {
+            tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
+        }
+        Ok(Answer::Run(Box::new(result?)))
+    }
+}
+
+/// Failures before the run are logged too: the answer alone reaches only Lambda.
+fn logged(e: InvocationError) -> InvocationError {
+    tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
+    e
+}
+
+/// Runs `run`, turning a panic into the invocation's error (logged with its message), so a bug
+/// answers Lambda with a failure instead of killing the runtime.
+async fn guarded<F>(run: F, span: &tracing::Span) -> Result<F::Output, InvocationError>
+where
+    F: std::future::Future,
+{
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => Ok(result),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
             let _enter = span.enter();
-            let summary = match &result {
-                Ok(s) => s,
-                Err(e) => e.summary(),
-            };
-            telemetry::log_summary(summary, if result.is_ok() { "ok" } else { "failed" });
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            println!("{}", telemetry::emf(summary, result.is_ok(), cold, now_ms));
-            if let Err(e) = &result {
-                tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
-            }
-            return Ok(Answer::Run(Box::new(result?)));
+            tracing::error!(error_type = "InternalError", "the run panicked: {message}");
+            Err(InvocationError::Panic(message))
         }
     }
 }

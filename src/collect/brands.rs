@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 
 use super::collected::Collected;
+use super::events::{TargetFailed, TargetOf};
 use super::history::{account_key, media_id, Account, History, PageSink, Pages};
 use super::output::Output;
 use super::persist::CaptureTo;
-use super::{App, FailedTarget, Job};
+use super::{App, Job};
 use crate::backfill::{self, Progress};
 use crate::config::Target;
 use crate::graph::{replay, shapes, GraphError, Session};
@@ -78,10 +79,13 @@ pub(super) async fn collect(
         out.tally.merge(&tally);
         match answer {
             Ok(answer) => absorb(&mut out, target, answer, history),
-            Err(e) => {
-                tracing::warn!(target_name = %target.username, error_kind = e.kind.name(), code = ?e.code, "brand not collected: {e}");
-                out.failed.push(FailedTarget::new(&target.username, &e));
+            Err(error) => TargetFailed {
+                what: TargetOf::Account,
+                name: &target.username,
+                targets: vec![target.username.clone()],
+                error: &error,
             }
+            .emit(&mut out.failed),
         }
     }
     out

@@ -9,9 +9,10 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use super::collected::{Collected, ThisRun};
+use super::events::{HashtagShort, PageFailed, PageOf, TargetFailed, TargetOf};
 use super::output::{Output, Spool};
 use super::persist::CaptureTo;
-use super::{App, FailedTarget, Job};
+use super::{App, Job};
 use crate::config::HashtagGroup;
 use crate::graph::{replay, shapes, GraphError, Need, Session};
 use crate::pager::{LaneUse, Page, Pager, Request as PageRequest, Tag, TagReport};
@@ -239,15 +240,24 @@ impl Poll<'_, '_> {
     fn failed_page(&mut self, req: &PageRequest, e: &GraphError) {
         let group = &self.groups[req.tag];
         if req.page == 1 {
-            tracing::warn!(hashtag = %group.hashtag, error_kind = e.kind.name(), code = ?e.code, "hashtag not collected: {e}");
-            for &t in &group.targets {
-                let mut f = FailedTarget::new(&group.hashtag, e);
-                f.target = self.app.config.targets[t].hashtag.clone();
-                self.out.failed.push(f);
+            let targets = group.targets.iter();
+            let tags = targets.filter_map(|&t| self.app.config.targets.get(t));
+            TargetFailed {
+                what: TargetOf::Hashtag,
+                name: &group.hashtag,
+                targets: tags.map(|t| t.hashtag.clone()).collect(),
+                error: e,
             }
+            .emit(&mut self.out.failed);
             self.failed[req.tag] = true;
         } else {
-            tracing::warn!(hashtag = %group.hashtag, page = req.page, error_kind = e.kind.name(), "page not fetched: the next run pages back to this hashtag's frontier again: {e}");
+            PageFailed {
+                what: PageOf::Hashtag,
+                name: &group.hashtag,
+                page: req.page,
+                error: e,
+            }
+            .emit();
             if e.kind == crate::graph::ErrorKind::UsageHigh {
                 self.session.skipped_optional();
             }
@@ -293,7 +303,12 @@ impl Poll<'_, '_> {
             if report.pages > 0 {
                 self.out.pages.insert(tag.clone(), report.pages);
             }
-            report_tag(tag, &report, self.failed[k]);
+            HashtagShort {
+                hashtag: tag,
+                report: &report,
+                failed: self.failed[k],
+            }
+            .emit();
             let mut state = state;
             if state.hashtag_id.is_none() {
                 state.hashtag_id = self.ids[k].clone();
@@ -304,15 +319,6 @@ impl Poll<'_, '_> {
         next.book(outcome.spends, scheduled);
         next.bound();
         (self.out, next, paging)
-    }
-}
-
-/// Says when a hashtag's posts were given up, or when it is behind (and did not fail).
-fn report_tag(tag: &str, report: &TagReport, failed: bool) {
-    if let (Some(from), Some(to)) = (&report.given_up_from, &report.given_up_to) {
-        tracing::error!(hashtag = %tag, posts_given_up = report.posts_given_up, given_up_from = %from, given_up_to = %to, "posts aged out of the API's 24 hours before the budget reached them: raise budget.calls_per_hour_per_credential, add a credential, or lower other hashtags' hashtag_priority");
-    } else if report.posts_behind > 0 && !failed {
-        tracing::warn!(hashtag = %tag, posts_behind = report.posts_behind, due = ?report.due, "hashtag behind: the budget or the run's time ran out before its frontier; the next runs catch up (posts stay fetchable for 24 h)");
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
+use super::events::{PageFailed, PageOf};
 use super::persist::CaptureTo;
 use crate::backfill::{self, Progress};
 use crate::config::BrandsSettings;
@@ -271,8 +272,15 @@ impl Account<'_, '_> {
                 Err(e) if self.session.is_replay() && e.kind == ErrorKind::NotFound => {
                     return (Stop::Short, page)
                 }
-                Err(e) => {
-                    tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a lookback page was not collected; the account's lookback ends here and what it had is written: {e}");
+                Err(error) => {
+                    let (what, name) = (PageOf::Lookback, &t.username);
+                    PageFailed {
+                        what,
+                        name,
+                        page,
+                        error: &error,
+                    }
+                    .emit();
                     report.pages_failed += 1;
                     return (Stop::Short, page);
                 }
@@ -340,7 +348,14 @@ impl Account<'_, '_> {
                         tracing::warn!(target_name = %t.username, "the API refused the cursor the backfill stopped at; the next run pages again from the lookback's end: {e}");
                         progress.drop_cursor();
                     } else {
-                        tracing::warn!(target_name = %t.username, page, error_kind = e.kind.name(), "a backfill page was not collected; the account's backfill goes on from there at the next run: {e}");
+                        let (what, name) = (PageOf::Backfill, &t.username);
+                        PageFailed {
+                            what,
+                            name,
+                            page,
+                            error: &e,
+                        }
+                        .emit();
                     }
                     return;
                 }

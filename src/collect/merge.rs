@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use super::events::WriteConflict;
 use super::{App, RunSummary};
 use crate::sink::{Condition, Op, SinkError, Written};
 
@@ -70,10 +71,11 @@ pub(super) async fn put_merged<T>(
         {
             Written::Done(_) => return Ok(()),
             Written::Conflict => {
-                summary.write_conflicts += 1;
-                if matches!(condition, Condition::Matches(_)) {
-                    tracing::info!(location = %app.sink.location(how.key), "the object changed since it was read (an overlapping run): merging and writing again");
+                WriteConflict {
+                    location: app.sink.location(how.key),
+                    after_read: matches!(condition, Condition::Matches(_)),
                 }
+                .emit(summary);
                 next = First::Read;
             }
         }

@@ -15,6 +15,8 @@
 //! - `output`: a data object assembled as the answers arrive (in memory, then a temporary file);
 //! - `drift`: the fields the API version no longer has, read before the first call and written
 //!   back when the run finds one;
+//! - `events`: what a run tells about itself, one struct per thing that happens, logged and
+//!   counted in one place;
 //! - `summary`: what the run did ([`RunSummary`]) and why it failed ([`RunError`]).
 //!
 //! They import one way only: `run` → `booking` → the jobs → `persist` → `store` → `merge`.
@@ -25,6 +27,7 @@ mod booking;
 mod brands;
 mod collected;
 mod drift;
+mod events;
 mod hashtags;
 mod history;
 mod merge;

@@ -22,6 +22,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::collected::Objects;
+use super::events::{CaptureWritten, ObjectWritten};
 use super::merge::{put_merged, First, Merging};
 use super::output::{Body, Output};
 use super::store::{write_state, Loaded};
@@ -172,14 +173,13 @@ async fn write_data(
             continue;
         }
         let merged = write_records(app, kind, &key, body, run, summary).await?;
-        let location = app.sink.location(&key);
-        if merged {
-            tracing::info!(kind = kind.name(), %location, records = count, "object written, merged with an earlier delivery's");
-            summary.merged_with_earlier.push(location.clone());
-        } else {
-            tracing::info!(kind = kind.name(), %location, records = count, "object written");
+        ObjectWritten {
+            kind,
+            location: app.sink.location(&key),
+            records: count,
+            merged,
         }
-        summary.keys_written.push(location);
+        .emit(summary);
     }
     Ok(())
 }
@@ -210,8 +210,11 @@ async fn write_capture(
             summary.capture_files_kept += 1;
         }
     }
-    tracing::info!(location = %app.sink.location(prefix), files = count, kept = summary.capture_files_kept, "raw responses captured");
-    summary.raw_capture = Some(app.sink.location(prefix));
+    CaptureWritten {
+        location: app.sink.location(prefix),
+        files: count,
+    }
+    .emit(summary);
     Ok(())
 }
 

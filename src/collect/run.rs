@@ -8,6 +8,7 @@ use chrono::{DateTime, Timelike, Utc};
 
 use super::booking::{backfill_pages_per_account, book_brands, plan_and_reserve, BrandsBooking};
 use super::collected::{Collected, Deadlines, ThisRun};
+use super::events::TokenRejected;
 use super::history::{History, Pages};
 use super::store::{write_state, Loaded};
 use super::{brands, drift, hashtags, persist, App, Job, RunError, RunSummary};
@@ -365,12 +366,13 @@ fn brands_settle(loaded: Loaded, session: &Session<'_>, run: &ThisRun) -> Brands
 /// The token rejection that fails the run: when every credential's token was rejected. Each
 /// rejected token is logged, whatever the others did.
 fn rejected_token(session: &Session<'_>) -> Option<GraphError> {
-    for (lane, e) in session.rejected_tokens() {
-        tracing::error!(
-            severity = "CRITICAL", ig_user_id = session.lane_user(lane).unwrap_or_default(), code = ?e.code, subcode = ?e.subcode,
-            "the access token was rejected: {}. Its targets were not collected. Create a new long-lived (or system user) token and update the secret",
-            e.token_reason()
-        );
+    for (lane, error) in session.rejected_tokens() {
+        let ig_user_id = session.lane_user(lane).unwrap_or_default();
+        TokenRejected {
+            ig_user_id,
+            error: &error,
+        }
+        .emit();
     }
     session
         .all_tokens_rejected()
