@@ -13,8 +13,8 @@ use validator::ValidateUrl;
 
 use crate::records::{Domain, Field, Kind, Record, Rule, MEDIA_PRODUCT_TYPES, MEDIA_TYPES};
 
-/// The default timestamp, written when the API's value is missing or malformed.
-pub const EPOCH: &str = "1970-01-01T00:00:00+0000";
+pub use crate::records::EPOCH;
+
 /// The timestamp format of the contract.
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%z";
 /// The years a post timestamp may carry. Instagram began in 2010; a year far past today is a
