@@ -114,7 +114,7 @@ async fn run_one(app: &App, env: &Env, job: Job, at: DateTime<Utc>) -> Result<()
 pub(super) async fn reprocess(
     config: Config,
     env: &Env,
-    request: &reprocess::Request,
+    request: &reprocess::Task,
 ) -> Result<(), Failure> {
     let prepared = reprocess::prepare(config, env, request, Utc::now()).await?;
     let mut failure = None;

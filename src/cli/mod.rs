@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .map(|t| parse_at(Some(&t)))
                 .transpose()
                 .map_err(Failure::setup)?;
-            let request = reprocess::Request {
+            let request = reprocess::Task {
                 from,
                 to,
                 job,

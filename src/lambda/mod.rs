@@ -19,140 +19,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 
+mod event;
+
+pub use event::{asked, scheduled_time, Asked, InvocationError, PlanAnswer, Reply, MAX_EVENT_LEAD};
+
 use crate::collect::{self, App, Deadlines, RunError, RunSummary};
 use crate::job::Job;
 use crate::setup::{self, Choice, SetupError};
-use crate::{schedule, telemetry};
-
-/// Why an invocation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum InvocationError {
-    #[error("{0}")]
-    Setup(SetupError),
-    #[error("{0}")]
-    BadEvent(String),
-    #[error("{0}")]
-    Run(#[from] RunError),
-    /// A defect: the run panicked. Reported with its message instead of the runtime's opaque
-    /// `Box<dyn Any>` error type, so the log says what broke.
-    #[error("internal error, please report it: the run panicked: {0}")]
-    Panic(String),
-}
-
-impl InvocationError {
-    /// The Lambda `errorType`: a stable name an alarm or a person can act on.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            InvocationError::Setup(s) => s.kind_name(),
-            InvocationError::BadEvent(_) => "BadEvent",
-            InvocationError::Run(r) => r.kind_name(),
-            InvocationError::Panic(_) => "InternalError",
-        }
-    }
-}
-
-impl From<InvocationError> for Diagnostic {
-    fn from(e: InvocationError) -> Diagnostic {
-        Diagnostic {
-            error_type: e.kind_name().to_string(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
-/// How far ahead of the clock an event's time may be: the one rule of [`schedule::MAX_LEAD`].
-pub const MAX_EVENT_LEAD: chrono::TimeDelta = schedule::MAX_LEAD;
-
-/// The scheduled time of an event: its `time` field, RFC 3339. Both the classic EventBridge
-/// "Scheduled Event" and the EventBridge Scheduler input in `template.yaml` carry it. Keys derive
-/// from it, never from the clock, so a redelivered event finds its own objects again. A time in
-/// the past is fine (a late redelivery, an operator's re-invoke); one more than
-/// [`MAX_EVENT_LEAD`] ahead of `now` is refused.
-pub fn scheduled_time(event: &Value, now: DateTime<Utc>) -> Result<DateTime<Utc>, InvocationError> {
-    const EXPECTED: &str = "expected an EventBridge scheduled event: a JSON object with a `time` field in RFC 3339, e.g. {\"time\": \"2023-09-02T00:00:00Z\"}";
-    let time = event
-        .get("time")
-        .ok_or_else(|| InvocationError::BadEvent(format!("{EXPECTED}; the event has no `time`")))?;
-    let text = time
-        .as_str()
-        .ok_or_else(|| InvocationError::BadEvent(format!("{EXPECTED}; `time` is {time}")))?;
-    let at = DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; `time` is \"{text}\": {e}")))?;
-    schedule::check_scheduled("`time`", at, now)
-        .map_err(|e| InvocationError::BadEvent(format!("{EXPECTED}; {e}")))?;
-    Ok(at)
-}
-
-/// What an event asks for, besides its scheduled time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
-    /// The whole run in this invocation (the schedules' plain events, an operator's re-invoke).
-    Run,
-    /// The fan-out plan: the shard indexes the state machine's Map runs (`{"plan": true}`).
-    Plan,
-    /// One shard of the plan (`{"shard": 3}`).
-    Shard(usize),
-}
-
-/// What the event asks for: `plan: true`, a `shard` index, or (neither) the whole run.
-pub fn request(event: &Value) -> Result<Request, InvocationError> {
-    let plan = match event.get("plan") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(other) => {
-            return Err(InvocationError::BadEvent(format!(
-                "expected `plan` to be true or false (a planning event is {{\"time\": \"...\", \"plan\": true}}); it is {other}"
-            )))
-        }
-    };
-    let shard = match event.get("shard") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| {
-                    InvocationError::BadEvent(format!(
-                        "expected `shard` to be a shard index, a whole number from 0, as the planning event's `shards` lists them; it is {v}"
-                    ))
-                })?,
-        ),
-    };
-    match (plan, shard) {
-        (true, Some(_)) => Err(InvocationError::BadEvent(
-            "expected either `plan` or `shard`, not both".into(),
-        )),
-        (true, None) => Ok(Request::Plan),
-        (false, Some(i)) => Ok(Request::Shard(i)),
-        (false, None) => Ok(Request::Run),
-    }
-}
-
-/// The answer to a planning event: what the state machine's Map iterates over.
-#[derive(Debug, Clone, serde::Serialize, PartialEq)]
-pub struct PlanAnswer {
-    pub job: Job,
-    /// The event's time, passed on to every shard so their keys agree.
-    pub time: String,
-    /// The shard indexes, `0..n`.
-    pub shards: Vec<usize>,
-    /// True when the run is cut (else the one shard is the whole run, writing the usual keys).
-    pub sharded: bool,
-}
-
-/// An invocation's answer: a run's summary, or the plan.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(untagged)]
-pub enum Answer {
-    Run(Box<RunSummary>),
-    Plan(PlanAnswer),
-}
+use crate::telemetry;
 
 /// The app a warm process keeps, and what it knows of its token's age.
 struct Kept {
@@ -257,14 +137,14 @@ impl Handler {
         }
     }
 
-    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Answer, InvocationError> {
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Reply, InvocationError> {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id, job = self.job.name(), cold_start = cold);
         // The event first: it needs no setup, and a bad one is refused without a wait.
         let (scheduled, asked) = {
             let _enter = span.enter();
             scheduled_time(&event.payload, Utc::now())
-                .and_then(|at| Ok((at, request(&event.payload)?)))
+                .and_then(|at| Ok((at, asked(&event.payload)?)))
                 .map_err(logged)?
         };
         let setup_until = Instant::now()
@@ -282,12 +162,12 @@ impl Handler {
             let shard = {
                 let _enter = span.enter();
                 match asked {
-                    Request::Plan => return Ok(self.plan_answer(&app, scheduled)),
-                    Request::Run => {
+                    Asked::Plan => return Ok(self.plan_answer(&app, scheduled)),
+                    Asked::Run => {
                         self.warn_if_sharded(&app);
                         None
                     }
-                    Request::Shard(index) => Some(self.shard_of(&app, index).map_err(logged)?),
+                    Asked::Shard(index) => Some(self.shard_of(&app, index).map_err(logged)?),
                 }
             };
             let run_app = shard.as_ref().unwrap_or(&*app);
@@ -318,14 +198,14 @@ impl Handler {
     }
 
     /// The answer to a planning event: the shard indexes the state machine's Map runs.
-    fn plan_answer(&self, app: &App, scheduled: DateTime<Utc>) -> Answer {
+    fn plan_answer(&self, app: &App, scheduled: DateTime<Utc>) -> Reply {
         let plan = app.plan(self.job);
         tracing::info!(
             shards = plan.shards.len(),
             "planned: {}",
             plan.describe(&app.config)
         );
-        Answer::Plan(PlanAnswer {
+        Reply::Plan(PlanAnswer {
             job: self.job,
             time: scheduled.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             sharded: plan.is_sharded(),
@@ -364,7 +244,7 @@ impl Handler {
         deadlines: Deadlines,
         cold: bool,
         span: &tracing::Span,
-    ) -> Result<Answer, InvocationError> {
+    ) -> Result<Reply, InvocationError> {
         let summary = match &mut result {
             Ok(s) => s,
             Err(e) => e.summary_mut(),
@@ -396,7 +276,7 @@ impl Handler {
         if let Err(e) = &result {
             tracing::error!(error_type = e.kind_name(), "invocation failed: {e}");
         }
-        Ok(Answer::Run(Box::new(result?)))
+        Ok(Reply::Run(Box::new(result?)))
     }
 }
 
@@ -529,34 +409,6 @@ pub async fn main(job: Job) -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn events_ask_for_the_whole_run_the_plan_or_one_shard() {
-        let parse = |text: &str| request(&serde_json::from_str(text).expect("json"));
-        assert_eq!(
-            parse(include_str!("../events/brands-plan.json")).ok(),
-            Some(Request::Plan)
-        );
-        assert_eq!(
-            parse(include_str!("../events/brands-shard.json")).ok(),
-            Some(Request::Shard(0))
-        );
-        assert_eq!(
-            parse(include_str!("../events/hashtags-scheduler.json")).ok(),
-            Some(Request::Run)
-        );
-        for (event, expected) in [
-            (json!({"shard": -1}), "shard index"),
-            (json!({"shard": 1.5}), "shard index"),
-            (json!({"shard": "2"}), "shard index"),
-            (json!({"plan": "yes"}), "true or false"),
-            (json!({"plan": true, "shard": 0}), "not both"),
-        ] {
-            let message = request(&event).expect_err("refused").to_string();
-            assert!(message.contains(expected), "{event}: {message}");
-        }
-    }
 
     #[test]
     fn a_deadline_the_run_cannot_keep_is_replaced_by_the_configured_timeout() {

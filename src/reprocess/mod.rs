@@ -14,8 +14,7 @@
 //! part files the run wrote.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -28,9 +27,13 @@ use crate::schedule::{self, Clock, TimeError};
 use crate::setup::Env;
 use crate::sink::Sink;
 
+mod download;
+
+pub use download::download_capture;
+
 /// What to reprocess and where to write it, as the operator gave it.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub struct Task {
     /// A capture folder (`raw_api/{job}/{date}/{time}`, or a `part-0003` folder in it), local or
     /// `s3://bucket/prefix`.
     pub from: String,
@@ -44,7 +47,7 @@ pub struct Request {
     pub max_download_bytes: u64,
 }
 
-/// The default of [`Request::max_download_bytes`]: far above a day's capture of the shipped
+/// The default of [`Task::max_download_bytes`]: far above a day's capture of the shipped
 /// configuration (kilobytes a file, a few hundred files), far below a full disk.
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1 << 30;
 
@@ -139,46 +142,12 @@ fn part_index(name: &str) -> Option<usize> {
 pub async fn prepare(
     config: Config,
     env: &Env,
-    request: &Request,
+    request: &Task,
     now: DateTime<Utc>,
 ) -> Result<Prepared, ReprocessError> {
+    let (job, at) = identity_of(request, now)?;
     let from = request.from.as_str();
-    let identity = capture_identity(from);
-    let job = request
-        .job
-        .or(identity.map(|(j, _)| j))
-        .ok_or_else(|| ReprocessError::NoJob(from.to_string()))?;
-    let (at, field) = match request.at {
-        Some(t) => (t, "--at"),
-        None => (
-            identity
-                .map(|(_, t)| t)
-                .ok_or_else(|| ReprocessError::NoTime(from.to_string()))?,
-            "the capture path's time",
-        ),
-    };
-    schedule::check_scheduled(field, at, now)?;
-    let (dir, download) = match from.strip_prefix("s3://") {
-        Some(rest) => {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let into = tempfile::tempdir().map_err(|e| {
-                ReprocessError::Local(format!("no temporary folder for the download: {e}"))
-            })?;
-            let source =
-                Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, &config.sink)
-                    .await;
-            download_capture(
-                &source,
-                bucket,
-                prefix.trim_end_matches('/'),
-                into.path(),
-                request.max_download_bytes,
-            )
-            .await?;
-            (into.path().to_path_buf(), Some(into))
-        }
-        None => (PathBuf::from(from), None),
-    };
+    let (dir, download) = fetch_capture(&config, env, request).await?;
     let sink = match request.to.strip_prefix("s3://") {
         Some(bucket) => {
             let bucket = bucket.trim_end_matches('/').to_string();
@@ -196,31 +165,21 @@ pub async fn prepare(
         Some(index) => vec![(index, dir.clone())],
         None => parts_in(&dir)?,
     };
+    let app = |config: Config, dir: PathBuf, sink: Sink, shard: Option<Shard>| App {
+        config,
+        source: Source::Replay(dir),
+        sink,
+        clock: Clock::system(),
+        shard,
+    };
     let runs = if parts.is_empty() {
-        vec![(
-            String::new(),
-            App {
-                config,
-                source: Source::Replay(dir),
-                sink,
-                clock: Clock::system(),
-                shard: None,
-            },
-        )]
+        vec![(String::new(), app(config, dir, sink, None))]
     } else {
         let mut runs = Vec::with_capacity(parts.len());
         for (index, part_dir) in parts {
             let shard = part_shard(&config, job, index, &part_dir)?;
-            runs.push((
-                part_name(index),
-                App {
-                    config: config.clone(),
-                    source: Source::Replay(part_dir),
-                    sink: sink.clone(),
-                    clock: Clock::system(),
-                    shard: Some(shard),
-                },
-            ));
+            let part = app(config.clone(), part_dir, sink.clone(), Some(shard));
+            runs.push((part_name(index), part));
         }
         runs
     };
@@ -230,6 +189,56 @@ pub async fn prepare(
         runs,
         _download: download,
     })
+}
+
+/// The job and the scheduled time to reprocess: as given, else read from the capture path; the
+/// time held to a live run's bounds.
+fn identity_of(request: &Task, now: DateTime<Utc>) -> Result<(Job, DateTime<Utc>), ReprocessError> {
+    let from = request.from.as_str();
+    let identity = capture_identity(from);
+    let job = request
+        .job
+        .or(identity.map(|(j, _)| j))
+        .ok_or_else(|| ReprocessError::NoJob(from.to_string()))?;
+    let (at, field) = match request.at {
+        Some(t) => (t, "--at"),
+        None => (
+            identity
+                .map(|(_, t)| t)
+                .ok_or_else(|| ReprocessError::NoTime(from.to_string()))?,
+            "the capture path's time",
+        ),
+    };
+    schedule::check_scheduled(field, at, now)?;
+    Ok((job, at))
+}
+
+/// The capture folder on this machine: the local folder given, or an S3 capture downloaded into
+/// a temporary folder (kept alive by the returned handle).
+async fn fetch_capture(
+    config: &Config,
+    env: &Env,
+    request: &Task,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), ReprocessError> {
+    let from = request.from.as_str();
+    let Some(rest) = from.strip_prefix("s3://") else {
+        return Ok((PathBuf::from(from), None));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let into = tempfile::tempdir()
+        .map_err(|e| ReprocessError::Local(format!("no temporary folder for the download: {e}")))?;
+    let source =
+        Sink::s3_from_env(bucket.to_string(), env.s3_endpoint_overridden, &config.sink).await;
+    let prefix = prefix.trim_end_matches('/');
+    download_capture(
+        &source,
+        bucket,
+        prefix,
+        into.path(),
+        request.max_download_bytes,
+    )
+    .await?;
+    Ok((into.path().to_path_buf(), Some(into)))
 }
 
 /// The `part-NNNN` folders directly inside `dir`, in index order; none for an unsharded capture.
@@ -323,173 +332,6 @@ fn part_shard(
         dir: dir.display().to_string(),
         captured: captured.into_iter().collect::<Vec<_>>().join(", "),
     })
-}
-
-/// Downloads the capture under `prefix` into `into`: the listing's sizes are checked against
-/// `cap` (and the count against [`MAX_CAPTURE_FILES`]) before any object is fetched, and each
-/// object is read through the same budget as it streams in, so an object that grew after the
-/// listing still stops at the cap. Each key must stay inside the folder once its prefix is taken
-/// off: a key such as `{prefix}/../../tmp/x` is refused, never written outside `into`.
-pub async fn download_capture(
-    source: &Sink,
-    bucket: &str,
-    prefix: &str,
-    into: &Path,
-    cap: u64,
-) -> Result<(), ReprocessError> {
-    let Sink::S3 {
-        client,
-        operation_timeout,
-        ..
-    } = source
-    else {
-        return Err(ReprocessError::Local(
-            "a capture download needs an S3 source".into(),
-        ));
-    };
-    let listed = list_sized(client, bucket, prefix, *operation_timeout).await?;
-    if listed.is_empty() {
-        return Err(ReprocessError::Empty {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-        });
-    }
-    let too_large = |what: String, cap: String| ReprocessError::TooLarge {
-        bucket: bucket.into(),
-        prefix: prefix.into(),
-        what,
-        cap,
-    };
-    if listed.len() > MAX_CAPTURE_FILES {
-        return Err(too_large(
-            format!("more than {} files", listed.len() - 1),
-            format!("{MAX_CAPTURE_FILES} files"),
-        ));
-    }
-    let total: u64 = listed.iter().map(|(_, size)| *size).sum();
-    if total > cap {
-        return Err(too_large(format!("{total} bytes"), format!("{cap} bytes")));
-    }
-    let mut left = cap;
-    for (key, _) in listed {
-        let relative = key
-            .strip_prefix(prefix)
-            .unwrap_or(&key)
-            .trim_start_matches('/');
-        let safe = !relative.is_empty()
-            && Path::new(relative)
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)));
-        if !safe {
-            return Err(ReprocessError::Outside {
-                bucket: bucket.into(),
-                key,
-                into: into.display().to_string(),
-            });
-        }
-        let Some(body) = get_within(client, bucket, &key, left, *operation_timeout).await? else {
-            continue;
-        };
-        left -= body.len() as u64;
-        let path = into.join(relative);
-        let local = |e: std::io::Error| ReprocessError::Local(format!("{}: {e}", path.display()));
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(local)?;
-        }
-        std::fs::write(&path, body).map_err(local)?;
-    }
-    Ok(())
-}
-
-/// Every key under `{prefix}/` with its size, at most [`MAX_CAPTURE_FILES`] + 1 of them; each
-/// page of the listing bounded by `timeout`.
-async fn list_sized(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    timeout: Duration,
-) -> Result<Vec<(String, u64)>, ReprocessError> {
-    let failed = |message: String| {
-        ReprocessError::Download(format!("could not list s3://{bucket}/{prefix}/: {message}"))
-    };
-    let mut pages = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("{prefix}/"))
-        .into_paginator()
-        .send();
-    let mut out = Vec::new();
-    loop {
-        let page = match tokio::time::timeout(timeout, pages.next()).await {
-            Err(_) => {
-                return Err(failed(format!(
-                    "no answer within {} s (sink.operation_timeout_secs)",
-                    timeout.as_secs()
-                )))
-            }
-            Ok(None) => break,
-            Ok(Some(page)) => {
-                page.map_err(|e| failed(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?
-            }
-        };
-        for object in page.contents() {
-            if let Some(key) = object.key() {
-                let size = object
-                    .size()
-                    .and_then(|s| u64::try_from(s).ok())
-                    .unwrap_or(0);
-                out.push((key.to_string(), size));
-            }
-        }
-        if out.len() > MAX_CAPTURE_FILES {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// Reads one object of at most `left` bytes, the whole call within `timeout`; `None` when it
-/// is gone since the listing.
-async fn get_within(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    left: u64,
-    timeout: Duration,
-) -> Result<Option<Vec<u8>>, ReprocessError> {
-    let failed = |message: String| {
-        ReprocessError::Download(format!("could not read s3://{bucket}/{key}: {message}"))
-    };
-    let read = async {
-        let mut out = match client.get_object().bucket(bucket).key(key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(failed(
-                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
-        };
-        let mut body = Vec::new();
-        while let Some(chunk) = out.body.next().await {
-            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
-            if (body.len() + chunk.len()) as u64 > left {
-                return Err(failed(format!(
-                    "the capture grew past the download cap since it was listed ({left} bytes left of --max-download-bytes): refused"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(failed(format!(
-                "no answer within {} s (sink.operation_timeout_secs)",
-                timeout.as_secs()
-            )))
-        })
 }
 
 #[cfg(test)]
