@@ -36,7 +36,8 @@
 //! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`; also `3x30`, over one credential's budget),
 //! `CAPTURE_VARIANTS` (`shipped,today`; also the shipped configuration with `[hashtags]`
 //! settings changed, e.g. `fresh=0:max=15`, see [`variant`]), `CAPTURE_HOURS` (24),
-//! `CAPTURE_SEED` (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_TRACE` (a
+//! `CAPTURE_SEED` (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_LATE_SHARE`
+//! (the share of posts listed late, 0 to 1; the samples' by default), `CAPTURE_TRACE` (a
 //! hashtag whose per-run report to print). Run through `scripts/capture-report.sh`.
 
 mod day_feed;
@@ -165,7 +166,8 @@ struct Floor {
     listing: Vec<i64>,
     /// Seconds from each post's timestamp to the first scheduled run at or after its listing.
     on_schedule: Vec<i64>,
-    /// Share of the posts that count listed more than `LATE_SECS` after their timestamp.
+    /// Share of the posts that count listed more than `LATE_SECS` after their timestamp (the
+    /// late ones, and the few prompt ones whose lag passed it).
     late_share: f64,
 }
 
@@ -617,22 +619,24 @@ fn print_result(v: &VariantResult) {
     }
 }
 
-/// What no collector can beat on this scenario's feed, and the arithmetic behind it.
-fn print_floor(floor: &Floor) {
+/// What no collector can beat on this scenario's feed, and the arithmetic behind it: the feed
+/// lists `late_share` of the posts U(`LATE_LAG_SECS`) after their time.
+fn print_floor(floor: &Floor, late_share: f64) {
     println!(
-        "floor: {} posts count, {:.2} % listed late (>{LATE_SECS} s, U({:.0}-{:.0} min)); written the instant the API lists them: \
-         p50 {:.1} min, p99 {:.1} min after their time (the model: {:.0} - {:.0} × 1 % / {:.2} % = {:.1} min); \
+        "floor: {} posts count, {:.2} % listed more than {LATE_SECS} s after their time; written the instant the API lists them: \
+         p50 {:.1} min, p99 {:.1} min after their time (the model, {:.2} % late U({:.0}-{:.0} min): {:.0} - {:.0} × 1 % / {:.2} % = {:.1} min); \
          at the first run of the {RUN_EVERY_MINS}-min schedule after that: p50 {:.1} min, p99 {:.1} min",
         floor.listing.len(),
         floor.late_share * 100.0,
-        LATE_LAG_SECS.0 / 60.0,
-        LATE_LAG_SECS.1 / 60.0,
         percentile(&floor.listing, 0.50) / 60.0,
         percentile(&floor.listing, 0.99) / 60.0,
+        late_share * 100.0,
+        LATE_LAG_SECS.0 / 60.0,
+        LATE_LAG_SECS.1 / 60.0,
         LATE_LAG_SECS.1 / 60.0,
         (LATE_LAG_SECS.1 - LATE_LAG_SECS.0) / 60.0,
-        floor.late_share * 100.0,
-        Floor::model_p99_secs(floor.late_share) / 60.0,
+        late_share * 100.0,
+        Floor::model_p99_secs(late_share) / 60.0,
         percentile(&floor.on_schedule, 0.50) / 60.0,
         percentile(&floor.on_schedule, 0.99) / 60.0,
     );
@@ -721,8 +725,10 @@ async fn main() {
     let wanted: String = env_or("CAPTURE_SCENARIOS", "1x,3x,30".to_string());
 
     let shipped = shipped_config("https://unused");
-    let (source, rates, late_share) = sample_rates(&shipped);
-    print_rates(&source, &rates, late_share);
+    let (source, rates, sampled_share) = sample_rates(&shipped);
+    print_rates(&source, &rates, sampled_share);
+    // What the day would look like were fewer (or more) posts listed late than the samples show.
+    let late_share: f64 = env_or("CAPTURE_LATE_SHARE", sampled_share).clamp(0.0, 1.0);
     println!(
         "== feed: {hours} h from 2023-09-02T00:00Z, seed {seed}, Poisson arrivals; lag to visible: exp(mean {PROMPT_LAG_MEAN_SECS} s), \
          or for {:.1} % U({}-{} min); listed by timestamp + U(0-{ORDER_JITTER_SECS} s); the fake serves up to {serve_pages} pages; \
@@ -780,7 +786,7 @@ async fn main() {
             schedule.runs,
             schedule.population.iter().map(HashSet::len).sum::<usize>()
         );
-        print_floor(&schedule.floor);
+        print_floor(&schedule.floor, late_share);
         for v in &variants {
             let r = simulate(v, &schedule).await;
             print_result(&r);
