@@ -28,24 +28,37 @@
 //! that were late, polls and pages per poll; per schedule the Graph calls per hour (mean and the
 //! busiest clock hour), freshness p50/p99 and posts behind; then all side by side.
 //!
-//! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`; also `3x30`, over one credential's budget), `CAPTURE_HOURS` (24), `CAPTURE_SEED`
-//! (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_TRACE` (a hashtag whose
-//! per-run report to print). Run through `scripts/capture-report.sh`.
+//! Beside each schedule's delays, the scenario's **floor**: the delay of a collector that wrote
+//! each post the instant the API first listed it (the listing lag of the posts that count), and
+//! of one that wrote it at the first run of the 5-minute schedule after that; and each
+//! schedule's delay from a post's listing, split into posts listed late and the others.
+//!
+//! Environment: `CAPTURE_SCENARIOS` (`1x,3x,30`; also `3x30`, over one credential's budget),
+//! `CAPTURE_VARIANTS` (`shipped,today`; also the shipped configuration with `[hashtags]`
+//! settings changed, e.g. `fresh=0:max=15`, see [`variant`]), `CAPTURE_HOURS` (24),
+//! `CAPTURE_SEED` (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_LATE_SHARE`
+//! (the share of posts listed late, 0 to 1; the samples' by default), `CAPTURE_TRACE` (a
+//! hashtag whose per-run report to print). Run through `scripts/capture-report.sh`.
 
-use testkit::{env_or, graph, read_json, root};
+mod day_feed;
+
+use day_feed::{
+    cycled, feed, pages_at, sample_rates, utc, Post, Rate, LATE_LAG_SECS, LATE_SECS,
+    ORDER_JITTER_SECS, PREHISTORY_MINS, PROMPT_LAG_MEAN_SECS, SPAN_POSTS,
+};
+use testkit::{env_or, graph, root};
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::DateTime;
 use ig_collector::collect::{run, App, Job};
 use ig_collector::config::{Config, Overrides, EMBEDDED, EMBEDDED_NAME};
 use ig_collector::graph::{AccessToken, Credentials, Source};
+use ig_collector::pager::Due;
 use ig_collector::sink::Sink;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use graph::FakeGraph;
 
@@ -55,278 +68,8 @@ use testkit::{CALLER_ID, TOKEN};
 const REPLACED_PAGE: usize = 25;
 /// Minutes between hashtags runs.
 const RUN_EVERY_MINS: i64 = 5;
-/// How many of a sample page's newest timestamps the span rate uses (older ones can be stray
-/// old posts, e.g. a 17:10 post on a page otherwise from 23:43 to 00:00).
-const SPAN_POSTS: usize = 20;
-/// A post visible more than this long after its timestamp counts as late.
-const LATE_SECS: i64 = 60;
-/// Lag of the posts that are not late: exponential with this mean (seconds).
-const PROMPT_LAG_MEAN_SECS: f64 = 10.0;
-/// Lag of the late posts: uniform in this range (seconds).
-const LATE_LAG_SECS: (f64, f64) = (60.0, 1200.0);
-/// Listing order: timestamp plus a uniform random lag up to this (seconds).
-const ORDER_JITTER_SECS: f64 = 30.0;
-/// Posts generated before the first run, so its pages are full.
-const PREHISTORY_MINS: i64 = 180;
 /// Runs after the period: the shipped freshness target (`hashtags.max_delay_mins`).
 const DRAIN_MINS: i64 = 30;
-/// The late share used when the samples show none.
-const DEFAULT_LATE_SHARE: f64 = 0.05;
-
-fn utc(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2023, 9, 2, h, m, s)
-        .single()
-        .expect("a valid time")
-}
-
-fn parse_ts(s: &str) -> Option<i64> {
-    DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z")
-        .ok()
-        .map(|t| t.timestamp())
-}
-
-fn format_ts(secs: i64) -> String {
-    DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S+0000")
-        .to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// 1. Arrival rates from the two sample runs.
-
-/// One hashtag's two sample pages: (media id, timestamp) in the order the API gave them.
-struct SamplePages {
-    tag: String,
-    first: Vec<(String, i64)>,
-    second: Vec<(String, i64)>,
-}
-
-/// The sample pages per hashtag (config order) and where they came from.
-fn load_samples(config: &Config) -> (String, Vec<SamplePages>) {
-    let pairs = |records: &Value, id: &str, ts: &str| -> Vec<(Option<String>, String, i64)> {
-        records
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|r| {
-                let owner = r.get("user_id").and_then(Value::as_str).map(str::to_string);
-                let media = r.get(id).and_then(Value::as_str)?.to_string();
-                let t = parse_ts(r.get(ts).and_then(Value::as_str)?)?;
-                Some((owner, media, t))
-            })
-            .collect()
-    };
-    for dir in ["fixtures/samples", "../shared/samples"] {
-        let folder = format!("{dir}/media_hashtag_2023-09-02");
-        let files = [
-            root()
-                .join(&folder)
-                .join("media_hashtag_2023-09-02_000047.json"),
-            root()
-                .join(&folder)
-                .join("media_hashtag_2023-09-02_000547.json"),
-        ];
-        if !files.iter().all(|f| f.is_file()) {
-            continue;
-        }
-        let runs: Vec<Vec<(Option<String>, String, i64)>> = files
-            .iter()
-            .map(|f| pairs(&read_json(f), "media_id", "timestamp"))
-            .collect();
-        let of = |run: &[(Option<String>, String, i64)], user: &str| {
-            run.iter()
-                .filter(|(o, _, _)| o.as_deref() == Some(user))
-                .map(|(_, id, t)| (id.clone(), *t))
-                .collect::<Vec<_>>()
-        };
-        let pages = config
-            .targets
-            .iter()
-            .map(|t| SamplePages {
-                tag: t.hashtag.clone(),
-                first: of(&runs[0], &t.user_id),
-                second: of(&runs[1], &t.user_id),
-            })
-            .collect();
-        return (format!("{folder} (000047, 000547)"), pages);
-    }
-    let page = |dir: &str, tag: &str| {
-        let body = read_json(
-            root()
-                .join(dir)
-                .join("hashtags")
-                .join(format!("{tag}.json")),
-        );
-        pairs(&body["data"], "id", "timestamp")
-            .into_iter()
-            .map(|(_, id, t)| (id, t))
-            .collect::<Vec<_>>()
-    };
-    let pages = config
-        .targets
-        .iter()
-        .map(|t| SamplePages {
-            tag: t.hashtag.clone(),
-            first: page("fixtures/replay", &t.hashtag),
-            second: page("fixtures/replay-000547", &t.hashtag),
-        })
-        .collect();
-    ("fixtures/replay and fixtures/replay-000547".into(), pages)
-}
-
-/// A hashtag's rate estimates (posts per minute) and what the samples show.
-struct Rate {
-    tag: String,
-    span_first: f64,
-    span_second: f64,
-    new_ids: usize,
-    late: usize,
-    /// Longest lower bound of a late post's lag (seconds).
-    late_lag_secs: i64,
-    pooled: f64,
-}
-
-/// Posts per minute over the span of the `SPAN_POSTS` newest timestamps of a page.
-fn span_rate(page: &[(String, i64)]) -> f64 {
-    let mut ts: Vec<i64> = page.iter().map(|(_, t)| *t).collect();
-    ts.sort_unstable_by(|a, b| b.cmp(a));
-    ts.truncate(SPAN_POSTS);
-    match (ts.first(), ts.last()) {
-        (Some(new), Some(old)) if new > old => (ts.len() - 1) as f64 * 60.0 / (new - old) as f64,
-        _ => 0.0,
-    }
-}
-
-fn derive_rate(s: &SamplePages, first_run: i64, second_run: i64) -> Rate {
-    let known: HashSet<&str> = s.first.iter().map(|(id, _)| id.as_str()).collect();
-    let newest_first = s.first.iter().map(|(_, t)| *t).max().unwrap_or(first_run);
-    let fresh: Vec<i64> = s
-        .second
-        .iter()
-        .filter(|(id, _)| !known.contains(id.as_str()))
-        .map(|(_, t)| *t)
-        .collect();
-    let late: Vec<i64> = fresh
-        .iter()
-        .copied()
-        .filter(|t| *t <= newest_first)
-        .collect();
-    let mut ts: Vec<i64> = s.first.iter().map(|(_, t)| *t).collect();
-    ts.sort_unstable_by(|a, b| b.cmp(a));
-    let reference = ts
-        .get(SPAN_POSTS - 1)
-        .or(ts.last())
-        .copied()
-        .unwrap_or(first_run);
-    let mut distinct: HashMap<&str, i64> = HashMap::new();
-    for (id, t) in s.first.iter().chain(&s.second) {
-        distinct.insert(id.as_str(), *t);
-    }
-    let pooled_count = distinct.values().filter(|t| **t >= reference).count();
-    let pooled = if second_run > reference {
-        pooled_count as f64 * 60.0 / (second_run - reference) as f64
-    } else {
-        0.0
-    };
-    Rate {
-        tag: s.tag.clone(),
-        span_first: span_rate(&s.first),
-        span_second: span_rate(&s.second),
-        new_ids: fresh.len(),
-        late: late.len(),
-        late_lag_secs: late.iter().map(|t| first_run - t).max().unwrap_or(0),
-        pooled,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. The synthetic feed.
-
-#[derive(Debug, Clone, Copy)]
-struct Post {
-    id: u64,
-    /// Creation time (Unix seconds).
-    ts: i64,
-    /// When the API starts listing it.
-    visible: i64,
-    /// The listing key: newest first.
-    order: i64,
-}
-
-/// Poisson arrivals at `per_min` from `start` to `end`, sorted by listing key (oldest first).
-fn generate(
-    rng: &mut StdRng,
-    per_min: f64,
-    start: i64,
-    end: i64,
-    late_share: f64,
-    id_base: u64,
-) -> Vec<Post> {
-    let mut posts = Vec::new();
-    if per_min <= 0.0 {
-        return posts;
-    }
-    let mut t = start as f64;
-    loop {
-        let u: f64 = rng.random();
-        t += -(1.0 - u).ln() * 60.0 / per_min;
-        if t >= end as f64 {
-            break;
-        }
-        let ts = t as i64;
-        let lag = if rng.random::<f64>() < late_share {
-            rng.random_range(LATE_LAG_SECS.0..LATE_LAG_SECS.1)
-        } else {
-            -(1.0 - rng.random::<f64>()).ln() * PROMPT_LAG_MEAN_SECS
-        };
-        let order = ts + (rng.random::<f64>() * ORDER_JITTER_SECS) as i64;
-        posts.push(Post {
-            id: id_base + posts.len() as u64,
-            ts,
-            visible: ts + lag.round() as i64,
-            order,
-        });
-    }
-    posts.sort_by_key(|p| (p.order, p.id));
-    posts
-}
-
-fn post_json(p: &Post, tag: &str) -> Value {
-    json!({
-        "id": p.id.to_string(),
-        "timestamp": format_ts(p.ts),
-        "caption": format!("post {} #{tag}", p.id),
-        "media_type": "IMAGE",
-        "like_count": 0,
-        "comments_count": 0,
-    })
-}
-
-/// What `recent_media` lists at `now`: visible posts, newest first, in pages.
-fn pages_at(
-    posts: &[Post],
-    tag: &str,
-    now: i64,
-    page_size: usize,
-    max_pages: usize,
-) -> Vec<Vec<Value>> {
-    // Nothing created after `now` is visible, so nothing listed after `now + jitter` either.
-    let upto = posts.partition_point(|p| p.order <= now + ORDER_JITTER_SECS as i64);
-    let shown: Vec<Value> = posts[..upto]
-        .iter()
-        .rev()
-        .filter(|p| p.visible <= now)
-        .take(page_size * max_pages)
-        .map(|p| post_json(p, tag))
-        .collect();
-    if shown.is_empty() {
-        return vec![Vec::new()];
-    }
-    shown.chunks(page_size).map(<[Value]>::to_vec).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // 3, 4. The schedule.
 
@@ -341,6 +84,8 @@ struct Scenario {
 
 struct Variant {
     name: String,
+    /// The summary's short name.
+    label: String,
     page_size: usize,
     /// Keep the state between runs (ours); without it every run starts fresh.
     keep_state: bool,
@@ -356,11 +101,16 @@ struct TagResult {
     pages_sum: u64,
     pages_max: u32,
     polls: u64,
+    /// Of `polls`, the freshness polls (`due: fresh`).
+    fresh_polls: u64,
+    /// Seconds from each captured post's listing to its write: where the wait is.
+    listed: Vec<i64>,
 }
 
 struct VariantResult {
     scenario: String,
     name: String,
+    label: String,
     tags: Vec<(String, TagResult)>,
     calls: u64,
     /// Calls per clock hour.
@@ -369,6 +119,14 @@ struct VariantResult {
     delays: Vec<i64>,
     /// The same, from when the API first listed it.
     delays_listed: Vec<i64>,
+    /// `delays_listed` of the captured posts the API listed late (more than `LATE_SECS` after
+    /// their timestamp) and of the others: which of them waits after its listing.
+    delays_listed_late: Vec<i64>,
+    delays_listed_prompt: Vec<i64>,
+    /// `delays` of the captured posts listed promptly: the p99 a feed without late posts gives.
+    delays_prompt: Vec<i64>,
+    /// The scenario's floor (`Schedule::floor`), for the summary.
+    floor: Floor,
     behind_max: u64,
     behind_end: u64,
     given_up: u64,
@@ -395,6 +153,58 @@ struct Schedule {
     feeds: Vec<(String, Vec<Post>)>,
     /// Per hashtag: the posts that count (created in the period, visible by the last run).
     population: Vec<HashSet<u64>>,
+    /// What no collector can beat on this feed.
+    floor: Floor,
+}
+
+/// The least delay any collector could have on a feed, over the posts that count: writing each
+/// post the instant the API first lists it (the listing lag itself), or at the first run of the
+/// 5-minute schedule at or after that instant.
+#[derive(Clone, Default)]
+struct Floor {
+    /// Seconds from each post's timestamp to its first listing.
+    listing: Vec<i64>,
+    /// Seconds from each post's timestamp to the first scheduled run at or after its listing.
+    on_schedule: Vec<i64>,
+    /// Share of the posts that count listed more than `LATE_SECS` after their timestamp (the
+    /// late ones, and the few prompt ones whose lag passed it).
+    late_share: f64,
+}
+
+impl Floor {
+    fn of(posts: &[&Post], first_run: i64) -> Floor {
+        let every = RUN_EVERY_MINS * 60;
+        let listing: Vec<i64> = posts.iter().map(|p| p.visible.max(p.ts) - p.ts).collect();
+        let on_schedule = posts
+            .iter()
+            .map(|p| {
+                let listed = p.visible.max(p.ts);
+                let run = if listed <= first_run {
+                    first_run
+                } else {
+                    first_run + (listed - first_run + every - 1) / every * every
+                };
+                run - p.ts
+            })
+            .collect();
+        let late = listing.iter().filter(|l| **l > LATE_SECS).count();
+        Floor {
+            late_share: late as f64 / listing.len().max(1) as f64,
+            listing,
+            on_schedule,
+        }
+    }
+
+    /// The p99 of the listing lag the feed's model gives: a share `late` of the posts lagging
+    /// U(`LATE_LAG_SECS`), the rest a few seconds, so for `late` above 1 % the p99 is the lag
+    /// only 1 % of all posts exceed: hi − (hi − lo) × 0.01 / late.
+    fn model_p99_secs(late: f64) -> f64 {
+        let (lo, hi) = LATE_LAG_SECS;
+        if late <= 0.01 {
+            return 0.0;
+        }
+        hi - (hi - lo) * 0.01 / late
+    }
 }
 
 /// The shipped targets, cycled and renamed to `n` hashtags (`dior`, …, `dior2`, …).
@@ -505,6 +315,13 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
         given_up += summary.posts_given_up.unwrap_or(0);
         for (tag, p) in &summary.hashtag_pages {
             if let Some(&i) = feed_of.get(tag.as_str()) {
+                if summary
+                    .hashtags
+                    .get(tag)
+                    .is_some_and(|r| r.due == Due::Fresh)
+                {
+                    tags[i].fresh_polls += 1;
+                }
                 tags[i].pages_sum += u64::from(*p);
                 tags[i].pages_max = tags[i].pages_max.max(*p);
                 tags[i].polls += 1;
@@ -523,6 +340,9 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let mut rows = Vec::new();
     let mut delays = Vec::new();
     let mut delays_listed = Vec::new();
+    let mut delays_listed_late = Vec::new();
+    let mut delays_listed_prompt = Vec::new();
+    let mut delays_prompt = Vec::new();
     for (i, (tag, posts)) in schedule.feeds.iter().enumerate() {
         let population = &schedule.population[i];
         let by_id: HashMap<u64, &Post> = posts.iter().map(|p| (p.id, p)).collect();
@@ -541,7 +361,15 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
         for id in population {
             if let (Some((_, at)), Some(p)) = (written[i].get(id), by_id.get(id)) {
                 delays.push(at - p.ts);
-                delays_listed.push(at - p.visible.max(p.ts));
+                let listed = at - p.visible.max(p.ts);
+                delays_listed.push(listed);
+                r.listed.push(listed);
+                if p.visible - p.ts > LATE_SECS {
+                    delays_listed_late.push(listed);
+                } else {
+                    delays_listed_prompt.push(listed);
+                    delays_prompt.push(at - p.ts);
+                }
             }
         }
         rows.push((tag.clone(), r.clone()));
@@ -549,11 +377,16 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     VariantResult {
         scenario: schedule.scenario.name.clone(),
         name: variant.name.clone(),
+        label: variant.label.clone(),
         tags: rows,
         calls,
         hourly,
         delays,
         delays_listed,
+        delays_listed_late,
+        delays_listed_prompt,
+        delays_prompt,
+        floor: schedule.floor.clone(),
         behind_max,
         behind_end,
         given_up,
@@ -586,6 +419,73 @@ fn written_ids(path: &Path) -> Vec<(String, u64)> {
             ))
         })
         .collect()
+}
+
+/// A schedule to replay, by name: `shipped` (configure.toml), `today` (the replaced system's
+/// one page of 25 per run, no state) or the shipped one with `[hashtags]` settings changed,
+/// `fresh=10:max=30:late=20:overlap=120` (`fresh_delay_mins`, 0 for none; `max_delay_mins`;
+/// `late_window_mins`; `overlap_secs`), any of them.
+fn variant(spec: &str, page_size: usize) -> Option<Variant> {
+    match spec {
+        "shipped" => {
+            return Some(Variant {
+                name: "ours: shipped configure.toml".into(),
+                label: "ours".into(),
+                page_size,
+                keep_state: true,
+                tweak: Box::new(|_| {}),
+            })
+        }
+        "today" => {
+            return Some(Variant {
+                name: "today's behaviour (the replaced system): one page of 25 per run".into(),
+                label: "today's".into(),
+                page_size: REPLACED_PAGE,
+                keep_state: false,
+                tweak: Box::new(|c| {
+                    c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
+                    c.output.raw_capture = false;
+                }),
+            })
+        }
+        _ => {}
+    }
+    let mut settings: Vec<(String, u64)> = Vec::new();
+    for kv in spec.split(':') {
+        let (k, v) = kv.split_once('=')?;
+        let v: u64 = v.trim().parse().ok()?;
+        if !["fresh", "max", "late", "overlap"].contains(&k.trim()) {
+            return None;
+        }
+        settings.push((k.trim().to_string(), v));
+    }
+    let name = settings
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "fresh" => format!("fresh_delay_mins {v}"),
+            "max" => format!("max_delay_mins {v}"),
+            "late" => format!("late_window_mins {v}"),
+            _ => format!("overlap_secs {v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Variant {
+        name: format!("ours: shipped configure.toml with {name}"),
+        label: spec.to_string(),
+        page_size,
+        keep_state: true,
+        tweak: Box::new(move |c| {
+            for (k, v) in &settings {
+                let d = std::time::Duration::from_secs(v * 60);
+                match k.as_str() {
+                    "fresh" => c.hashtags.fresh_delay = (*v > 0).then_some(d),
+                    "max" => c.hashtags.max_delay = d,
+                    "late" => c.hashtags.late_window = d,
+                    _ => c.hashtags.overlap = std::time::Duration::from_secs(*v),
+                }
+            }
+        }),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,7 +535,7 @@ fn print_result(v: &VariantResult) {
     println!();
     println!("== {}: {}", v.scenario, v.name);
     println!(
-        "{:<13} {:>8} {:>9} {:>9} {:>11} {:>12} {:>7} {:>11}",
+        "{:<13} {:>8} {:>9} {:>9} {:>11} {:>12} {:>7} {:>6} {:>11} {:>12} {:>12}",
         "hashtag",
         "existed",
         "captured",
@@ -643,12 +543,15 @@ fn print_result(v: &VariantResult) {
         "duplicates",
         "missed late",
         "polls",
-        "pages/poll"
+        "fresh",
+        "pages/poll",
+        "listed p99",
+        "listed >10m"
     );
     let mut total = TagResult::default();
     for (tag, r) in &v.tags {
         println!(
-            "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6.2} / {}",
+            "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6} {:>6.2} / {:<2} {:>8.1} min {:>12}",
             tag,
             r.existed,
             r.captured,
@@ -656,8 +559,11 @@ fn print_result(v: &VariantResult) {
             r.duplicates,
             r.missed_late,
             r.polls,
+            r.fresh_polls,
             r.pages_sum as f64 / r.polls.max(1) as f64,
-            r.pages_max
+            r.pages_max,
+            percentile(&r.listed, 0.99) / 60.0,
+            r.listed.iter().filter(|d| **d > 600).count()
         );
         total.existed += r.existed;
         total.captured += r.captured;
@@ -665,10 +571,12 @@ fn print_result(v: &VariantResult) {
         total.missed_late += r.missed_late;
         total.pages_sum += r.pages_sum;
         total.polls += r.polls;
+        total.fresh_polls += r.fresh_polls;
+        total.listed.extend(&r.listed);
         total.pages_max = total.pages_max.max(r.pages_max);
     }
     println!(
-        "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6.2} / {}",
+        "{:<13} {:>8} {:>9} {:>8.2}% {:>11} {:>12} {:>7} {:>6} {:>6.2} / {:<2} {:>8.1} min {:>12}",
         "all",
         total.existed,
         total.captured,
@@ -676,8 +584,11 @@ fn print_result(v: &VariantResult) {
         total.duplicates,
         total.missed_late,
         total.polls,
+        total.fresh_polls,
         total.pages_sum as f64 / total.polls.max(1) as f64,
-        total.pages_max
+        total.pages_max,
+        percentile(&total.listed, 0.99) / 60.0,
+        total.listed.iter().filter(|d| **d > 600).count()
     );
     println!(
         "Graph calls: {} in {:.0} h = {:.1}/h (max {} in a clock hour); freshness p50 {:.1} min, p99 {:.1} min from the post's time \
@@ -695,9 +606,41 @@ fn print_result(v: &VariantResult) {
         v.given_up,
         v.elapsed_s
     );
+    println!(
+        "  by listing: {} posts listed late (>{LATE_SECS} s): p99 {:.1} min after their listing; {} listed promptly: p99 {:.1} min after \
+         their listing, {:.1} min after their time",
+        v.delays_listed_late.len(),
+        percentile(&v.delays_listed_late, 0.99) / 60.0,
+        v.delays_listed_prompt.len(),
+        percentile(&v.delays_listed_prompt, 0.99) / 60.0,
+        percentile(&v.delays_prompt, 0.99) / 60.0,
+    );
     for f in &v.failed_runs {
         println!("failed run: {f}");
     }
+}
+
+/// What no collector can beat on this scenario's feed, and the arithmetic behind it: the feed
+/// lists `late_share` of the posts U(`LATE_LAG_SECS`) after their time.
+fn print_floor(floor: &Floor, late_share: f64) {
+    println!(
+        "floor: {} posts count, {:.2} % listed more than {LATE_SECS} s after their time; written the instant the API lists them: \
+         p50 {:.1} min, p99 {:.1} min after their time (the model, {:.2} % late U({:.0}-{:.0} min): {:.0} - {:.0} × 1 % / {:.2} % = {:.1} min); \
+         at the first run of the {RUN_EVERY_MINS}-min schedule after that: p50 {:.1} min, p99 {:.1} min",
+        floor.listing.len(),
+        floor.late_share * 100.0,
+        percentile(&floor.listing, 0.50) / 60.0,
+        percentile(&floor.listing, 0.99) / 60.0,
+        late_share * 100.0,
+        LATE_LAG_SECS.0 / 60.0,
+        LATE_LAG_SECS.1 / 60.0,
+        LATE_LAG_SECS.1 / 60.0,
+        (LATE_LAG_SECS.1 - LATE_LAG_SECS.0) / 60.0,
+        late_share * 100.0,
+        Floor::model_p99_secs(late_share) / 60.0,
+        percentile(&floor.on_schedule, 0.50) / 60.0,
+        percentile(&floor.on_schedule, 0.99) / 60.0,
+    );
 }
 
 fn percentile(values: &[i64], q: f64) -> f64 {
@@ -730,50 +673,21 @@ fn schedule_for(
 ) -> Schedule {
     let day_start = utc(0, 0, 0).timestamp();
     let day_end = day_start + hours * 3600;
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = day_feed::rng(seed);
     let mut feeds = Vec::new();
     let mut population = Vec::new();
     for i in 0..scenario.hashtags {
-        let r = &rates[i % rates.len()];
-        let round = i / rates.len();
-        let tag = if round == 0 {
-            r.tag.clone()
-        } else {
-            format!("{}{}", r.tag, round + 1)
-        };
+        let (tag, r) = cycled(rates, i);
         let base = 18_000_000_000_000_000 + (i as u64 + 1) * 1_000_000_000;
-        let mut posts = generate(
+        let posts = feed(
             &mut rng,
             r.pooled,
             day_start - PREHISTORY_MINS * 60,
             day_end,
             late_share,
             base,
+            scenario.volume,
         );
-        if scenario.volume > 1 {
-            // Beside each real post, `volume - 1` more within ±150 s, each with its own lag.
-            let extra: Vec<Post> = posts
-                .iter()
-                .flat_map(|p| (1..scenario.volume).map(move |k| (p.ts, k)))
-                .enumerate()
-                .map(|(j, (ts, _))| {
-                    let ts = ts + rng.random_range(-150i64..=150);
-                    let lag = if rng.random::<f64>() < late_share {
-                        rng.random_range(LATE_LAG_SECS.0..LATE_LAG_SECS.1)
-                    } else {
-                        -(1.0 - rng.random::<f64>()).ln() * PROMPT_LAG_MEAN_SECS
-                    };
-                    Post {
-                        id: base + 500_000_000 + j as u64,
-                        ts,
-                        visible: ts + lag.round() as i64,
-                        order: ts + (rng.random::<f64>() * ORDER_JITTER_SECS) as i64,
-                    }
-                })
-                .collect();
-            posts.extend(extra);
-            posts.sort_by_key(|p| (p.order, p.id));
-        }
         // A post counts when it was created in the period and listed by its end; runs go on
         // for the freshness target after the period, so that the posts of its last minutes
         // have had their chance.
@@ -786,13 +700,21 @@ fn schedule_for(
         );
         feeds.push((tag, posts));
     }
+    let first_run = day_start + RUN_EVERY_MINS * 60;
+    let counted: Vec<&Post> = feeds
+        .iter()
+        .zip(&population)
+        .flat_map(|((_, posts), pop)| posts.iter().filter(|p| pop.contains(&p.id)))
+        .collect();
+    let floor = Floor::of(&counted, first_run);
     Schedule {
         scenario: scenario.clone(),
-        first_run: day_start + RUN_EVERY_MINS * 60,
+        first_run,
         runs: (hours * 60 + DRAIN_MINS) / RUN_EVERY_MINS,
         serve_pages,
         feeds,
         population,
+        floor,
     }
 }
 
@@ -804,20 +726,10 @@ async fn main() {
     let wanted: String = env_or("CAPTURE_SCENARIOS", "1x,3x,30".to_string());
 
     let shipped = shipped_config("https://unused");
-    let (source, samples) = load_samples(&shipped);
-    let (first_run, second_run) = (utc(0, 0, 47).timestamp(), utc(0, 5, 47).timestamp());
-    let rates: Vec<Rate> = samples
-        .iter()
-        .map(|s| derive_rate(s, first_run, second_run))
-        .collect();
-    let late: usize = rates.iter().map(|r| r.late).sum();
-    let new: usize = rates.iter().map(|r| r.new_ids).sum();
-    let late_share = if late > 0 && new > 0 {
-        late as f64 / new as f64
-    } else {
-        DEFAULT_LATE_SHARE
-    };
-    print_rates(&source, &rates, late_share);
+    let (source, rates, sampled_share) = sample_rates(&shipped);
+    print_rates(&source, &rates, sampled_share);
+    // What the day would look like were fewer (or more) posts listed late than the samples show.
+    let late_share: f64 = env_or("CAPTURE_LATE_SHARE", sampled_share).clamp(0.0, 1.0);
     println!(
         "== feed: {hours} h from 2023-09-02T00:00Z, seed {seed}, Poisson arrivals; lag to visible: exp(mean {PROMPT_LAG_MEAN_SECS} s), \
          or for {:.1} % U({}-{} min); listed by timestamp + U(0-{ORDER_JITTER_SECS} s); the fake serves up to {serve_pages} pages; \
@@ -855,6 +767,16 @@ async fn main() {
             _ => None,
         })
         .collect();
+    let variants: Vec<Variant> = env_or("CAPTURE_VARIANTS", "shipped,today".to_string())
+        .split(',')
+        .filter_map(|spec| {
+            let v = variant(spec.trim(), shipped.graph.hashtag_media_limit as usize);
+            if v.is_none() {
+                eprintln!("CAPTURE_VARIANTS: {spec:?} is not `shipped`, `today` or `key=value:…` with keys fresh, max, late, overlap (minutes; overlap in seconds)");
+            }
+            v
+        })
+        .collect();
     let mut results = Vec::new();
     for scenario in &scenarios {
         let schedule = schedule_for(scenario, &rates, late_share, hours, seed, serve_pages);
@@ -865,23 +787,7 @@ async fn main() {
             schedule.runs,
             schedule.population.iter().map(HashSet::len).sum::<usize>()
         );
-        let variants = [
-            Variant {
-                name: "ours: shipped configure.toml".into(),
-                page_size: shipped.graph.hashtag_media_limit as usize,
-                keep_state: true,
-                tweak: Box::new(|_| {}),
-            },
-            Variant {
-                name: "today's behaviour (the replaced system): one page of 25 per run".into(),
-                page_size: REPLACED_PAGE,
-                keep_state: false,
-                tweak: Box::new(|c| {
-                    c.graph.hashtag_media_limit = REPLACED_PAGE as u32;
-                    c.output.raw_capture = false;
-                }),
-            },
-        ];
+        print_floor(&schedule.floor, late_share);
         for v in &variants {
             let r = simulate(v, &schedule).await;
             print_result(&r);
@@ -896,7 +802,11 @@ async fn main() {
     println!();
     println!("== summary (hashtag calls only; the brands job's are reserved out of the budget)");
     println!(
-        "{:<34} {:<12} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "   p99 listed: from when the API first listed each post; floor: the listing lag (written the instant it is listed); \
+         on schedule: written at the first 5-min run after its listing"
+    );
+    println!(
+        "{:<34} {:<24} {:>9} {:>11} {:>8} {:>6} {:>8} {:>8} {:>11} {:>10} {:>12} {:>7} {:>9}",
         "scenario",
         "schedule",
         "capture",
@@ -905,6 +815,9 @@ async fn main() {
         "max/h",
         "p50 min",
         "p99 min",
+        "p99 listed",
+        "floor p99",
+        "on schedule",
         "behind",
         "given up"
     );
@@ -913,19 +826,18 @@ async fn main() {
         let captured: usize = r.tags.iter().map(|(_, t)| t.captured).sum();
         let duplicates: usize = r.tags.iter().map(|(_, t)| t.duplicates).sum();
         println!(
-            "{:<34} {:<12} {:>8.2}% {:>11} {:>9.1} {:>9} {:>9.1} {:>9.1} {:>8} {:>8}",
+            "{:<34} {:<24} {:>8.2}% {:>11} {:>8.1} {:>6} {:>8.1} {:>8.1} {:>11.1} {:>10.1} {:>12.1} {:>7} {:>9}",
             r.scenario,
-            if r.name.starts_with("ours") {
-                "ours"
-            } else {
-                "today's"
-            },
+            r.label,
             pct(captured, existed),
             duplicates,
             r.calls as f64 / r.hours,
             r.hourly.iter().max().unwrap_or(&0),
             percentile(&r.delays, 0.50) / 60.0,
             percentile(&r.delays, 0.99) / 60.0,
+            percentile(&r.delays_listed, 0.99) / 60.0,
+            percentile(&r.floor.listing, 0.99) / 60.0,
+            percentile(&r.floor.on_schedule, 0.99) / 60.0,
             r.behind_max,
             r.given_up
         );
