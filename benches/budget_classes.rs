@@ -243,6 +243,7 @@ async fn replay(
     let clock_at = Arc::new(AtomicI64::new(start));
     let reads = clock_at.clone();
     let app = App {
+        shard: None,
         config,
         source,
         sink: Sink::Dir(out.path().to_path_buf()),

@@ -70,6 +70,7 @@ pub fn hashtag_lanes(
             total: u64::from(config.budget.calls_per_hour_per_credential),
             share: share.map(|s| (s.name.clone(), s.calls)),
             first_pages: config.brands_first_calls_per_hour(lane, lanes),
+            brands_run: config.brands_run_booking(lane, lanes),
         })
         .collect()
 }
@@ -124,6 +125,18 @@ impl Config {
     pub fn brands_first_calls_per_hour(&self, lane: usize, lanes: usize) -> u64 {
         let accounts = self.accounts_on(lane, lanes) as u64;
         accounts * u64::from(self.budget.brands_runs_per_hour) + 1
+    }
+
+    /// What one brands run books on credential `lane` before its calls (`collect::booking`):
+    /// its accounts' first pages and the token check with every retry the policy allows, and
+    /// its lookback's pages with a quarter more for their retries.
+    pub fn brands_run_booking(&self, lane: usize, lanes: usize) -> u64 {
+        let attempts = u64::from(self.retry.max_attempts.max(1));
+        let accounts = self.accounts_on(lane, lanes) as u64;
+        let lookback = self.lookback_pages_per_account().saturating_mul(accounts);
+        (accounts + 1)
+            .saturating_mul(attempts)
+            .saturating_add(crate::lookback::calls_to_book(lookback))
     }
 
     /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.

@@ -138,6 +138,16 @@ pub fn is_cursor(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'%'))
 }
 
+/// The calls to book for `pages` pages past the first: a quarter more, for their retries.
+pub fn calls_to_book(pages: u64) -> u64 {
+    pages.saturating_add(pages.div_ceil(4))
+}
+
+/// The pages `calls` booked calls pay for (the inverse of [`calls_to_book`]).
+pub fn pages_booked(calls: u64) -> u64 {
+    calls.saturating_mul(4) / 5
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

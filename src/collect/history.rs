@@ -33,12 +33,12 @@ pub(super) struct Pages {
 impl Pages {
     /// The pages `calls` booked calls pay for (the inverse of [`Pages::calls_for`]).
     pub(super) fn pages_in(calls: u64) -> u64 {
-        calls.saturating_mul(4) / 5
+        lookback::pages_booked(calls)
     }
 
     /// The calls to book for `pages` pages: a quarter more, for retries.
     pub(super) fn calls_for(pages: u64) -> u64 {
-        pages.saturating_add(pages.div_ceil(4))
+        lookback::calls_to_book(pages)
     }
 
     /// The pages `calls` booked per credential pay for.

@@ -168,6 +168,7 @@ mod tests {
                 total: 100,
                 share: None,
                 first_pages: 0,
+                brands_run: 0,
             }]
         };
         let fresh = Pager::new(

@@ -23,6 +23,10 @@ pub struct Lane {
     /// Every hashtag post comes before the lookback's pages, so a due poll may also spend what
     /// `calls_per_hour` keeps for the lookback; freshness polls may not.
     pub first_pages: u64,
+    /// Calls the next brands run books on the credential: its first pages and token check with
+    /// every retry, and its lookback's pages with a quarter more (`lookback::calls_to_book`).
+    /// Freshness polls leave it whole.
+    pub brands_run: u64,
 }
 
 impl Lane {
@@ -42,7 +46,11 @@ impl Lane {
     /// together pass the allowance, however the credential's earlier runs were cut.
     ///
     /// Returns the calls booked by the hashtags job, what due polls may spend, and what
-    /// freshness polls may spend (within the hashtag allowance only).
+    /// freshness polls may spend: within the hashtag allowance, and only while every booking
+    /// near the run, both jobs, leaves the next brands run its whole booking (first pages, token
+    /// check and lookback). That run shares a 60-minute window with the one before it (an hour
+    /// apart, both ends counted), so the ledger holds both brands runs in it: a freshness poll
+    /// never takes what the next lookback needs.
     pub(super) fn left(&self, state: &State, at: CallSpan) -> (u64, u64, u64) {
         let booked = state.booked_by_hashtags(&self.key, at);
         let all = state.booked_near(&self.key, at);
@@ -57,7 +65,12 @@ impl Lane {
                     .saturating_sub(self.first_pages)
                     .saturating_sub(all)
                     .max(left);
-                (booked, due, left)
+                let fresh = left.min(
+                    self.total
+                        .saturating_sub(all)
+                        .saturating_sub(self.brands_run),
+                );
+                (booked, due, fresh)
             }
             Some((_, share)) => {
                 let own = state.booked_exactly(&self.book_as(), at);
@@ -131,6 +144,7 @@ mod tests {
             total: 112,
             share: Some(("part-0001".into(), 40)),
             first_pages: 0,
+            brands_run: 0,
         };
         // Nothing booked: the whole share.
         assert_eq!(shard.left(&State::default(), CallSpan::at(at)).1, 40);
@@ -161,6 +175,7 @@ mod tests {
         let whole = Lane {
             share: None,
             first_pages: 12,
+            brands_run: 0,
             ..shard.clone()
         };
         let two_shards = booked(&[("1/part-0001", 30), ("1/part-0002", 20)]);
@@ -169,6 +184,7 @@ mod tests {
         // hashtag post comes first), a freshness poll may not.
         let with_lookback = Lane {
             first_pages: 0,
+            brands_run: 0,
             ..whole.clone()
         };
         assert_eq!(

@@ -389,6 +389,7 @@ mod tests {
             total: calls_per_hour,
             share: None,
             first_pages: 0,
+            brands_run: 0,
         };
         Pager::new(settings, at, CallSpan::at(at), tags, state, vec![lane])
     }
@@ -481,6 +482,7 @@ mod tests {
                     total: budget,
                     share: None,
                     first_pages: 0,
+                    brands_run: 0,
                 }],
             );
             let (new_ids, _) = drive(&mut pager, |req| {

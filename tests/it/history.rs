@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use ig_collector::collect::{run, App, Job, RunSummary};
 use ig_collector::config::{Config, Overrides, EMBEDDED};
 use ig_collector::graph::Source;
+use ig_collector::pager::Due;
 use ig_collector::sink::Sink;
 use serde_json::Value;
 
@@ -617,4 +618,110 @@ async fn a_short_hour_gives_the_backfill_nothing_before_the_first_pages_and_the_
     let summary = run(&app, Job::Brands, t, None).await.expect("brands run");
     let backfill = summary.brands_backfill.expect("reported");
     assert!(backfill.pages >= usernames.len() as u64, "{backfill:?}");
+}
+
+/// `hashtag`'s pages at `now`: a post a minute since three hours before `start`, newest first,
+/// `page` a page: few pages for the due polls, and a freshness poll always has cause.
+fn busy_pages(k: usize, start: DateTime<Utc>, now: DateTime<Utc>, page: usize) -> Vec<Vec<Value>> {
+    let first = start - Duration::hours(3);
+    let count = ((now - first).num_seconds() / 60).max(0) as u64;
+    let base = 18_100_000_000_000_000 + (k as u64 + 1) * 1_000_000;
+    let posts: Vec<Value> = (0..count)
+        .rev()
+        .map(|n| {
+            let t = first + Duration::seconds(60 * n as i64);
+            serde_json::json!({
+                "id": (base + n).to_string(),
+                "timestamp": t.format("%Y-%m-%dT%H:%M:%S+0000").to_string(),
+                "caption": "busy", "media_type": "IMAGE", "like_count": 1, "comments_count": 0
+            })
+        })
+        .collect();
+    posts.chunks(page.max(1)).map(<[Value]>::to_vec).collect()
+}
+
+/// The priority order across the hour: freshness polls and the backfill spend only what the
+/// next brands run leaves. An hour apart, two brands runs fall in one 60-minute window of the
+/// ledger, so with busy hashtags (a post a minute each) and a 30-day backfill, every
+/// brands run over three hours must still get every account's first page and every lookback
+/// page, and no 60 minutes pass the allowance.
+#[tokio::test]
+async fn busy_hashtags_and_a_backfill_leave_every_brands_run_its_first_pages_and_its_lookback() {
+    let start = at(10, 0, 0);
+    let newest = start - Duration::minutes(30);
+    let (fake, usernames) = fake_with_posts(newest, LONG_HISTORY).await;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), |c| {
+        c.brands.lookback_days = 7;
+        c.brands.backfill_days = 30;
+    });
+    let allowance = u64::from(app.config.budget.calls_per_hour_per_credential);
+    let page = app.config.graph.hashtag_media_limit as usize;
+    let tags: Vec<String> = app
+        .config
+        .hashtag_groups()
+        .into_iter()
+        .map(|g| g.hashtag)
+        .collect();
+    for tag in &tags {
+        fake.add_hashtag(tag);
+    }
+    let mut calls: Vec<(DateTime<Utc>, u64)> = Vec::new();
+    let (mut brands_runs, mut fresh_polls) = (0, 0);
+    for step in 0..36 {
+        let t = start + Duration::minutes(5 * step);
+        for (k, tag) in tags.iter().enumerate() {
+            fake.set_pages(tag, busy_pages(k, start, t, page));
+        }
+        let jobs: &[Job] = if step % 12 == 0 {
+            &[Job::Brands, Job::Hashtags]
+        } else {
+            &[Job::Hashtags]
+        };
+        for job in jobs {
+            let before = fake.seen().len() as u64;
+            let summary = run(&app, *job, t, None)
+                .await
+                .unwrap_or_else(|e| panic!("the {job:?} run at {t} failed: {e}"));
+            let spent = fake.seen().len() as u64 - before;
+            calls.push((t, spent));
+            if *job != Job::Brands {
+                let polled = summary.hashtags.values();
+                fresh_polls += polled
+                    .filter(|r| r.due == Due::Fresh && r.pages > 0)
+                    .count();
+                continue;
+            }
+            brands_runs += 1;
+            assert!(
+                summary.failed_targets.is_empty(),
+                "the brands run at {t} lost first pages: {:?}",
+                summary.failed_targets
+            );
+            let lookback = lookback(&summary);
+            assert_eq!(
+                (lookback.pages_skipped, lookback.accounts_cut_short),
+                (0, 0),
+                "the brands run at {t} lost lookback pages: {lookback:?}"
+            );
+            assert_eq!(
+                summary.records[&ig_collector::records::Kind::Brand],
+                usernames.len()
+            );
+        }
+    }
+    assert_eq!(brands_runs, 3);
+    for (t, _) in &calls {
+        let window: u64 = calls
+            .iter()
+            .filter(|(u, _)| *u >= *t && *u < *t + Duration::minutes(60))
+            .map(|(_, c)| c)
+            .sum();
+        assert!(window <= allowance, "{window} calls in the hour from {t}");
+    }
+    // The hashtags were busy enough for freshness polls, which had calls to spare as well.
+    assert!(
+        fresh_polls > 11,
+        "{fresh_polls} freshness polls in three hours"
+    );
 }
