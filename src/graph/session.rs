@@ -11,12 +11,12 @@
 //!
 //! This file holds the session's state and what a run reads of it; its parts add the rest, each
 //! importing only this file and the graph modules it names:
-//! - [`endpoints`]: the Graph endpoints a run calls;
-//! - [`call`]: the one call path, with its retries (`Session::call`);
-//! - [`booking`]: the requests each lane may still send, and those it sent;
-//! - [`stops`]: the stop switches a rejected token or a throttled API sets;
-//! - [`removed`]: the fields the API version no longer has (`call_fields`);
-//! - [`capture`]: the bodies kept for the raw capture, and the recorded ones a replay reads.
+//! - `endpoints`: the Graph endpoints a run calls;
+//! - `call`: the one call path, with its retries (`Session::call`);
+//! - `booking`: the requests each lane may still send, and those it sent;
+//! - `stops`: the stop switches a rejected token or a throttled API sets;
+//! - `removed`: the fields the API version no longer has (`call_fields`);
+//! - `capture`: the bodies kept for the raw capture, and the recorded ones a replay reads.
 //!
 //! [`decide`]: super::retry::decide
 
