@@ -110,6 +110,48 @@ fn duckdb(kind: Kind, template: &str, config: &Config, root: &str) -> String {
 }
 
 fn athena(kind: Kind, template: &str, config: &Config, root: &str) -> Result<String, String> {
+    athena_can_read(config, root)?;
+    let (folder, _) = template.rsplit_once('/').unwrap_or(("", template));
+    let fixed: Vec<&str> = folder.split('/').take_while(|s| !s.contains('{')).collect();
+    let location = join(root, &format!("{}/", fixed.join("/")));
+    let (partitions, projected) = folder_partitions(template, folder)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `{}` (",
+        kind.name()
+    );
+    let columns: Vec<String> = typed_columns(kind)
+        .into_iter()
+        .map(|(name, rule)| format!("  `{name}` {}", athena_type(rule)))
+        .collect();
+    let _ = writeln!(out, "{}\n)", columns.join(",\n"));
+    if !partitions.is_empty() {
+        let names: Vec<String> = partitions
+            .iter()
+            .map(|(n, p)| format!("`{n}` {}", p.column_type()))
+            .collect();
+        let _ = writeln!(out, "PARTITIONED BY ({})", names.join(", "));
+    }
+    out.push_str("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n");
+    let _ = writeln!(out, "LOCATION '{}'", quote(&location));
+    let properties = projection_properties(&partitions, &projected, root);
+    if !properties.is_empty() {
+        let lines: Vec<String> = properties
+            .iter()
+            .map(|(k, v)| format!("  '{k}' = '{}'", quote(v)))
+            .collect();
+        let _ = write!(out, "TBLPROPERTIES (\n{}\n)", lines.join(",\n"));
+    } else {
+        out.pop();
+    }
+    out.push_str(";\n");
+    Ok(out)
+}
+
+/// Whether Athena can read what this configuration writes under `root`: one record per line,
+/// in S3.
+fn athena_can_read(config: &Config, root: &str) -> Result<(), String> {
     if config.output.format != Format::Ndjson {
         return Err(
             "Athena reads one record per line: set output.format = \"ndjson\" (or OUTPUT_FORMAT=ndjson) first"
@@ -121,9 +163,16 @@ fn athena(kind: Kind, template: &str, config: &Config, root: &str) -> Result<Str
             "Athena reads S3: give --root s3://<bucket> (or set BUCKET), not `{root}`"
         ));
     }
-    let (folder, _) = template.rsplit_once('/').unwrap_or(("", template));
-    let fixed: Vec<&str> = folder.split('/').take_while(|s| !s.contains('{')).collect();
-    let location = join(root, &format!("{}/", fixed.join("/")));
+    Ok(())
+}
+
+/// The partition columns of `folder` (the key `template`'s folder), one per hole, each with how
+/// Athena lists its values; and the folder with each hole replaced by its column
+/// (`${name}`), for the storage location template.
+fn folder_partitions(
+    template: &str,
+    folder: &str,
+) -> Result<(Vec<(String, Projection)>, String), String> {
     let mut partitions = Vec::new();
     let mut projected = folder.to_string();
     let mut rest = folder;
@@ -147,30 +196,20 @@ fn athena(kind: Kind, template: &str, config: &Config, root: &str) -> Result<Str
         partitions.push((name, projection));
         rest = &rest[close + 1..];
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "CREATE EXTERNAL TABLE IF NOT EXISTS `{}` (",
-        kind.name()
-    );
-    let columns: Vec<String> = typed_columns(kind)
-        .into_iter()
-        .map(|(name, rule)| format!("  `{name}` {}", athena_type(rule)))
-        .collect();
-    let _ = writeln!(out, "{}\n)", columns.join(",\n"));
-    if !partitions.is_empty() {
-        let names: Vec<String> = partitions
-            .iter()
-            .map(|(n, p)| format!("`{n}` {}", p.column_type()))
-            .collect();
-        let _ = writeln!(out, "PARTITIONED BY ({})", names.join(", "));
-    }
-    out.push_str("ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n");
-    let _ = writeln!(out, "LOCATION '{}'", quote(&location));
+    Ok((partitions, projected))
+}
+
+/// The table properties of partition projection over `partitions` (none without partitions):
+/// each column's values, and where the objects of one partition are (`projected` under `root`).
+fn projection_properties(
+    partitions: &[(String, Projection)],
+    projected: &str,
+    root: &str,
+) -> Vec<(String, String)> {
     let mut properties = Vec::new();
     if !partitions.is_empty() {
         properties.push(("projection.enabled".to_string(), "true".to_string()));
-        for (name, p) in &partitions {
+        for (name, p) in partitions {
             for (key, value) in p.properties() {
                 properties.push((format!("projection.{name}.{key}"), value));
             }
@@ -180,17 +219,7 @@ fn athena(kind: Kind, template: &str, config: &Config, root: &str) -> Result<Str
             join(root, &format!("{projected}/")),
         ));
     }
-    if !properties.is_empty() {
-        let lines: Vec<String> = properties
-            .iter()
-            .map(|(k, v)| format!("  '{k}' = '{}'", quote(v)))
-            .collect();
-        let _ = write!(out, "TBLPROPERTIES (\n{}\n)", lines.join(",\n"));
-    } else {
-        out.pop();
-    }
-    out.push_str(";\n");
-    Ok(out)
+    properties
 }
 
 /// How Athena lists one folder hole's values.

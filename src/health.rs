@@ -16,7 +16,7 @@ use std::num::NonZeroU32;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::graph::{AccessToken, DebugToken, ErrorKind, Expiry, GraphError, Session};
+use crate::graph::{AccessToken, DebugToken, ErrorKind, Exchanged, Expiry, GraphError, Session};
 
 /// Days left under which the check warns.
 pub const WARN_DAYS: f64 = 14.0;
@@ -322,42 +322,56 @@ pub async fn renew(
         };
         match decision {
             Due::Quiet => {}
-            Due::Off(d) => {
-                let below = match when {
-                    Renew::Below(b) => b.get(),
-                    _ => 0,
-                };
-                tracing::info!(ig_user_id = %user, days_left = d, "the token has fewer days left than health.refresh_days_left ({below}) but is not refreshed automatically: that needs the app id (IG_APP_ID, or `app_id` in the token secret) and the app secret (IG_APP_SECRET, or `app_secret`); or refresh it with ig-collector token-refresh");
-            }
+            Due::Off(d) => log_off(&user, d, when),
             Due::Report(outcome, message) => out.report.push(line(outcome, message)),
             Due::Now => {
                 let Some(i) = exchanged.iter().position(|(l, _)| *l == lane) else {
                     continue;
                 };
-                match exchanged.swap_remove(i).1 {
-                    Ok(x) => {
-                        let new_days_left = x.expires_in.map(|d| days(d.as_secs()));
-                        let lasts = new_days_left
-                            .map(|d| format!("a token that lasts {d} days"))
-                            .unwrap_or_else(|| "a fresh token".into());
-                        out.report.push(TokenRefresh {
-                            new_days_left,
-                            ..line(RefreshOutcome::Exchanged, format!("exchanged for {lasts}"))
-                        });
-                        out.tokens.0.push(RenewedToken {
-                            ig_user_id: user.clone(),
-                            old: x.replaces,
-                            new: x.token,
-                        });
-                    }
-                    Err(e) => out
-                        .report
-                        .push(line(RefreshOutcome::Failed, exchange_failure(&e))),
-                }
+                record(&mut out, &user, line, exchanged.swap_remove(i).1);
             }
         }
     }
     out
+}
+
+/// Says that `user`'s token, with `d` days left, is due but its credential cannot exchange it.
+fn log_off(user: &str, d: f64, when: Renew) {
+    let below = match when {
+        Renew::Below(b) => b.get(),
+        _ => 0,
+    };
+    tracing::info!(ig_user_id = %user, days_left = d, "the token has fewer days left than health.refresh_days_left ({below}) but is not refreshed automatically: that needs the app id (IG_APP_ID, or `app_id` in the token secret) and the app secret (IG_APP_SECRET, or `app_secret`); or refresh it with ig-collector token-refresh");
+}
+
+/// Adds what `user`'s exchange gave to `out`: its report line (made by `line`) and, when it
+/// succeeded, the fresh token beside the one it replaces.
+fn record(
+    out: &mut Renewal,
+    user: &str,
+    line: impl Fn(RefreshOutcome, String) -> TokenRefresh,
+    exchanged: Result<Exchanged, GraphError>,
+) {
+    match exchanged {
+        Ok(x) => {
+            let new_days_left = x.expires_in.map(|d| days(d.as_secs()));
+            let lasts = new_days_left
+                .map(|d| format!("a token that lasts {d} days"))
+                .unwrap_or_else(|| "a fresh token".into());
+            out.report.push(TokenRefresh {
+                new_days_left,
+                ..line(RefreshOutcome::Exchanged, format!("exchanged for {lasts}"))
+            });
+            out.tokens.0.push(RenewedToken {
+                ig_user_id: user.to_string(),
+                old: x.replaces,
+                new: x.token,
+            });
+        }
+        Err(e) => out
+            .report
+            .push(line(RefreshOutcome::Failed, exchange_failure(&e))),
+    }
 }
 
 fn log(h: &TokenHealth) {

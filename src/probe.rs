@@ -69,65 +69,63 @@ impl Report {
 /// Probes `source` at the API version it was built for (`config.graph.api_version`).
 pub async fn probe(config: &Config, source: &Source) -> Report {
     let session = source.session(&config.retry, &config.graph, None);
-    let mut endpoints = Vec::new();
-    match config.targets.first() {
-        Some(t) => {
-            let answer = session.business_discovery(0, &t.username).await;
-            endpoints.push(report(
-                &session,
-                Endpoint::BusinessDiscovery,
-                &t.username,
-                answer,
-            ));
-        }
-        None => endpoints.push(failed(
-            "business_discovery",
-            "",
-            "no [[targets]] configured",
-        )),
-    }
-    match config.targets.iter().find(|t| !t.hashtag.is_empty()) {
-        Some(t) => {
-            let tag = format!("#{}", t.hashtag);
-            let (search, id) = match session.hashtag_search(0, &t.hashtag).await {
-                Ok(id) => (
-                    EndpointReport {
-                        answered: vec!["id".into()],
-                        ..blank("ig_hashtag_search", &tag)
-                    },
-                    Some(id),
-                ),
-                // A pinned id still lets `recent_media` be probed.
-                Err(e) => (
-                    failed("ig_hashtag_search", &tag, &e.to_string()),
-                    t.hashtag_id.clone(),
-                ),
-            };
-            endpoints.push(search);
-            match id {
-                Some(id) => {
-                    let answer = session
-                        .recent_media(0, &t.hashtag, &id, None, 1, Need::Required)
-                        .await;
-                    endpoints.push(report(&session, Endpoint::RecentMedia, &tag, answer));
-                }
-                None => endpoints.push(failed(
-                    "recent_media",
-                    &tag,
-                    "not called: the hashtag has no id (the search failed and none is pinned)",
-                )),
-            }
-        }
-        None => endpoints.push(failed(
-            "recent_media",
-            "",
-            "no target has a hashtag: nothing to probe",
-        )),
-    }
+    let mut endpoints = vec![probe_account(config, &session).await];
+    endpoints.extend(probe_hashtag(config, &session).await);
     Report {
         api_version: config.graph.api_version.clone(),
         endpoints,
     }
+}
+
+/// `business_discovery` of the first configured account.
+async fn probe_account(config: &Config, session: &Session<'_>) -> EndpointReport {
+    match config.targets.first() {
+        Some(t) => {
+            let answer = session.business_discovery(0, &t.username).await;
+            report(session, Endpoint::BusinessDiscovery, &t.username, answer)
+        }
+        None => failed("business_discovery", "", "no [[targets]] configured"),
+    }
+}
+
+/// `ig_hashtag_search` and `recent_media` of the first hashtag the hashtags job tracks.
+async fn probe_hashtag(config: &Config, session: &Session<'_>) -> Vec<EndpointReport> {
+    let Some(t) = config.targets.iter().find(|t| !t.hashtag.is_empty()) else {
+        return vec![failed(
+            "recent_media",
+            "",
+            "no target has a hashtag: nothing to probe",
+        )];
+    };
+    let tag = format!("#{}", t.hashtag);
+    let (search, id) = match session.hashtag_search(0, &t.hashtag).await {
+        Ok(id) => (
+            EndpointReport {
+                answered: vec!["id".into()],
+                ..blank("ig_hashtag_search", &tag)
+            },
+            Some(id),
+        ),
+        // A pinned id still lets `recent_media` be probed.
+        Err(e) => (
+            failed("ig_hashtag_search", &tag, &e.to_string()),
+            t.hashtag_id.clone(),
+        ),
+    };
+    let media = match id {
+        Some(id) => {
+            let answer = session
+                .recent_media(0, &t.hashtag, &id, None, 1, Need::Required)
+                .await;
+            report(session, Endpoint::RecentMedia, &tag, answer)
+        }
+        None => failed(
+            "recent_media",
+            &tag,
+            "not called: the hashtag has no id (the search failed and none is pinned)",
+        ),
+    };
+    vec![search, media]
 }
 
 fn blank(endpoint: &'static str, target: &str) -> EndpointReport {

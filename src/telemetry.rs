@@ -168,8 +168,41 @@ pub fn emf(
     cold_start: bool,
     timestamp_ms: i64,
 ) -> serde_json::Value {
+    let mut metrics = run_metrics(summary, succeeded, cold_start);
+    metrics.extend(token_metrics(summary));
+    // Hashtags runs only: what the budget left waiting, and what aged out before it was reached.
+    if let Some(n) = summary.posts_behind {
+        metrics.push(("PostsBehind", "Count", n as f64));
+    }
+    if let Some(n) = summary.posts_given_up {
+        metrics.push(("PostsGivenUp", "Count", n as f64));
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "IgCollector",
+                "Dimensions": [["Job"]],
+                "Metrics": metrics.iter().map(|(n, u, _)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+            }]
+        }),
+    );
+    doc.insert("Job".into(), json!(summary.job.name()));
+    for (name, _, value) in metrics {
+        doc.insert(name.into(), json!(value));
+    }
+    serde_json::Value::Object(doc)
+}
+
+/// One metric: its name, its unit and its value.
+type Metric = (&'static str, &'static str, f64);
+
+/// The metrics every run has.
+fn run_metrics(summary: &RunSummary, succeeded: bool, cold_start: bool) -> Vec<Metric> {
     let records: usize = summary.records.values().sum();
-    let mut metrics = vec![
+    vec![
         ("RunsSucceeded", "Count", if succeeded { 1.0 } else { 0.0 }),
         ("RecordsWritten", "Count", records as f64),
         ("RecordsDropped", "Count", summary.dropped_total as f64),
@@ -196,7 +229,12 @@ pub fn emf(
         ),
         ("RunDurationMs", "Milliseconds", summary.duration_ms as f64),
         ("ColdStart", "Count", if cold_start { 1.0 } else { 0.0 }),
-    ];
+    ]
+}
+
+/// The tokens' metrics: their days left and their refreshes, on the daily check only.
+fn token_metrics(summary: &RunSummary) -> Vec<Metric> {
+    let mut metrics = Vec::new();
     // Only on the daily check, and only for tokens that expire.
     let days_left = summary
         .token_health
@@ -227,28 +265,5 @@ pub fn emf(
             count(&|o| matches!(o, RefreshOutcome::Failed | RefreshOutcome::Exchanged)),
         ));
     }
-    // Hashtags runs only: what the budget left waiting, and what aged out before it was reached.
-    if let Some(n) = summary.posts_behind {
-        metrics.push(("PostsBehind", "Count", n as f64));
-    }
-    if let Some(n) = summary.posts_given_up {
-        metrics.push(("PostsGivenUp", "Count", n as f64));
-    }
-    let mut doc = serde_json::Map::new();
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "IgCollector",
-                "Dimensions": [["Job"]],
-                "Metrics": metrics.iter().map(|(n, u, _)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
-            }]
-        }),
-    );
-    doc.insert("Job".into(), json!(summary.job.name()));
-    for (name, _, value) in metrics {
-        doc.insert(name.into(), json!(value));
-    }
-    serde_json::Value::Object(doc)
+    metrics
 }

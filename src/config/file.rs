@@ -4,11 +4,18 @@
 //! the checks that span fields or sections, and turns the shapes into a `Config`.
 //! The shipped `configure.toml` documents each field for operators; a test checks that it sets
 //! every field these shapes know, with the same defaults.
+//!
+//! The sections on how the collector runs (`[sink]`, `[fanout]`, `[health]`) are in `operation`,
+//! the `[[targets]]` entries and the checks on their names in `targets`.
+
+mod operation;
+mod targets;
 
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::validate::is_digits;
+pub(super) use operation::{FanoutSection, HealthSection, SinkSection};
+pub(super) use targets::TargetEntry;
 
 #[derive(Debug, Deserialize, Validate)]
 pub(super) struct FileConfig {
@@ -46,93 +53,6 @@ pub(super) struct FileConfig {
     pub(super) targets: Vec<TargetEntry>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
-pub(super) struct SinkSection {
-    #[serde(default = "default_sink_connect_timeout_secs")]
-    #[validate(range(min = 1, max = 60))]
-    pub(super) connect_timeout_secs: u64,
-    #[serde(default = "default_sink_operation_timeout_secs")]
-    #[validate(range(min = 1, max = 300))]
-    pub(super) operation_timeout_secs: u64,
-    #[serde(default = "default_sink_max_attempts")]
-    #[validate(range(min = 1, max = 10))]
-    pub(super) max_attempts: u32,
-    #[serde(default = "default_sink_conflict_retries")]
-    #[validate(range(min = 0, max = 50))]
-    pub(super) conflict_retries: u32,
-}
-
-impl Default for SinkSection {
-    fn default() -> Self {
-        SinkSection {
-            connect_timeout_secs: default_sink_connect_timeout_secs(),
-            operation_timeout_secs: default_sink_operation_timeout_secs(),
-            max_attempts: default_sink_max_attempts(),
-            conflict_retries: default_sink_conflict_retries(),
-        }
-    }
-}
-
-pub(super) fn default_sink_connect_timeout_secs() -> u64 {
-    3
-}
-pub(super) fn default_sink_operation_timeout_secs() -> u64 {
-    10
-}
-pub(super) fn default_sink_max_attempts() -> u32 {
-    3
-}
-pub(super) fn default_sink_conflict_retries() -> u32 {
-    5
-}
-
-/// How much one invocation can take on, from which a run is cut into shards (`plan`).
-#[derive(Debug, Deserialize, Validate)]
-pub(super) struct FanoutSection {
-    #[serde(default = "default_invocation_timeout_secs")]
-    #[validate(range(min = 10, max = 900, message = "Lambda's longest timeout is 900 s"))]
-    pub(super) invocation_timeout_secs: u64,
-    #[serde(default = "default_call_time_ms")]
-    #[validate(range(min = 50, max = 120000))]
-    pub(super) call_time_ms: u64,
-}
-
-impl Default for FanoutSection {
-    fn default() -> Self {
-        FanoutSection {
-            invocation_timeout_secs: default_invocation_timeout_secs(),
-            call_time_ms: default_call_time_ms(),
-        }
-    }
-}
-
-pub(super) fn default_invocation_timeout_secs() -> u64 {
-    60
-}
-pub(super) fn default_call_time_ms() -> u64 {
-    4000
-}
-
-/// The token's health: when the daily check refreshes a token by itself.
-#[derive(Debug, Deserialize, Validate)]
-pub(super) struct HealthSection {
-    #[serde(default = "default_refresh_days_left")]
-    #[validate(range(
-        min = 0,
-        max = 50,
-        message = "0 turns the refresh off; a long-lived token lasts about 60 days, and one refreshed with more days left than 50 would be refreshed every day"
-    ))]
-    pub(super) refresh_days_left: u32,
-}
-
-impl Default for HealthSection {
-    fn default() -> Self {
-        HealthSection {
-            refresh_days_left: default_refresh_days_left(),
-        }
-    }
-}
-
 /// How far back the brands job reads each account's media.
 #[derive(Debug, Deserialize, Validate)]
 pub(super) struct BrandsSection {
@@ -168,12 +88,6 @@ pub(super) fn default_lookback_days() -> u32 {
 }
 pub(super) fn default_backfill_days() -> u32 {
     0
-}
-
-/// The level at which the daily check starts to warn (`health::WARN_DAYS`): a token is
-/// refreshed before anyone is warned about it, with two weeks of daily checks left to retry.
-pub(super) fn default_refresh_days_left() -> u32 {
-    14
 }
 
 #[derive(Debug, Deserialize, Default, Validate)]
@@ -431,72 +345,4 @@ pub(super) fn default_media_key() -> String {
 }
 pub(super) fn default_media_hashtag_key() -> String {
     "raw/media_hashtag_{%Y-%m-%d}/media_hashtag_{%Y-%m-%d_%H%M%S}.json".to_string()
-}
-
-#[derive(Debug, Deserialize, Validate)]
-pub(super) struct TargetEntry {
-    #[validate(custom(function = "username"))]
-    pub(super) username: String,
-    #[validate(custom(function = "user_id"))]
-    pub(super) user_id: String,
-    #[serde(default)]
-    #[validate(custom(function = "hashtag"))]
-    pub(super) hashtag: String,
-    #[serde(default)]
-    #[validate(custom(function = "hashtag_id"))]
-    pub(super) hashtag_id: String,
-    #[serde(default = "default_hashtag_priority")]
-    #[validate(range(min = 1, max = 10))]
-    pub(super) hashtag_priority: u8,
-}
-
-pub(super) fn default_hashtag_priority() -> u8 {
-    5
-}
-
-/// A refusal whose message is the whole sentence shown to the operator.
-fn refused(code: &'static str, message: String) -> validator::ValidationError {
-    validator::ValidationError::new(code).with_message(message.into())
-}
-
-fn username(s: &str) -> Result<(), validator::ValidationError> {
-    let ok = (1..=30).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
-    ok.then_some(()).ok_or_else(|| {
-        refused(
-            "username",
-            format!("`{s}` is not an Instagram username (1-30 of a-z, 0-9, '.', '_')"),
-        )
-    })
-}
-
-fn user_id(s: &str) -> Result<(), validator::ValidationError> {
-    is_digits(s).then_some(()).ok_or_else(|| {
-        refused(
-            "user_id",
-            format!("`{s}` is not a numeric Instagram user id"),
-        )
-    })
-}
-
-/// Empty is allowed: the account is tracked by the brands job only.
-fn hashtag(s: &str) -> Result<(), validator::ValidationError> {
-    let ok = s.is_empty() || s.chars().all(|c| c.is_alphanumeric() || c == '_');
-    ok.then_some(()).ok_or_else(|| {
-        refused(
-            "hashtag",
-            format!("`{s}` is not a hashtag name (letters, digits, '_', without '#')"),
-        )
-    })
-}
-
-/// Empty is allowed: the id is then resolved at run time.
-fn hashtag_id(s: &str) -> Result<(), validator::ValidationError> {
-    (s.is_empty() || is_digits(s)).then_some(()).ok_or_else(|| {
-        refused(
-            "hashtag_id",
-            format!("`{s}` is not numeric; leave it empty to resolve it at run time"),
-        )
-    })
 }

@@ -238,6 +238,19 @@ pub struct Rendered<'a> {
 /// - no two of the data keys, the capture folders and the fixed keys are the same, and none
 ///   lies inside a capture folder (at any sample time, across jobs and run times).
 pub fn check_rendered(keys: &[Rendered<'_>], fixed: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut problems = fixed_problems(fixed);
+    let times = sample_times();
+    // A part entry repeats its setting's key; a key too long is said once per setting.
+    let mut long = std::collections::HashSet::new();
+    for k in keys {
+        problems.extend(render_problem(k, &times, &mut long));
+    }
+    problems.extend(collisions(keys, fixed, &times));
+    problems
+}
+
+/// The keys that hold no time: each usable, and within S3's length with its longest part.
+fn fixed_problems(fixed: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     for (setting, key) in fixed {
         if let Some(m) =
@@ -246,56 +259,71 @@ pub fn check_rendered(keys: &[Rendered<'_>], fixed: &[(&str, &str)]) -> Vec<(Str
             problems.push((setting.to_string(), m));
         }
     }
-    let times = sample_times();
-    // A part entry repeats its setting's key; a key too long is said once per setting.
-    let mut long = std::collections::HashSet::new();
-    for k in keys {
-        for &t in &times {
-            let key = k.template.render_for(k.job, t);
-            let bytes = if k.folder {
-                key.len() + 1 + k.longest_inside.len()
+    problems
+}
+
+/// The first problem of one key at the sample `times`, if any: it is unusable, too long (said
+/// once per setting: `long` holds the settings already said), or the same for two consecutive
+/// runs.
+fn render_problem<'a>(
+    k: &Rendered<'a>,
+    times: &[DateTime<Utc>],
+    long: &mut std::collections::HashSet<&'a str>,
+) -> Option<(String, String)> {
+    for &t in times {
+        let key = k.template.render_for(k.job, t);
+        let bytes = if k.folder {
+            key.len() + 1 + k.longest_inside.len()
+        } else {
+            key.len()
+        };
+        if let Some(m) = bad_key(&key) {
+            return Some((k.config_key.to_string(), m));
+        }
+        if let Some(m) = too_long(bytes) {
+            if !long.insert(k.config_key) {
+                return None;
+            }
+            let m = if k.folder {
+                format!(
+                    "{m} (or shorten the names it holds; the longest: `{}`)",
+                    k.longest_inside
+                )
             } else {
-                key.len()
+                m
             };
-            if let Some(m) = bad_key(&key) {
-                problems.push((k.config_key.to_string(), m));
-                break;
-            }
-            if let Some(m) = too_long(bytes) {
-                if long.insert(k.config_key) {
-                    let m = if k.folder {
-                        format!(
-                            "{m} (or shorten the names it holds; the longest: `{}`)",
-                            k.longest_inside
-                        )
-                    } else {
-                        m
-                    };
-                    problems.push((k.config_key.to_string(), m));
-                }
-                break;
-            }
-            let next = t + k.interval;
-            if k.template.render_for(k.job, next) == key {
-                problems.push((
-                    k.config_key.to_string(),
-                    format!(
-                        "renders `{key}` for two consecutive {} runs ({} minutes apart): each run would replace the last one's object; add the time (e.g. {{%H%M%S}})",
-                        k.job,
-                        k.interval.num_minutes()
-                    ),
-                ));
-                break;
-            }
+            return Some((k.config_key.to_string(), m));
+        }
+        let next = t + k.interval;
+        if k.template.render_for(k.job, next) == key {
+            return Some((
+                k.config_key.to_string(),
+                format!(
+                    "renders `{key}` for two consecutive {} runs ({} minutes apart): each run would replace the last one's object; add the time (e.g. {{%H%M%S}})",
+                    k.job,
+                    k.interval.num_minutes()
+                ),
+            ));
         }
     }
+    None
+}
+
+/// Two settings' keys that are the same, or one inside the other's folder, at any sample time
+/// or the run after it; each pair of settings said once.
+fn collisions(
+    keys: &[Rendered<'_>],
+    fixed: &[(&str, &str)],
+    times: &[DateTime<Utc>],
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
     // Every key rendered at every sample time and the run after it, with its owner.
     let mut all: Vec<(String, &str, bool)> = fixed
         .iter()
         .map(|(setting, key)| (key.to_string(), *setting, false))
         .collect();
     for k in keys {
-        for &t in &times {
+        for &t in times {
             for at in [t, t + k.interval] {
                 all.push((k.template.render_for(k.job, at), k.config_key, k.folder));
             }

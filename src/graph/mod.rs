@@ -10,7 +10,7 @@
 //! imports through it: each names the module it uses, and they depend one way. `token`, `fields`,
 //! `repair`, `replay` and `usage` import no other part; `credentials`, `error`, `retry`, `http`,
 //! `source`, `shapes` and `debug_token` import only parts named before them; `session` imports
-//! those, and `exchange` the session.
+//! those (its own parts, in `session/`, import it and those), and `exchange` the session.
 //! - [`token`]: the access token, the app secret, and the [`Scrubber`] that hides both;
 //! - [`credentials`]: [`Credentials`], one account and its token;
 //! - [`error`]: Graph error bodies, the [`ErrorKind`] of every code ([`classify`]),

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{credentials, is_timeout, read_secret_text, secrets_client, within, Env, SetupError};
+use super::credentials::credentials;
+use super::env::Env;
+use super::error::SetupError;
+use super::secret::{is_timeout, read_secret_text, secrets_client, within};
 use crate::config::Config;
 use crate::graph::{Scrubber, Source};
 use crate::health::{self, RefreshOutcome, Renew, RenewedToken, RenewedTokens, TokenRefresh};
