@@ -3,7 +3,7 @@
 //! is printed with the reason.
 //!
 //! - **Job wall time**: the brands and hashtags jobs (`collect::run`, live HTTP source, folder
-//!   sink) against the fake Graph API of `tests/it/support/graph.rs` with its latency model
+//!   sink) against the fake Graph API of `testkit/src/graph.rs` with its latency model
 //!   (default 3.3 s per `business_discovery` call, 0.9 s per other call, ±20 %). A timing proxy
 //!   in front of it records every call, so each run is printed next to its own lower bound (the
 //!   slowest target: its call, or its search + recent_media chain) and next to concurrency 1.

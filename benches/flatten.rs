@@ -5,7 +5,7 @@
 //! Per group (`flatten_brands`, `flatten_hashtags`), with `Throughput::Bytes`:
 //! - `parse`: `serde_json::from_slice::<Value>`, the baseline;
 //! - `parse_flatten_validate`: what a run does with a body: `graph::decode` (parse and error
-//!   check), then `flatten_brand` / `flatten_hashtag_page` (records, defaults, tally);
+//!   check), then `graph::shapes::brand` / `graph::shapes::hashtag_page` (records, defaults, tally);
 //! - `flatten_validate`: the same from an already parsed `Value`, to show where the time goes.
 //!
 //! `parse_flatten_validate` / `parse` throughput is the ratio held against the 50 % target; the

@@ -125,19 +125,19 @@ pub fn since(scheduled: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
 /// allowance after every booking near the run and this run's own first and lookback pages, and
 /// after keeping, for the coming hour, the hashtags job's calls (`hashtags_need`, its due and
 /// freshness polls at their rates, or 5/4 of what it spent in the hour before, whichever is
-/// more) and the next brands run's first and lookback pages (`this_run` again: an hour apart,
-/// both runs fall in one 60-minute window of the ledger). Backfill comes last: it never takes a
-/// call another class needs, now or at the next brands run.
+/// more) and the next brands run's calls (`next_run`: its first pages, token check and lookback
+/// pages; an hour apart, both runs fall in one 60-minute window of the ledger). Backfill comes
+/// last: it never takes a call another class needs, now or at the next brands run.
 pub fn spare_calls(
     total: u64,
     booked_near: u64,
     this_run: u64,
+    next_run: u64,
     hashtags_need: u64,
     hashtags_last_hour: u64,
 ) -> u64 {
     let keep = hashtags_need.max(hashtags_last_hour.saturating_mul(5).div_ceil(4));
     let past = total.saturating_sub(booked_near).saturating_sub(this_run);
-    let next_run = this_run;
     let coming = total
         .saturating_sub(this_run)
         .saturating_sub(next_run)
@@ -258,13 +258,15 @@ mod tests {
     fn backfill_gets_only_what_the_hour_and_the_hashtags_leave() {
         // 200 an hour; 60 booked near; this run's first and lookback pages 45, and the next
         // brands run's 45 kept: 200 - 45 - 45 - 50 for the hashtags = 60.
-        assert_eq!(spare_calls(200, 60, 45, 50, 40), 60);
+        assert_eq!(spare_calls(200, 60, 45, 45, 50, 40), 60);
         // Nothing else near: still the next brands run's pages are kept.
-        assert_eq!(spare_calls(200, 0, 45, 0, 0), 110);
+        assert_eq!(spare_calls(200, 0, 45, 45, 0, 0), 110);
         // The hashtags need more in the coming hour than the past one left.
-        assert_eq!(spare_calls(200, 60, 45, 100, 40), 10);
+        assert_eq!(spare_calls(200, 60, 45, 45, 100, 40), 10);
         // What the hashtags spent in the hour before, with a quarter more, is kept too.
-        assert_eq!(spare_calls(200, 0, 45, 10, 60), 35);
-        assert_eq!(spare_calls(200, 190, 45, 0, 0), 0);
+        assert_eq!(spare_calls(200, 0, 45, 45, 10, 60), 35);
+        assert_eq!(spare_calls(200, 190, 45, 45, 0, 0), 0);
+        // This run's booking with its retries (86), the next run's pages (54), the hashtags 22.
+        assert_eq!(spare_calls(200, 0, 86, 54, 22, 0), 38);
     }
 }

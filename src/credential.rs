@@ -127,16 +127,14 @@ impl Config {
         accounts * u64::from(self.budget.brands_runs_per_hour) + 1
     }
 
-    /// What one brands run books on credential `lane` before its calls (`collect::booking`):
-    /// its accounts' first pages and the token check with every retry the policy allows, and
-    /// its lookback's pages with a quarter more for their retries.
+    /// What one brands run needs booked on credential `lane` to lose no page
+    /// (`collect::booking`): its accounts' first pages and the token check, and its lookback's
+    /// pages with a quarter more for their retries. Freshness polls and the backfill leave it to
+    /// the next brands run.
     pub fn brands_run_booking(&self, lane: usize, lanes: usize) -> u64 {
-        let attempts = u64::from(self.retry.max_attempts.max(1));
         let accounts = self.accounts_on(lane, lanes) as u64;
         let lookback = self.lookback_pages_per_account().saturating_mul(accounts);
-        (accounts + 1)
-            .saturating_mul(attempts)
-            .saturating_add(crate::lookback::calls_to_book(lookback))
+        (accounts + 1).saturating_add(crate::lookback::calls_to_book(lookback))
     }
 
     /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.

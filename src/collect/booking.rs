@@ -199,11 +199,15 @@ impl Booking<'_, '_> {
         let lookback = Pages::calls_for(accounts.saturating_mul(per_account));
         let key = credential::ledger_key(session, lane);
         let fixed = first.saturating_add(lookback);
+        // The next brands run's calls: its first pages, a token check and its lookback's pages
+        // (`Config::brands_run_booking`).
+        let next_run = (accounts + 1).saturating_add(lookback);
         let backfill =
             Pages::calls_for(self.backfill_wanted(lane)).min(crate::backfill::spare_calls(
                 total,
                 state.booked_near(&key, run.calls),
                 fixed,
+                next_run,
                 self.hashtags_need(lane),
                 state.booked_by_hashtags(&key, run.calls),
             ));
@@ -216,8 +220,10 @@ impl Booking<'_, '_> {
             &run.id,
         );
         session.limit_calls(lane, spend.calls);
-        // The first pages take the booking first, the lookback what is left, the backfill the rest.
-        let granted = spend.calls.saturating_sub(first).min(lookback);
+        // The first pages take the booking first (one call each: their retries come first too,
+        // as they are called first, and what is left of the booking limits them), the lookback
+        // what is left, the backfill only what is left after every retry the policy allows.
+        let granted = spend.calls.saturating_sub(accounts + checks).min(lookback);
         LaneBooking {
             pages_skipped: Pages::pages_in(lookback).saturating_sub(Pages::pages_in(granted)),
             backfill: spend.calls.saturating_sub(first + granted).min(backfill),

@@ -29,7 +29,7 @@ pub(super) struct Paging {
 
 /// A run's paging plan over the tracked hashtags, before any call: which hashtags are due and
 /// what each credential may spend. Its reservations are booked in the state before the first
-/// call (`persist::reserve`).
+/// call (`store::reserve`).
 pub(super) struct Planned {
     pub pager: Pager,
     groups: Vec<HashtagGroup>,

@@ -135,30 +135,7 @@ async fn fetch_brands(c: &Ctx<'_, '_>, summary: &mut RunSummary) -> Result<Fetch
     // Once a day, the first brands run after 00:00 UTC checks the token, alongside the brand
     // calls so that it adds no time to the run.
     let daily = !c.replaying && c.scheduled.hour() == 0 && app.checks_tokens();
-    // The calls are booked in the credentials' ledger before they are made, so retries and
-    // redeliveries count against the hour like the hashtags job's calls.
-    let booked = match c.replaying {
-        true => None,
-        false => Some(
-            book_brands(
-                app,
-                &c.targets,
-                c.session,
-                c.scheduled,
-                &c.run,
-                daily,
-                c.deadlines,
-            )
-            .await?,
-        ),
-    };
-    let (loaded, booked) = match booked {
-        Some(b) => (
-            Some(b.loaded),
-            (b.pages, b.backfill, b.backfill_granted, b.pages_skipped),
-        ),
-        None => (None, (Pages::unlimited(), Pages::unlimited(), 0, 0)),
-    };
+    let (loaded, booked) = book(c, daily).await?;
     let (pages, backfill_pages, backfill_granted, pages_skipped) = booked;
     let no_progress = BTreeMap::new();
     let check = async {
@@ -208,6 +185,32 @@ async fn fetch_brands(c: &Ctx<'_, '_>, summary: &mut RunSummary) -> Result<Fetch
         start: None,
         next_state: None,
     })
+}
+
+/// Books the brands run's calls in the credentials' ledger before they are made, so retries and
+/// redeliveries count against the hour like the hashtags job's calls; a replay books nothing.
+/// Returns the ledger as read, the lookback's and backfill's pages, the backfill's calls and the
+/// lookback pages the hour could not book.
+async fn book(
+    c: &Ctx<'_, '_>,
+    daily: bool,
+) -> Result<(Option<Loaded>, (Pages, Pages, u64, u64)), SinkError> {
+    if c.replaying {
+        return Ok((None, (Pages::unlimited(), Pages::unlimited(), 0, 0)));
+    }
+    let (targets, session, run) = (&c.targets, c.session, &c.run);
+    let b = book_brands(
+        c.app,
+        targets,
+        session,
+        c.scheduled,
+        run,
+        daily,
+        c.deadlines,
+    )
+    .await?;
+    let pages = (b.pages, b.backfill, b.backfill_granted, b.pages_skipped);
+    Ok((Some(b.loaded), pages))
 }
 
 /// The lookback's and the backfill's reports in the summary; `booking`: the backfill's calls

@@ -23,9 +23,9 @@ pub struct Lane {
     /// Every hashtag post comes before the lookback's pages, so a due poll may also spend what
     /// `calls_per_hour` keeps for the lookback; freshness polls may not.
     pub first_pages: u64,
-    /// Calls the next brands run books on the credential: its first pages and token check with
-    /// every retry, and its lookback's pages with a quarter more (`lookback::calls_to_book`).
-    /// Freshness polls leave it whole.
+    /// Calls the next brands run needs on the credential: its first pages and token check, and
+    /// its lookback's pages with a quarter more (`Config::brands_run_booking`). Freshness polls
+    /// leave it whole.
     pub brands_run: u64,
 }
 

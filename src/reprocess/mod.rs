@@ -9,9 +9,9 @@
 //! the folder it was listed under.
 //!
 //! A sharded run captured each shard in its own `part-0003/` folder inside the run's folder
-//! (`plan::Plan::shard_config`). Such a folder, or the run's folder holding several, reprocesses
-//! each part with the shard's configuration (its targets, part keys and state), so it writes the
-//! part files the run wrote.
+//! (`plan::Shard::raw_capture_key`). Such a folder, or the run's folder holding several,
+//! reprocesses each part as its shard (`App::shard`: its targets, part keys and share), so it
+//! writes the part files the run wrote.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
