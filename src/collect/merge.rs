@@ -35,6 +35,24 @@ pub(super) struct Merging<'a, T> {
     pub merge: &'a MergeFn<'a, T>,
 }
 
+impl<'a, T> Merging<'a, T> {
+    /// A JSON object of this program's own (the state, the removed fields).
+    pub fn json(
+        key: &'a str,
+        until: Option<Instant>,
+        to_bytes: &'a (dyn Fn(&T) -> Vec<u8> + Sync),
+        merge: &'a MergeFn<'a, T>,
+    ) -> Merging<'a, T> {
+        Merging {
+            key,
+            content_type: "application/json",
+            until,
+            to_bytes,
+            merge,
+        }
+    }
+}
+
 /// Writes `value` as `how` says, starting with `first`: a conditional put, and after each
 /// conflict a read, a merge and a put under the version read, up to `sink.conflict_retries`
 /// times. Every conflict is counted in the summary.

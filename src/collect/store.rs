@@ -152,13 +152,7 @@ pub(super) async fn write_state(
     let merge = |body: &[u8], ours: &State| {
         State::parse(body).map(|(theirs, _)| Some(theirs.merge(ours, window)))
     };
-    let how = Merging {
-        key,
-        content_type: "application/json",
-        until,
-        to_bytes: &State::to_bytes,
-        merge: &merge,
-    };
+    let how = Merging::json(key, until, &State::to_bytes, &merge);
     put_merged(app, how, state, First::Put(condition(etag)), summary).await
 }
 
@@ -182,13 +176,7 @@ pub(super) async fn write_removed_fields(
     let merge = |body: &[u8], ours: &RemovedFields| {
         RemovedFields::parse(body).map(|(theirs, _)| Some(theirs.merge(ours)))
     };
-    let how = Merging {
-        key,
-        content_type: "application/json",
-        until,
-        to_bytes: &RemovedFields::to_bytes,
-        merge: &merge,
-    };
+    let how = Merging::json(key, until, &RemovedFields::to_bytes, &merge);
     put_merged(app, how, removed, First::Put(condition(etag)), summary).await?;
     tracing::info!(location = %app.sink.location(key), entries, "removed fields written");
     Ok(())
