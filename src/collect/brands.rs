@@ -26,7 +26,7 @@ use crate::sink::{SinkError, Written};
 use crate::validate::Tally;
 
 /// One account's answer, flattened and rendered.
-struct Answer {
+struct AccountAnswer {
     brand: Fragment,
     media: Fragment,
     /// What writing its captures did (its first page, then its lookback's): `None` when the
@@ -103,7 +103,12 @@ struct Fetch<'a, 's> {
 
 impl Fetch<'_, '_> {
     /// Account `i`'s first page, flattened and rendered, then its history.
-    async fn account(&self, i: usize, t: &Target, tally: &mut Tally) -> Result<Answer, GraphError> {
+    async fn account(
+        &self,
+        i: usize,
+        t: &Target,
+        tally: &mut Tally,
+    ) -> Result<AccountAnswer, GraphError> {
         let (config, session) = (&self.app.config, self.session);
         let format = config.output.format;
         let body = session.business_discovery(i, &t.username).await?;
@@ -150,7 +155,7 @@ impl Fetch<'_, '_> {
                 &mut sink,
             )
             .await;
-        Ok(Answer {
+        Ok(AccountAnswer {
             brand,
             media,
             captured,
@@ -163,7 +168,7 @@ impl Fetch<'_, '_> {
 
 /// Adds an account's answer to the run: its reports, its progress, its captures' results and
 /// its records, joined to the data objects.
-fn absorb(out: &mut Collected, target: &Target, answer: Answer, history: &History<'_>) {
+fn absorb(out: &mut Collected, target: &Target, answer: AccountAnswer, history: &History<'_>) {
     out.lookback.add(&answer.lookback);
     out.backfill.pages += answer.backfill.pages;
     out.backfill.posts += answer.backfill.posts;

@@ -15,7 +15,7 @@ use super::persist::CaptureTo;
 use super::{App, Job};
 use crate::config::HashtagGroup;
 use crate::graph::{replay, shapes, GraphError, Need, Session};
-use crate::pager::{LaneUse, Page, Pager, Request as PageRequest, Tag, TagReport};
+use crate::pager::{LaneUse, Page, PageRequest, Pager, Tag, TagReport};
 use crate::records::{Kind, Record};
 use crate::state::{CallSpan, State};
 
@@ -143,11 +143,11 @@ struct Poll<'a, 's> {
 }
 
 /// A page asked for, the hashtag id its search found (when it searched), and the answer.
-type Answer = (PageRequest, Option<String>, Result<Value, GraphError>);
+type PageAnswer = (PageRequest, Option<String>, Result<Value, GraphError>);
 
 impl Poll<'_, '_> {
     /// One round of the pager's requests, `graph.concurrency` at a time, answers in order.
-    async fn fetch(&self, requests: Vec<PageRequest>) -> Vec<Answer> {
+    async fn fetch(&self, requests: Vec<PageRequest>) -> Vec<PageAnswer> {
         let session = self.session;
         stream::iter(requests)
             .map(|req| {

@@ -53,7 +53,7 @@ use poll::{TagRun, Want};
 
 /// One page to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub struct PageRequest {
     /// Index into the tags given to [`Pager::new`].
     pub tag: usize,
     /// The credential the tag's calls use.
@@ -145,7 +145,7 @@ impl Pager {
 
     /// The next round of requests, at most one per hashtag, in service order. Each request is
     /// paid for when it is returned. Empty when the run is done.
-    pub fn round(&mut self) -> Vec<Request> {
+    pub fn round(&mut self) -> Vec<PageRequest> {
         let mut out = Vec::new();
         for k in 0..self.order.len() {
             let i = self.order[k];
@@ -175,7 +175,7 @@ impl Pager {
             }
             self.left[lane] = self.left[lane].saturating_sub(1);
             self.spent[lane] += 1;
-            out.push(Request {
+            out.push(PageRequest {
                 tag: i,
                 lane,
                 page: r.pages + 1,
@@ -396,7 +396,7 @@ mod tests {
 
     /// Runs a pager's rounds to the end, each request answered by `serve`; returns the ids it
     /// said were new, in order, and the number of pages served.
-    fn drive(pager: &mut Pager, mut serve: impl FnMut(&Request) -> Page) -> (Vec<String>, u32) {
+    fn drive(pager: &mut Pager, mut serve: impl FnMut(&PageRequest) -> Page) -> (Vec<String>, u32) {
         let (mut new_ids, mut pages) = (Vec::new(), 0);
         loop {
             let requests = pager.round();
@@ -419,7 +419,7 @@ mod tests {
 
     /// A full page of 50 posts for request `req` (ids and times from the page number), with a
     /// next cursor.
-    fn full_page(req: &Request, ids_from: u64, secs_per_page: i64) -> Page {
+    fn full_page(req: &PageRequest, ids_from: u64, secs_per_page: i64) -> Page {
         let base = ids_from * (req.tag as u64 + 1) + 100 * u64::from(req.page);
         Page {
             posts: (0..50)
