@@ -40,6 +40,13 @@ pub struct HashtagShare {
     pub name: String,
 }
 
+/// The calls a brands run over `accounts` accounts needs to lose no page: each first page, the
+/// token check, and `pages_per_account` lookback pages each with a quarter more for retries.
+pub fn brands_run_calls(accounts: u64, pages_per_account: u64) -> u64 {
+    let lookback = accounts.saturating_mul(pages_per_account);
+    (accounts + 1).saturating_add(crate::lookback::calls_to_book(lookback))
+}
+
 /// How the ledger names credential `lane` (its Instagram user id, never a token): the hashtags
 /// job books under it, a shard of it under `{key}/{part}`.
 pub fn ledger_key(session: &Session<'_>, lane: usize) -> String {
@@ -133,8 +140,7 @@ impl Config {
     /// the next brands run.
     pub fn brands_run_booking(&self, lane: usize, lanes: usize) -> u64 {
         let accounts = self.accounts_on(lane, lanes) as u64;
-        let lookback = self.lookback_pages_per_account().saturating_mul(accounts);
-        (accounts + 1).saturating_add(crate::lookback::calls_to_book(lookback))
+        brands_run_calls(accounts, self.lookback_pages_per_account())
     }
 
     /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.

@@ -199,9 +199,8 @@ impl Booking<'_, '_> {
         let lookback = Pages::calls_for(accounts.saturating_mul(per_account));
         let key = credential::ledger_key(session, lane);
         let fixed = first.saturating_add(lookback);
-        // The next brands run's calls: its first pages, a token check and its lookback's pages
-        // (`Config::brands_run_booking`).
-        let next_run = (accounts + 1).saturating_add(lookback);
+        // The next brands run's calls: its first pages, a token check and its lookback's pages.
+        let next_run = credential::brands_run_calls(accounts, per_account);
         let backfill =
             Pages::calls_for(self.backfill_wanted(lane)).min(crate::backfill::spare_calls(
                 total,
