@@ -274,6 +274,12 @@ pub struct Shared {
     pub written: HashSet<(String, String)>,
     /// The times of posts reported given up (`given_up_from`..=`given_up_to`), per hashtag.
     pub given_up: HashMap<String, Vec<Gap>>,
+    /// Per hashtag, the latest scheduled time of a run whose summary reported it: a run that
+    /// could have reported a gap given up.
+    pub reported: HashMap<String, DateTime<Utc>>,
+    /// Posts past their 24 hours, neither written nor reported given up yet, waiting for a run
+    /// that could report them (a run that never started reports nothing).
+    pub unaccounted: Vec<Unaccounted>,
     pub state_forbidden: bool,
     /// Every secret (tokens and app secrets) ever issued.
     pub secrets: Vec<String>,
@@ -413,6 +419,8 @@ impl<'o> Sim<'o> {
             bytes_stored: 0,
             written: HashSet::new(),
             given_up: HashMap::new(),
+            reported: HashMap::new(),
+            unaccounted: Vec::new(),
             state_forbidden: false,
             secrets: Vec::new(),
             peak_calls: 0,
@@ -763,12 +771,13 @@ impl<'o> Sim<'o> {
         });
     }
 
-    /// Invariant 1 for hashtags: every post whose 24 hours (and [`REPORT_GRACE`]) ended in this step, listed while a
-    /// target tracked its hashtag throughout, was written for that target, or given up.
+    /// Invariant 1 for hashtags: every post whose 24 hours (and [`REPORT_GRACE`]) ended, listed
+    /// while a target tracked its hashtag throughout, was written for that target, or reported
+    /// given up by the first run after that which reported its hashtag (runs that could not start,
+    /// an unreadable state for one, report nothing: the next one that does must).
     fn check_hashtags(&mut self, now: DateTime<Utc>) {
         let tracked = self.tracked.clone();
         self.with(|s| {
-            let mut missing = Vec::new();
             for tag in &s.world.tags {
                 for p in &tag.posts {
                     // A gap is reported given up when the frontier ages out, up to the sweep's
@@ -780,32 +789,61 @@ impl<'o> Sim<'o> {
                     for t in tracked.iter().filter(|t| t.target.hashtag == tag.name) {
                         let throughout = t.since <= p.ts - Duration::minutes(30)
                             && t.until.is_none_or(|u| u >= end);
-                        if throughout
-                            && !s.written.contains(&(t.target.user_id.clone(), p.id.clone()))
-                        {
-                            missing.push((tag.name.clone(), t.target.username.clone(), p.id.clone(), p.ts, p.listed));
+                        if throughout {
+                            s.unaccounted.push(Unaccounted {
+                                tag: tag.name.clone(),
+                                user_id: t.target.user_id.clone(),
+                                user: t.target.username.clone(),
+                                id: p.id.clone(),
+                                ts: p.ts,
+                                listed: p.listed,
+                                end,
+                            });
                         }
                     }
                 }
             }
-            for (tag, user, id, ts, listed) in missing {
+            let pending = std::mem::take(&mut s.unaccounted);
+            for m in pending {
+                let written = s.written.contains(&(m.user_id.clone(), m.id.clone()));
                 let excused = s
                     .given_up
-                    .get(&tag)
-                    .is_some_and(|gaps| gaps.iter().any(|(from, to)| *from <= ts && ts <= *to));
-                if !excused {
+                    .get(&m.tag)
+                    .is_some_and(|gaps| gaps.iter().any(|(from, to)| *from <= m.ts && m.ts <= *to));
+                if written || excused {
+                    continue;
+                }
+                if s.reported.get(&m.tag).is_some_and(|r| *r >= m.end) {
                     s.violate(
                         "completeness",
-                        format!("post {id} of #{tag} (posted {}, listed {}) was never written for {user}, and no run reported it given up", ts.format("%H:%M:%S"), listed.format("%H:%M:%S")),
+                        format!(
+                            "post {} of #{} (posted {}, listed {}) was never written for {}, and no run reported it given up",
+                            m.id,
+                            m.tag,
+                            m.ts.format("%H:%M:%S"),
+                            m.listed.format("%H:%M:%S"),
+                            m.user
+                        ),
                     );
+                } else {
+                    s.unaccounted.push(m);
                 }
             }
         });
     }
 }
 
-/// How long after a post's 24 hours its loss may be reported: the pager's `late_window` (20
-/// minutes), and a step.
+/// A post past its 24 hours that was not written, waiting for a run that could report it.
+pub struct Unaccounted {
+    tag: String,
+    user_id: String,
+    user: String,
+    id: String,
+    ts: DateTime<Utc>,
+    listed: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
 const REPORT_GRACE: Duration = Duration::minutes(25);
 
 /// Times from, to (both included): a hashtag's posts a run reported given up.
@@ -934,6 +972,8 @@ impl Delivery {
                 {
                     s.given_up.entry(tag.clone()).or_default().push((from, to));
                 }
+                let latest = s.reported.entry(tag.clone()).or_insert(self.scheduled);
+                *latest = (*latest).max(self.scheduled);
             }
         });
         if result.is_ok() && self.job == Job::Brands {
