@@ -994,7 +994,7 @@ mod tests {
             fresh_delay: Some(Duration::from_secs(600)),
             ..settings()
         };
-        assert_eq!(fresh.fresh_interval(), Some(Duration::from_secs(300)));
+        assert_eq!(fresh.fresh_interval(), Some(Duration::from_secs(600)));
         let rates = [0.005, 0.3, 1.2, 3.0, 9.0];
         let feeds: Vec<Vec<Post>> = rates
             .iter()
