@@ -26,7 +26,8 @@
 //! the lookback and backfill stand.
 //!
 //! Environment: `BUDGET_SCENARIOS` (`1x,3x,30`: the real day's volume with the 11 shipped
-//! accounts, 3× that volume, 30 accounts with the real day's rates), `BUDGET_HOURS` (6),
+//! accounts, 3× that volume, 30 accounts with the real day's rates; also `real`, the real day
+//! with the accounts answering their recorded first pages, as they post in the samples), `BUDGET_HOURS` (6),
 //! `BUDGET_LOOKBACK_DAYS` (7), `BUDGET_BACKFILL_DAYS` (30), `BUDGET_SEED` (20230902).
 
 mod day_feed;
@@ -59,6 +60,9 @@ struct Scenario {
     name: &'static str,
     volume: u32,
     accounts: usize,
+    /// The accounts answer their recorded first pages (the samples: 25 posts over 9 to 60
+    /// days), not a history of one post every 2 hours.
+    recorded: bool,
 }
 
 /// Calls of one run, or of an hour, by class.
@@ -233,7 +237,7 @@ async fn replay(
     }
     // Every account's history: its newest post half an hour before the first run.
     let newest = DateTime::from_timestamp(start, 0).unwrap_or_default() - Duration::minutes(30);
-    for t in &config.targets {
+    for t in config.targets.iter().filter(|_| !scenario.recorded) {
         fake.set_history(&t.username, newest, HISTORY_POSTS);
     }
 
@@ -429,6 +433,16 @@ async fn main() {
                 name: "the real day (1×), 11 accounts and hashtags",
                 volume: 1,
                 accounts: 11,
+                recorded: false,
+            },
+        ),
+        (
+            "real",
+            Scenario {
+                name: "the real day (1×), 11 accounts posting as in the samples (0.4 to 2.7 a day)",
+                volume: 1,
+                accounts: 11,
+                recorded: true,
             },
         ),
         (
@@ -437,6 +451,7 @@ async fn main() {
                 name: "3× the hashtag volume, 11 accounts and hashtags",
                 volume: 3,
                 accounts: 11,
+                recorded: false,
             },
         ),
         (
@@ -445,6 +460,7 @@ async fn main() {
                 name: "the real day's rates, 30 accounts and hashtags",
                 volume: 1,
                 accounts: 30,
+                recorded: false,
             },
         ),
     ]
@@ -464,7 +480,7 @@ async fn main() {
     );
     for key in wanted.split(',').map(str::trim) {
         let Some(scenario) = scenarios.get(key) else {
-            eprintln!("BUDGET_SCENARIOS: {key:?} is not one of 1x, 3x, 30");
+            eprintln!("BUDGET_SCENARIOS: {key:?} is not one of 1x, real, 3x, 30");
             continue;
         };
         let r = replay(scenario, hours, lookback, backfill, seed).await;

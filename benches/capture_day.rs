@@ -37,7 +37,9 @@
 //! `CAPTURE_VARIANTS` (`shipped,today`; also the shipped configuration with `[hashtags]`
 //! settings changed, e.g. `fresh=0:max=15`, see [`variant`]), `CAPTURE_HOURS` (24),
 //! `CAPTURE_SEED` (20230902), `CAPTURE_PAGES` (30, pages the fake serves), `CAPTURE_LATE_SHARE`
-//! (the share of posts listed late, 0 to 1; the samples' by default), `CAPTURE_TRACE` (a
+//! (the share of posts listed late, 0 to 1; the samples' by default), `CAPTURE_LOOKBACK_NEED`
+//! (the lookback pages the brands job's state says its last run needed, all accounts: 0 for
+//! accounts posting as in the samples; unset, the configuration's assumption), `CAPTURE_TRACE` (a
 //! hashtag whose per-run report to print). Run through `scripts/capture-report.sh`.
 
 mod day_feed;
@@ -225,6 +227,14 @@ fn targets_for(config: &mut Config, n: usize) {
         .collect();
 }
 
+fn lookback_need() -> Option<u64> {
+    std::env::var("CAPTURE_LOOKBACK_NEED")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     let fake = FakeGraph::start(TOKEN, &root().join("fixtures/replay")).await;
     let out = tempfile::tempdir().expect("tempdir");
@@ -246,6 +256,21 @@ async fn simulate(variant: &Variant, schedule: &Schedule) -> VariantResult {
     )
     .expect("client");
     let state_path = out.path().join(&config.hashtags.state_key);
+    // What the brands job's last run needed for its lookback, as its state records it
+    // (`CAPTURE_LOOKBACK_NEED` pages past the first, all accounts): the next brands run's booking
+    // that freshness polls leave whole. Unset: none recorded, the configuration's assumption.
+    if let (Some(pages), true) = (lookback_need(), variant.keep_state) {
+        let mut state = ig_collector::state::State::default();
+        let accounts = config.targets.len() as u64;
+        state.lookback.insert(
+            CALLER_ID.to_string(),
+            ig_collector::lookback::Need { accounts, pages },
+        );
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).expect("state folder");
+        }
+        std::fs::write(&state_path, state.to_bytes()).expect("state");
+    }
     let feed_of: HashMap<&str, usize> = schedule
         .feeds
         .iter()

@@ -41,10 +41,9 @@ pub struct HashtagShare {
 }
 
 /// The calls a brands run over `accounts` accounts needs to lose no page: each first page, the
-/// token check, and `pages_per_account` lookback pages each with a quarter more for retries.
-pub fn brands_run_calls(accounts: u64, pages_per_account: u64) -> u64 {
-    let lookback = accounts.saturating_mul(pages_per_account);
-    (accounts + 1).saturating_add(crate::lookback::calls_to_book(lookback))
+/// token check, and `lookback_pages` lookback pages with a quarter more for retries.
+pub fn brands_run_calls(accounts: u64, lookback_pages: u64) -> u64 {
+    (accounts + 1).saturating_add(crate::lookback::calls_to_book(lookback_pages))
 }
 
 /// How the ledger names credential `lane` (its Instagram user id, never a token): the hashtags
@@ -61,25 +60,45 @@ pub fn brands_ledger_key(session: &Session<'_>, lane: usize) -> String {
     format!("{}/{BRANDS}", ledger_key(session, lane))
 }
 
-/// The hashtags job's view of each credential of `session` for the pager: its ledger key, its
-/// hourly allowance (or the shard's `share` of it), and the first pages it leaves the brands job.
+/// The hashtags job's view of each credential of `session` for the pager ([`lane_of`]).
 pub fn hashtag_lanes(
     config: &Config,
     share: Option<&HashtagShare>,
     session: &Session<'_>,
+    state: &crate::state::State,
 ) -> Vec<pager::Lane> {
     let lanes = session.lanes().max(1);
     (0..lanes)
-        .map(|lane| pager::Lane {
-            key: ledger_key(session, lane),
-            calls_per_hour: share
-                .map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
-            total: u64::from(config.budget.calls_per_hour_per_credential),
-            share: share.map(|s| (s.name.clone(), s.calls)),
-            first_pages: config.brands_first_calls_per_hour(lane, lanes),
-            brands_run: config.brands_run_booking(lane, lanes),
+        .map(|lane| {
+            lane_of(
+                config,
+                share,
+                ledger_key(session, lane),
+                (lane, lanes),
+                state,
+            )
         })
         .collect()
+}
+
+/// Credential `lane` of `lanes`, named `key` in the ledger, for the pager: its hourly allowance
+/// (or the shard's `share` of it), the first pages it leaves the brands job, and the next brands
+/// run's booking, its lookback at what the credential's last run needed (`state`).
+pub fn lane_of(
+    config: &Config,
+    share: Option<&HashtagShare>,
+    key: String,
+    (lane, lanes): (usize, usize),
+    state: &crate::state::State,
+) -> pager::Lane {
+    pager::Lane {
+        calls_per_hour: share.map_or_else(|| config.hashtag_calls_per_hour(lane, lanes), |s| s.of),
+        total: u64::from(config.budget.calls_per_hour_per_credential),
+        share: share.map(|s| (s.name.clone(), s.calls)),
+        first_pages: config.brands_first_calls_per_hour(lane, lanes),
+        brands_run: config.brands_run_booking(lane, lanes, state.lookback.get(&key)),
+        key,
+    }
 }
 
 /// The API's limit of unique hashtags one app user may query in 7 days.
@@ -136,11 +155,30 @@ impl Config {
 
     /// What one brands run needs booked on credential `lane` to lose no page
     /// (`collect::booking`): its accounts' first pages and the token check, and its lookback's
-    /// pages with a quarter more for their retries. Freshness polls and the backfill leave it to
-    /// the next brands run.
-    pub fn brands_run_booking(&self, lane: usize, lanes: usize) -> u64 {
+    /// pages (what the credential's last run needed, `need`, else the assumption) with a quarter
+    /// more for their retries. Freshness polls and the backfill leave it to the next brands run.
+    pub fn brands_run_booking(
+        &self,
+        lane: usize,
+        lanes: usize,
+        need: Option<&crate::lookback::Need>,
+    ) -> u64 {
         let accounts = self.accounts_on(lane, lanes) as u64;
-        brands_run_calls(accounts, self.lookback_pages_per_account())
+        brands_run_calls(accounts, self.lookback_pages_to_book(need, accounts))
+    }
+
+    /// The lookback pages a brands run of `accounts` accounts books (`lookback::pages_to_book`).
+    pub fn lookback_pages_to_book(
+        &self,
+        need: Option<&crate::lookback::Need>,
+        accounts: u64,
+    ) -> u64 {
+        crate::lookback::pages_to_book(
+            need,
+            accounts,
+            self.brands.lookback_days,
+            self.graph.brand_media_limit,
+        )
     }
 
     /// The lookback's pages per hour on credential `lane`: pages per account × accounts × runs.

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 
 /// The posting rate the budget assumes for an account: one post every 2 hours. Busier accounts
 /// use the pages quieter ones on the same credential leave; past the booking a window is cut
@@ -26,6 +27,53 @@ const MAX_CURSOR_LEN: usize = 1024;
 pub fn pages_per_account(lookback_days: u32, page_size: u32) -> u64 {
     let posts = u64::from(lookback_days).saturating_mul(POSTS_PER_DAY);
     posts / u64::from(page_size.max(1))
+}
+
+/// What one credential's last brands run needed for its lookback: its accounts, and the pages
+/// past their first ones it read or wanted (pages refused for want of a booking count too). Kept
+/// in the state per credential (`State::lookback`), so the next run books what the accounts
+/// really need rather than the [`POSTS_PER_DAY`] assumption: brands post a few times a day
+/// (0.4 to 2.7 in the samples), when a week at 12 a day would book three pages each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    pub accounts: u64,
+    pub pages: u64,
+}
+
+impl Need {
+    /// Two runs' needs of one credential: the larger, so that neither run's accounts go short.
+    pub fn merge(self, other: Need) -> Need {
+        if (other.pages, other.accounts) > (self.pages, self.accounts) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// The pages past the first to book for a run of `accounts` accounts paging back `lookback_days`
+/// (`page_size` posts a page): what the credential's last run needed (`need`), scaled to this
+/// run's accounts; without a need recorded, the [`POSTS_PER_DAY`] assumption
+/// ([`pages_per_account`] each). An account that posted more since is cut short for one run
+/// and says so; that run records at least the assumption, so the next one books it.
+pub fn pages_to_book(
+    need: Option<&Need>,
+    accounts: u64,
+    lookback_days: u32,
+    page_size: u32,
+) -> u64 {
+    if lookback_days == 0 || accounts == 0 {
+        return 0;
+    }
+    let assumed = accounts.saturating_mul(pages_per_account(lookback_days, page_size));
+    match need {
+        Some(n) if n.accounts > 0 => {
+            let scaled = u128::from(n.pages) * u128::from(accounts);
+            let scaled = scaled.div_ceil(u128::from(n.accounts));
+            u64::try_from(scaled).unwrap_or(u64::MAX)
+        }
+        _ => assumed,
+    }
 }
 
 /// What a brands run's lookback did, all accounts (the run summary's `brands_lookback`).
@@ -226,5 +274,42 @@ mod tests {
     fn a_window_before_the_representable_times_starts_at_the_first() {
         let w = Walk::new(DateTime::<Utc>::MIN_UTC, 7).expect("walk");
         assert!(w.in_window(DateTime::<Utc>::MIN_UTC));
+    }
+
+    #[test]
+    fn the_booking_follows_what_the_last_run_needed_scaled_to_its_accounts() {
+        // The assumption without a need: 7 days at 12 a day, 25 a page, 3 pages each.
+        assert_eq!(pages_to_book(None, 11, 7, 25), 33);
+        // Brands that post twice a day need none past their first page: none booked.
+        let quiet = Need {
+            accounts: 11,
+            pages: 0,
+        };
+        assert_eq!(pages_to_book(Some(&quiet), 11, 7, 25), 0);
+        // A need of another set of accounts (a shard, a changed configuration) is scaled, up.
+        let some = Need {
+            accounts: 10,
+            pages: 5,
+        };
+        assert_eq!(pages_to_book(Some(&some), 11, 7, 25), 6);
+        assert_eq!(pages_to_book(Some(&some), 20, 7, 25), 10);
+        // A need of no accounts tells nothing: the assumption.
+        let empty = Need {
+            accounts: 0,
+            pages: 4,
+        };
+        assert_eq!(pages_to_book(Some(&empty), 11, 7, 25), 33);
+        // No lookback, or no account: nothing.
+        assert_eq!(pages_to_book(Some(&some), 11, 0, 25), 0);
+        assert_eq!(pages_to_book(None, 0, 7, 25), 0);
+        // A hostile need cannot overflow.
+        let huge = Need {
+            accounts: 1,
+            pages: u64::MAX,
+        };
+        assert_eq!(pages_to_book(Some(&huge), 3, 7, 25), u64::MAX);
+        // Two runs' needs merge to the larger.
+        assert_eq!(quiet.merge(some), some);
+        assert_eq!(some.merge(quiet), some);
     }
 }

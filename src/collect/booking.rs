@@ -27,11 +27,14 @@ pub(super) struct BrandsBooking {
     pub loaded: Loaded,
     /// What the run really sent, per credential: replaces its reservation.
     pub spends: Vec<Spend>,
+    /// Per credential (ledger key): what the run's lookback needed, kept for the next run's
+    /// booking once the run got as far as its data.
+    pub lookback_need: Vec<(String, crate::lookback::Need)>,
 }
 
 impl BrandsBooking {
     /// Writes the booking and, when the run's data was written, each account's backfill
-    /// progress (merged: never moved back). A failure leaves the reservation, which is never
+    /// progress (merged: never moved back) and what each credential's lookback needed. A failure leaves the reservation, which is never
     /// less than what was sent, and the progress where the last run left it.
     pub(super) async fn write(
         self,
@@ -43,6 +46,9 @@ impl BrandsBooking {
     ) {
         let mut state = self.loaded.state;
         state.book(self.spends, scheduled);
+        if progress.is_some() {
+            state.lookback.extend(self.lookback_need);
+        }
         for (account, p) in progress.into_iter().flatten() {
             let merged = match state.brands.get(&account) {
                 Some(had) => had.merge(&p),
@@ -184,11 +190,9 @@ impl Booking<'_, '_> {
         let lanes = session.lanes().max(1);
         let attempts = u64::from(config.retry.max_attempts.max(1));
         let total = u64::from(config.budget.calls_per_hour_per_credential);
-        let per_account = crate::lookback::pages_per_account(
-            config.brands.lookback_days,
-            config.graph.brand_media_limit,
-        );
         let accounts = credential::units_on(self.targets.len(), lane, lanes) as u64;
+        let key = credential::ledger_key(session, lane);
+        let lookback_pages = config.lookback_pages_to_book(state.lookback.get(&key), accounts);
         // The daily check: `debug_token`, and the exchange of a token due for a refresh.
         let renews = config.health.refresh_days_left.is_some() && app.source.can_exchange(lane);
         let checks = u64::from(daily) * (1 + u64::from(renews));
@@ -196,11 +200,10 @@ impl Booking<'_, '_> {
         // The lookback's and backfill's pages are booked with a quarter more for their retries
         // (`Pages`): the session refuses any call past the booking, so a page whose retries find it
         // spent ends its account's paging, never another account's first page.
-        let lookback = Pages::calls_for(accounts.saturating_mul(per_account));
-        let key = credential::ledger_key(session, lane);
+        let lookback = Pages::calls_for(lookback_pages);
         let fixed = first.saturating_add(lookback);
         // The next brands run's calls: its first pages, a token check and its lookback's pages.
-        let next_run = credential::brands_run_calls(accounts, per_account);
+        let next_run = credential::brands_run_calls(accounts, lookback_pages);
         let backfill =
             Pages::calls_for(self.backfill_wanted(lane)).min(crate::backfill::spare_calls(
                 total,

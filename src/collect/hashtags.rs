@@ -57,7 +57,7 @@ pub(super) fn plan(
         })
         .collect();
     let share = app.shard.as_ref().and_then(crate::plan::Shard::share);
-    let budgets = crate::credential::hashtag_lanes(config, share.as_ref(), session);
+    let budgets = crate::credential::hashtag_lanes(config, share.as_ref(), session, prev);
     Planned {
         pager: Pager::new(
             config.pager_settings(),

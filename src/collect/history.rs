@@ -26,8 +26,17 @@ use crate::validate::Tally;
 /// the session refuses any call past the run's booking, so retries beyond that end the paging
 /// of the account that needed them.
 pub(super) struct Pages {
-    /// Pages left per credential (lane); `None`: not limited (a replay, which sends nothing).
-    left: Option<Mutex<Vec<u64>>>,
+    /// Per credential (lane): pages left, and pages taken and refused so far; `None`: not
+    /// limited (a replay, which sends nothing).
+    lanes: Option<Mutex<Vec<PagesOfLane>>>,
+}
+
+/// One credential's pages: left to take, taken, and refused (an account that wanted one more).
+#[derive(Debug, Clone, Copy, Default)]
+struct PagesOfLane {
+    left: u64,
+    taken: u64,
+    refused: u64,
 }
 
 impl Pages {
@@ -43,30 +52,49 @@ impl Pages {
 
     /// The pages `calls` booked per credential pay for.
     pub(super) fn booked(calls: Vec<u64>) -> Pages {
+        let lanes = calls
+            .into_iter()
+            .map(|c| PagesOfLane {
+                left: Pages::pages_in(c),
+                ..PagesOfLane::default()
+            })
+            .collect();
         Pages {
-            left: Some(Mutex::new(calls.into_iter().map(Pages::pages_in).collect())),
+            lanes: Some(Mutex::new(lanes)),
         }
     }
 
     pub(super) fn unlimited() -> Pages {
-        Pages { left: None }
+        Pages { lanes: None }
     }
 
     /// Takes one of `lane`'s pages; false when they are spent.
     fn take(&self, lane: usize) -> bool {
-        let Some(left) = &self.left else {
+        let Some(lanes) = &self.lanes else {
             return true;
         };
-        let Ok(mut left) = left.lock() else {
+        let Ok(mut lanes) = lanes.lock() else {
             return false;
         };
-        match left.get_mut(lane) {
-            Some(left) if *left > 0 => {
-                *left -= 1;
+        match lanes.get_mut(lane) {
+            Some(l) if l.left > 0 => {
+                l.left -= 1;
+                l.taken += 1;
                 true
             }
-            _ => false,
+            Some(l) => {
+                l.refused += 1;
+                false
+            }
+            None => false,
         }
+    }
+
+    /// Per credential, the pages taken and the pages refused (each refused account wanted at
+    /// least one more). `None` when not limited.
+    pub(super) fn used(&self) -> Option<Vec<(u64, u64)>> {
+        let lanes = self.lanes.as_ref()?.lock().ok()?;
+        Some(lanes.iter().map(|l| (l.taken, l.refused)).collect())
     }
 }
 

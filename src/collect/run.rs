@@ -54,6 +54,8 @@ struct Fetched {
     /// The hashtags run's state as read, and as advanced.
     start: Option<Loaded>,
     next_state: Option<State>,
+    /// Per credential (ledger key): what the brands run's lookback needed.
+    lookback_need: Vec<(String, crate::lookback::Need)>,
 }
 
 /// Runs `job` for the run scheduled at `scheduled`.
@@ -179,11 +181,30 @@ async fn fetch_brands(c: &Ctx<'_, '_>, summary: &mut RunSummary) -> Result<Fetch
         summary.renewed_tokens = renewal.tokens;
     }
     summary.token_health = checked.into_iter().filter_map(Result::ok).collect();
+    let lanes = c.session.lanes().max(1);
+    // What each credential's lookback needed: the pages it read; when accounts were cut short,
+    // at least the assumption's (how many more each wanted is unknown).
+    let lookback_need = pages
+        .used()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(lane, (taken, refused))| {
+            let accounts = crate::credential::units_on(c.targets.len(), lane, lanes) as u64;
+            let key = crate::credential::ledger_key(c.session, lane);
+            let pages = match refused {
+                0 => taken,
+                _ => (taken + refused).max(app.config.lookback_pages_to_book(None, accounts)),
+            };
+            (key, crate::lookback::Need { accounts, pages })
+        })
+        .collect();
     Ok(Fetched {
         collected,
         brands_booked: loaded,
         start: None,
         next_state: None,
+        lookback_need,
     })
 }
 
@@ -267,6 +288,7 @@ async fn fetch_hashtags(c: &Ctx<'_, '_>, summary: &mut RunSummary) -> Result<Fet
         brands_booked: None,
         start: Some(loaded),
         next_state: Some(state),
+        lookback_need: Vec::new(),
     })
 }
 
@@ -299,10 +321,12 @@ async fn conclude(
         brands_booked,
         start,
         next_state,
+        lookback_need,
     } = fetched;
     // What the brands run really sent replaces its booking once the data is written (with the
     // backfill's progress) or has failed (without it).
     let settle = brands_booked.map(|loaded| brands_settle(loaded, c.session, &c.run));
+    let settle = settle.map(|s| BrandsBooking { lookback_need, ..s });
     let (objects, progress) = collected.into_summary(c.job, summary);
     let rejected = rejected_token(c.session);
     let all_failed = !c.targets.is_empty() && summary.failed_targets.len() == c.targets.len();
@@ -363,7 +387,11 @@ fn brands_settle(loaded: Loaded, session: &Session<'_>, run: &ThisRun) -> Brands
             Spend::new(calls, &run.id, key, session.calls_on(lane), false)
         })
         .collect();
-    BrandsBooking { loaded, spends }
+    BrandsBooking {
+        loaded,
+        spends,
+        lookback_need: Vec::new(),
+    }
 }
 
 /// The token rejection that fails the run: when every credential's token was rejected. Each

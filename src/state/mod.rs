@@ -52,6 +52,10 @@ pub struct State {
     /// (`brands.backfill_days`). Written by the brands job after its data object.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub brands: BTreeMap<String, crate::backfill::Progress>,
+    /// Per credential (its ledger key): what its last brands run's lookback needed, for the
+    /// next run's booking and the freshness polls that leave it whole. Written by the brands job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lookback: BTreeMap<String, crate::lookback::Need>,
 }
 
 impl State {
@@ -156,6 +160,13 @@ impl State {
             };
             out.brands.insert(account.clone(), merged);
         }
+        for (key, theirs) in &other.lookback {
+            let merged = match self.lookback.get(key) {
+                Some(mine) => mine.merge(*theirs),
+                None => *theirs,
+            };
+            out.lookback.insert(key.clone(), merged);
+        }
         // Each run's spends are its own entries: the union books every run once.
         out.ledger.extend(other.ledger.iter().cloned());
         match out.as_of_time() {
@@ -189,6 +200,21 @@ mod tests {
     }
 
     pub(super) const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn merging_keeps_each_credentials_larger_lookback_need() {
+        use crate::lookback::Need;
+        let need = |accounts, pages| Need { accounts, pages };
+        let mut a = State::default();
+        a.lookback.insert("1".into(), need(11, 0));
+        a.lookback.insert("2".into(), need(5, 9));
+        let mut b = State::default();
+        b.lookback.insert("1".into(), need(11, 33));
+        for m in [a.merge(&b, HOUR), b.merge(&a, HOUR)] {
+            assert_eq!(m.lookback.get("1"), Some(&need(11, 33)));
+            assert_eq!(m.lookback.get("2"), Some(&need(5, 9)));
+        }
+    }
 
     #[test]
     fn merging_unites_ids_and_never_moves_back() {

@@ -412,6 +412,10 @@ async fn six_hours_of_both_jobs_backfill_thirty_days_keep_the_week_fresh_and_sta
                 for r in media_written(out.path(), t) {
                     written.insert(r["media_id"].as_str().unwrap_or_default().to_string());
                 }
+                eprintln!(
+                    "DBG {t} lookback={:?} backfill={:?}",
+                    summary.brands_lookback, summary.brands_backfill
+                );
                 backfills.push(summary.brands_backfill.clone().expect("a backfill report"));
                 last_brands = Some(t);
             }
@@ -496,6 +500,62 @@ fn progress_of(out: &std::path::Path, username: &str) -> ig_collector::backfill:
     let bytes = std::fs::read(out.join("state/hashtags.json")).expect("a state");
     let (state, _) = ig_collector::state::State::parse(&bytes).expect("a readable state");
     state.brands.get(username).cloned().expect("its progress")
+}
+
+/// What the state says credential `key`'s last brands run's lookback needed.
+fn lookback_need(out: &std::path::Path, key: &str) -> Option<ig_collector::lookback::Need> {
+    let bytes = std::fs::read(out.join("state/hashtags.json")).expect("a state");
+    let (state, _) = ig_collector::state::State::parse(&bytes).expect("a readable state");
+    state.lookback.get(key).copied()
+}
+
+#[tokio::test]
+async fn the_next_brands_run_books_the_lookback_pages_the_last_one_needed_and_recovers_when_accounts_post_more(
+) {
+    let t = at(10, 0, 0);
+    // Ten posts each, one every 2 hours: the first page holds them all.
+    let (fake, usernames) = fake_with_posts(t - Duration::minutes(30), 10).await;
+    let accounts = usernames.len() as u64;
+    let out = tempfile::tempdir().expect("tempdir");
+    let app = app(&fake, out.path(), |c| c.brands.lookback_days = 7);
+    let key = support::CALLER_ID;
+
+    let first = run(&app, Job::Brands, t, None).await.expect("brands run");
+    assert_eq!(lookback(&first).pages, 0);
+    let need = lookback_need(out.path(), key).expect("the lookback's need is kept");
+    assert_eq!((need.accounts, need.pages), (accounts, 0));
+
+    // Every account now has a week of posts to page back through (3 pages each), but the run
+    // books what the last one needed, none: every account is cut short and says so. No first
+    // page is lost.
+    let t2 = t + Duration::hours(1);
+    for u in &usernames {
+        fake.set_history(u, t2 - Duration::minutes(30), POSTS);
+    }
+    let second = run(&app, Job::Brands, t2, None).await.expect("brands run");
+    let report = lookback(&second);
+    assert_eq!((report.pages, report.accounts_cut_short), (0, accounts));
+    assert!(
+        second.failed_targets.is_empty(),
+        "{:?}",
+        second.failed_targets
+    );
+    let need = lookback_need(out.path(), key).expect("kept");
+    assert_eq!(
+        need.pages,
+        3 * accounts,
+        "cut short: at least the assumption's pages"
+    );
+
+    // The next run books them, and every account's week is read again.
+    let t3 = t2 + Duration::hours(1);
+    let third = run(&app, Job::Brands, t3, None).await.expect("brands run");
+    let report = lookback(&third);
+    assert_eq!((report.pages, report.accounts_cut_short), (3 * accounts, 0));
+    assert_eq!(
+        media_written(out.path(), t3).len() as u64,
+        accounts * IN_WINDOW as u64
+    );
 }
 
 /// The offsets (`pN`) of the media cursors asked for `username` in the fake's requests from
@@ -725,4 +785,29 @@ async fn busy_hashtags_and_a_backfill_leave_every_brands_run_its_first_pages_and
         fresh_polls > 11,
         "{fresh_polls} freshness polls in three hours"
     );
+}
+
+#[test]
+fn freshness_leaves_the_next_brands_run_what_its_last_run_needed_not_the_assumption() {
+    let shipped = Config::parse(EMBEDDED, "configure.toml", &Overrides::default()).expect("valid");
+    let key = support::CALLER_ID.to_string();
+    let mut state = ig_collector::state::State::default();
+    // No need recorded: 11 first pages, the token check, 33 lookback pages and their retries' 9.
+    let assumed = ig_collector::credential::lane_of(&shipped, None, key.clone(), (0, 1), &state);
+    assert_eq!(assumed.brands_run, 11 + 1 + 33 + 9);
+    // The last brands run read no page past the first ones: the next one needs 12.
+    state.lookback.insert(
+        key.clone(),
+        ig_collector::lookback::Need {
+            accounts: 11,
+            pages: 0,
+        },
+    );
+    let observed = ig_collector::credential::lane_of(&shipped, None, key.clone(), (0, 1), &state);
+    assert_eq!(observed.brands_run, 12);
+    // Another credential's need is not this one's.
+    let other = ig_collector::credential::lane_of(&shipped, None, "9".into(), (0, 1), &state);
+    assert_eq!(other.brands_run, assumed.brands_run);
+    // What the check plans for is the assumption either way.
+    assert_eq!(observed.calls_per_hour, 155);
 }
