@@ -40,7 +40,17 @@ pub struct Need {
     pub pages: u64,
 }
 
+/// The most lookback pages past the first one account can need: 90 days of an account posting
+/// every 15 minutes. A recorded need past it is a broken value, not a busy account.
+pub const MAX_PAGES_PER_ACCOUNT: u64 = 1_000;
+
 impl Need {
+    /// Whether this need could have been recorded by a brands run: some accounts, and at most
+    /// [`MAX_PAGES_PER_ACCOUNT`] pages each.
+    pub fn is_plausible(&self) -> bool {
+        self.accounts > 0 && self.pages <= self.accounts.saturating_mul(MAX_PAGES_PER_ACCOUNT)
+    }
+
     /// Two runs' needs of one credential: the larger, so that neither run's accounts go short.
     pub fn merge(self, other: Need) -> Need {
         if (other.pages, other.accounts) > (self.pages, self.accounts) {

@@ -45,6 +45,16 @@ impl State {
                 before - state.ledger.len()
             ));
         }
+        let before = state.lookback.len();
+        state
+            .lookback
+            .retain(|key, need| key.len() <= 64 && need.is_plausible());
+        if state.lookback.len() < before {
+            notes.push(format!(
+                "{} lookback needs no brands run could have recorded ignored (the assumption is booked)",
+                before - state.lookback.len()
+            ));
+        }
         let forgotten = state.bound();
         if forgotten > 0 {
             notes.push(format!(
@@ -182,6 +192,18 @@ mod tests {
         assert_eq!(dior.known.keys().collect::<Vec<_>>(), ["1"]);
         assert_eq!(state.as_of, None);
         assert_eq!(notes.len(), 4, "{notes:?}");
+    }
+
+    #[test]
+    fn a_lookback_need_no_brands_run_could_record_is_ignored() {
+        let text = br#"{"version": 1, "hashtags": {}, "lookback": {
+            "1": {"accounts": 0, "pages": 5},
+            "2": {"accounts": 1, "pages": 99999999},
+            "3": {"accounts": 11, "pages": 33}}}"#;
+        let (state, notes) = State::parse(text).expect("readable");
+        assert_eq!(state.lookback.keys().collect::<Vec<_>>(), ["3"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("2 lookback needs"), "{notes:?}");
     }
 
     #[test]
