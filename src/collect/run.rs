@@ -181,24 +181,7 @@ async fn fetch_brands(c: &Ctx<'_, '_>, summary: &mut RunSummary) -> Result<Fetch
         summary.renewed_tokens = renewal.tokens;
     }
     summary.token_health = checked.into_iter().filter_map(Result::ok).collect();
-    let lanes = c.session.lanes().max(1);
-    // What each credential's lookback needed: the pages it read; when accounts were cut short,
-    // at least the assumption's (how many more each wanted is unknown).
-    let lookback_need = pages
-        .used()
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(lane, (taken, refused))| {
-            let accounts = crate::credential::units_on(c.targets.len(), lane, lanes) as u64;
-            let key = crate::credential::ledger_key(c.session, lane);
-            let pages = match refused {
-                0 => taken,
-                _ => (taken + refused).max(app.config.lookback_pages_to_book(None, accounts)),
-            };
-            (key, crate::lookback::Need { accounts, pages })
-        })
-        .collect();
+    let lookback_need = lookback_needs(app, c.session, c.targets.len(), &pages);
     Ok(Fetched {
         collected,
         brands_booked: loaded,
@@ -325,8 +308,8 @@ async fn conclude(
     } = fetched;
     // What the brands run really sent replaces its booking once the data is written (with the
     // backfill's progress) or has failed (without it).
-    let settle = brands_booked.map(|loaded| brands_settle(loaded, c.session, &c.run));
-    let settle = settle.map(|s| BrandsBooking { lookback_need, ..s });
+    let settle =
+        brands_booked.map(|loaded| brands_settle(loaded, c.session, &c.run, lookback_need));
     let (objects, progress) = collected.into_summary(c.job, summary);
     let rejected = rejected_token(c.session);
     let all_failed = !c.targets.is_empty() && summary.failed_targets.len() == c.targets.len();
@@ -379,7 +362,12 @@ async fn conclude(
 }
 
 /// The brands run's final booking: what it really sent on each credential.
-fn brands_settle(loaded: Loaded, session: &Session<'_>, run: &ThisRun) -> BrandsBooking {
+fn brands_settle(
+    loaded: Loaded,
+    session: &Session<'_>,
+    run: &ThisRun,
+    lookback_need: Vec<(String, crate::lookback::Need)>,
+) -> BrandsBooking {
     let spends = (0..session.lanes().max(1))
         .map(|lane| {
             let key = crate::credential::brands_ledger_key(session, lane);
@@ -390,8 +378,35 @@ fn brands_settle(loaded: Loaded, session: &Session<'_>, run: &ThisRun) -> Brands
     BrandsBooking {
         loaded,
         spends,
-        lookback_need: Vec::new(),
+        lookback_need,
     }
+}
+
+/// What each credential's lookback needed in this run (`pages`, over `targets` accounts): the
+/// pages it read; when accounts were cut short, at least the assumption's (how many more each
+/// wanted is unknown).
+fn lookback_needs(
+    app: &App,
+    session: &Session<'_>,
+    targets: usize,
+    pages: &Pages,
+) -> Vec<(String, crate::lookback::Need)> {
+    let lanes = session.lanes().max(1);
+    pages
+        .used()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(lane, (taken, refused))| {
+            let accounts = crate::credential::units_on(targets, lane, lanes) as u64;
+            let pages = match refused {
+                0 => taken,
+                _ => (taken + refused).max(app.config.lookback_pages_to_book(None, accounts)),
+            };
+            let key = crate::credential::ledger_key(session, lane);
+            (key, crate::lookback::Need { accounts, pages })
+        })
+        .collect()
 }
 
 /// The token rejection that fails the run: when every credential's token was rejected. Each

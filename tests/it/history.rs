@@ -397,12 +397,7 @@ async fn six_hours_of_both_jobs_backfill_thirty_days_keep_the_week_fresh_and_sta
     let mut backfills = Vec::new();
     for step in 0..72 {
         let t = start + Duration::minutes(5 * step);
-        let jobs: &[Job] = if step % 12 == 0 {
-            &[Job::Brands, Job::Hashtags]
-        } else {
-            &[Job::Hashtags]
-        };
-        for job in jobs {
+        for job in jobs_at(step) {
             let before = fake.seen().len() as u64;
             let summary = run(&app, *job, t, None)
                 .await
@@ -495,18 +490,34 @@ async fn six_hours_of_both_jobs_backfill_thirty_days_keep_the_week_fresh_and_sta
     }
 }
 
-/// Where `username`'s backfill stands in the state the runs wrote.
-fn progress_of(out: &std::path::Path, username: &str) -> ig_collector::backfill::Progress {
+/// The jobs of the 5-minute step `step`: a hashtags run, and on the hour a brands run first.
+fn jobs_at(step: i64) -> &'static [Job] {
+    if step % 12 == 0 {
+        &[Job::Brands, Job::Hashtags]
+    } else {
+        &[Job::Hashtags]
+    }
+}
+
+/// The state the runs wrote.
+fn state_in(out: &std::path::Path) -> ig_collector::state::State {
     let bytes = std::fs::read(out.join("state/hashtags.json")).expect("a state");
     let (state, _) = ig_collector::state::State::parse(&bytes).expect("a readable state");
-    state.brands.get(username).cloned().expect("its progress")
+    state
+}
+
+/// Where `username`'s backfill stands in the state the runs wrote.
+fn progress_of(out: &std::path::Path, username: &str) -> ig_collector::backfill::Progress {
+    state_in(out)
+        .brands
+        .get(username)
+        .cloned()
+        .expect("its progress")
 }
 
 /// What the state says credential `key`'s last brands run's lookback needed.
 fn lookback_need(out: &std::path::Path, key: &str) -> Option<ig_collector::lookback::Need> {
-    let bytes = std::fs::read(out.join("state/hashtags.json")).expect("a state");
-    let (state, _) = ig_collector::state::State::parse(&bytes).expect("a readable state");
-    state.lookback.get(key).copied()
+    state_in(out).lookback.get(key).copied()
 }
 
 #[tokio::test]
@@ -734,12 +745,7 @@ async fn busy_hashtags_and_a_backfill_leave_every_brands_run_its_first_pages_and
         for (k, tag) in tags.iter().enumerate() {
             fake.set_pages(tag, busy_pages(k, start, t, page));
         }
-        let jobs: &[Job] = if step % 12 == 0 {
-            &[Job::Brands, Job::Hashtags]
-        } else {
-            &[Job::Hashtags]
-        };
-        for job in jobs {
+        for job in jobs_at(step) {
             let before = fake.seen().len() as u64;
             let summary = run(&app, *job, t, None)
                 .await
