@@ -34,8 +34,9 @@ pub(super) struct BrandsBooking {
 
 impl BrandsBooking {
     /// Writes the booking and, when the run's data was written, each account's backfill
-    /// progress (merged: never moved back) and what each credential's lookback needed. A failure leaves the reservation, which is never
-    /// less than what was sent, and the progress where the last run left it.
+    /// progress (merged: never moved back) and what each credential's lookback needed. A
+    /// failure leaves the reservation, which is never less than what was sent, and the progress
+    /// where the last run left it.
     pub(super) async fn write(
         self,
         app: &App,
